@@ -149,6 +149,65 @@ internal sealed class TestMachine : IDisposable
 
     public VcpuExit Run(long limit = 1_000_000) => Vcpu.Run(limit);
 
+    public const ulong Pml4 = 0x20000, Pdpt = 0x21000, Pd = 0x22000, Pt = 0x23000, IdtBase = 0x1000, TssBase = 0x3000;
+
+    /// <summary>
+    /// Starts 64-bit mode at <paramref name="rip"/>, CPL 0, interrupts off: 4-level paging where 0-2 MiB is mapped
+    /// with 4 KiB pages (PT at 0x23000, flags P|RW|US), 2-4 MiB with one 2 MiB page, IDT at 0x1000 (empty, limit
+    /// 0xFFF), 64-bit TSS at 0x3000, GDT from <see cref="WriteStandardGdt"/> plus the TSS descriptor at 0x38.
+    /// </summary>
+    public void StartLong64(ulong rip, ulong rsp = 0x7_F000)
+    {
+        WriteStandardGdt();
+        // 64-bit available TSS descriptor (type 9) at selector 0x38, limit 0x67.
+        WriteQword(GdtBase + 0x38, 0x0000_8900_0000_0067UL | ((TssBase & 0xFF_FFFF) << 16));
+        WriteQword(GdtBase + 0x40, 0);
+        WriteQword(Pml4, Pdpt | 7);
+        WriteQword(Pdpt, Pd | 7);
+        WriteQword(Pd, Pt | 7);
+        WriteQword(Pd + 8, 0x20_0000 | 0x87);
+        for (ulong i = 0; i < 512; i++)
+        {
+            WriteQword(Pt + i * 8, (i << 12) | 7);
+        }
+
+        SystemRegisters s = ResetState.System();
+        s.Cr0 = 0x8000_0011;
+        s.Cr3 = Pml4;
+        s.Cr4 = 0x20;
+        s.Efer = 0x500;
+        s.Cs = Flat(0x18, code: true, longMode: true);
+        s.Ds = s.Es = s.Fs = s.Gs = s.Ss = Flat(0x10, code: false, longMode: false);
+        s.Gdt = new DescriptorTableRegister(GdtBase, 0x47);
+        s.Idt = new DescriptorTableRegister(IdtBase, 0xFFF);
+        s.Tr = new SegmentRegister(0x38, TssBase, 0x67, 0xB, true, 0, false, false, false, false, false, false);
+        Vcpu.SetSystemRegisters(s);
+        GeneralRegisters g = default;
+        g.Rip = rip;
+        g.Rsp = rsp;
+        g.Rflags = 2;
+        Vcpu.SetGeneralRegisters(g);
+    }
+
+    /// <summary>Writes a 64-bit IDT gate (SDM Vol. 3A, Figure 6-8): interrupt gate (0xE) or trap gate (0xF).</summary>
+    public void SetGate64(int vector, ulong handler, int dpl = 0, int ist = 0, bool trap = false, ushort selector = 0x18)
+    {
+        ulong type = trap ? 0xFUL : 0xEUL;
+        ulong lo = (handler & 0xFFFF) | ((ulong)selector << 16) | ((ulong)ist << 32) | (type << 40) | ((ulong)dpl << 45) |
+                   (1UL << 47) | ((handler & 0xFFFF_0000) << 32);
+        WriteQword(IdtBase + (ulong)vector * 16, lo);
+        WriteQword(IdtBase + (ulong)vector * 16 + 8, handler >> 32);
+    }
+
+    /// <summary>Writes a 32-bit IDT gate (SDM Vol. 3A, Figure 6-2).</summary>
+    public void SetGate32(int vector, uint handler, int dpl = 0, bool trap = false, ushort selector = 0x08)
+    {
+        ulong type = trap ? 0xFUL : 0xEUL;
+        ulong g = (handler & 0xFFFFUL) | ((ulong)selector << 16) | (type << 40) | ((ulong)dpl << 45) | (1UL << 47) |
+                  ((ulong)(handler & 0xFFFF_0000) << 32);
+        WriteQword(IdtBase + (ulong)vector * 8, g);
+    }
+
     public void Dispose()
     {
         Vm.Dispose();
