@@ -2,7 +2,7 @@
 #pragma warning disable IDE1006 // kernel names on purpose
 namespace Hypervisor.Accel.Kvm.Interop;
 
-internal static class Kvm
+internal static class KvmConstants
 {
     /// <summary>The only stable KVM API version (Documentation/virt/kvm/api.rst, 4.1).</summary>
     internal const int KVM_API_VERSION = 12;

@@ -46,7 +46,7 @@ internal unsafe struct kvm_sregs
     public ulong cr0, cr2, cr3, cr4, cr8;
     public ulong efer;
     public ulong apic_base;
-    public fixed ulong interrupt_bitmap[(Kvm.KVM_NR_INTERRUPTS + 63) / 64];
+    public fixed ulong interrupt_bitmap[(KvmConstants.KVM_NR_INTERRUPTS + 63) / 64];
 }
 
 [StructLayout(LayoutKind.Sequential)]
