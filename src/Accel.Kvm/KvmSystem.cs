@@ -41,28 +41,8 @@ internal sealed unsafe class KvmSystem : IDisposable
         return new KvmSystem(new FileDescriptorHandle(fd), path);
     }
 
-    /// <summary>Checks whether KVM can run here. Never throws.</summary>
-    internal static KvmProbeResult Probe(string path = DefaultPath)
+    internal static KvmProbeResult ProbeLinux(string path)
     {
-        try
-        {
-            return ProbeCore(path);
-        }
-#pragma warning disable CA1031 // probing must never throw: every failure becomes a reason
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            return new KvmProbeResult(false, $"probing {path} failed unexpectedly: {e.GetType().Name}: {e.Message}", null);
-        }
-    }
-
-    private static KvmProbeResult ProbeCore(string path)
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return Unavailable($"kvm needs Linux; this is {RuntimeInformation.OSDescription}");
-        }
-
         if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
         {
             return Unavailable($"the kvm backend runs x86-64 guests on x86-64 hosts only; this process is {RuntimeInformation.ProcessArchitecture}");
@@ -91,7 +71,12 @@ internal sealed unsafe class KvmSystem : IDisposable
         }
 
         using var system = new KvmSystem(new FileDescriptorHandle(fd), path);
-        int version = system.GetApiVersion();
+        int version = Libc.Ioctl(fd, Ioctl.KVM_GET_API_VERSION, 0, out error);
+        if (version < 0)
+        {
+            return Unavailable($"{path} is not a KVM device: KVM_GET_API_VERSION failed with {Libc.Describe(error)}");
+        }
+
         if (version != KVM_API_VERSION)
         {
             return Unavailable($"{path} reports KVM API version {version}; only version {KVM_API_VERSION} is supported");
@@ -117,7 +102,7 @@ internal sealed unsafe class KvmSystem : IDisposable
         (KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
     ];
 
-    private static KvmProbeResult Unavailable(string reason) => new(false, reason, null);
+    internal static KvmProbeResult Unavailable(string reason) => new(false, reason, null);
 
     internal KvmCapabilities GetCapabilities()
     {

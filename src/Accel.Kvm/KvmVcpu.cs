@@ -235,18 +235,71 @@ internal sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads the x87/SSE state. With <c>KVM_CAP_XSAVE</c> this goes through the XSAVE area, honouring XSTATE_BV (a
+    /// component in its init state reads as its init values), because <c>KVM_GET_FPU</c> can return stale XMM
+    /// contents for components the CPU did not save.
+    /// </summary>
     internal kvm_fpu GetFpu()
     {
-        kvm_fpu fpu;
-        VcpuIoctl(Ioctl.KVM_GET_FPU, &fpu, "KVM_GET_FPU");
-        return fpu;
+        if (_vm.XsaveSizeInBytes == 0)
+        {
+            kvm_fpu fpu;
+            VcpuIoctl(Ioctl.KVM_GET_FPU, &fpu, "KVM_GET_FPU");
+            return fpu;
+        }
+
+        byte* area = (byte*)NativeMemory.AllocZeroed((nuint)_vm.XsaveSizeInBytes);
+        try
+        {
+            GetXsave(area);
+            return XsaveLayout.ToFpu(area);
+        }
+        finally
+        {
+            NativeMemory.Free(area);
+        }
     }
 
+    /// <summary>
+    /// Writes the x87/SSE state. With <c>KVM_CAP_XSAVE</c> this patches the legacy region of the XSAVE area and marks
+    /// x87 and SSE as present in XSTATE_BV; <c>KVM_SET_FPU</c> alone leaves XSTATE_BV untouched, so XRSTOR would load
+    /// the init state (zeroed XMM registers) instead of our values.
+    /// </summary>
     internal void SetFpu(in kvm_fpu fpu)
     {
-        fixed (kvm_fpu* p = &fpu)
+        if (_vm.XsaveSizeInBytes == 0)
         {
-            VcpuIoctl(Ioctl.KVM_SET_FPU, p, "KVM_SET_FPU");
+            fixed (kvm_fpu* p = &fpu)
+            {
+                VcpuIoctl(Ioctl.KVM_SET_FPU, p, "KVM_SET_FPU");
+            }
+
+            return;
+        }
+
+        byte* area = (byte*)NativeMemory.AllocZeroed((nuint)_vm.XsaveSizeInBytes);
+        try
+        {
+            GetXsave(area);
+            XsaveLayout.FromFpu(fpu, area);
+            VcpuIoctl(Ioctl.KVM_SET_XSAVE, area, "KVM_SET_XSAVE");
+        }
+        finally
+        {
+            NativeMemory.Free(area);
+        }
+    }
+
+    private void GetXsave(byte* area)
+    {
+        if (_vm.XsaveSizeInBytes > sizeof(kvm_xsave))
+        {
+            VcpuIoctl(Ioctl.KVM_GET_XSAVE2, area, "KVM_GET_XSAVE2");
+        }
+        else
+        {
+            VcpuIoctl(Ioctl.KVM_GET_XSAVE, area, "KVM_GET_XSAVE");
         }
     }
 

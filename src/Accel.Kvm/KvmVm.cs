@@ -28,7 +28,15 @@ internal sealed unsafe class KvmVm : IDisposable
         _fd = fd;
         Capabilities = system.GetCapabilities();
         VcpuMmapSize = Capabilities.VcpuMmapSizeInBytes;
+        if (CheckExtension(KVM_CAP_XSAVE) > 0)
+        {
+            // KVM_CAP_XSAVE2 on the VM fd gives the size KVM_GET_XSAVE2/KVM_SET_XSAVE use (Documentation/virt/kvm/api.rst 4.43).
+            XsaveSizeInBytes = Math.Max(sizeof(kvm_xsave), CheckExtension(KVM_CAP_XSAVE2));
+        }
     }
+
+    /// <summary>The size of the XSAVE buffer for this VM's vCPUs, or 0 without <c>KVM_CAP_XSAVE</c>.</summary>
+    internal int XsaveSizeInBytes { get; }
 
     internal KvmCapabilities Capabilities { get; }
 

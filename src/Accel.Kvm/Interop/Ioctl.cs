@@ -67,4 +67,7 @@ internal static unsafe class Ioctl
     internal static readonly uint KVM_SET_FPU = _IOW<kvm_fpu>(KVMIO, 0x8d);
     internal static readonly uint KVM_SET_CPUID2 = _IOW<kvm_cpuid2>(KVMIO, 0x90);
     internal static readonly uint KVM_NMI = _IO(KVMIO, 0x9a);
+    internal static readonly uint KVM_GET_XSAVE = _IOR<kvm_xsave>(KVMIO, 0xa4);
+    internal static readonly uint KVM_SET_XSAVE = _IOW<kvm_xsave>(KVMIO, 0xa5);
+    internal static readonly uint KVM_GET_XSAVE2 = _IOR<kvm_xsave>(KVMIO, 0xcf);
 }

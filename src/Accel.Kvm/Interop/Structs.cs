@@ -124,3 +124,14 @@ internal struct kvm_interrupt
 {
     public uint irq;
 }
+
+/// <summary>
+/// <c>struct kvm_xsave</c>: the XSAVE area in standard (uncompacted) format; the legacy FXSAVE region is its first
+/// 512 bytes and the XSAVE header (XSTATE_BV at byte 512) follows (Intel SDM vol. 1, 13.4). With
+/// <c>KVM_CAP_XSAVE2</c> the kernel may read or write more than these 4096 bytes.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_xsave
+{
+    public fixed uint region[1024];
+}
