@@ -1,9 +1,10 @@
 using System.Globalization;
+using Hypervisor.Core.Accelerators;
 
 namespace Hypervisor.Accel.Kvm;
 
 /// <summary>A KVM call failed: the exception names the ioctl or libc call and carries the errno it returned.</summary>
-public sealed class KvmException : Exception
+public sealed class KvmException : AcceleratorException
 {
     /// <summary>Creates an exception for <paramref name="call"/> failing with <paramref name="errno"/>.</summary>
     /// <param name="call">The failing call, e.g. <c>KVM_CREATE_VM</c>.</param>
