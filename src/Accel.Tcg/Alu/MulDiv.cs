@@ -144,12 +144,8 @@ internal static partial class Alu
             else
             {
                 Int128 dividend = (Int128)new UInt128(high, low);
-                if (d == -1)
-                {
-                    return false; // |dividend| >= 2^63, so the quotient cannot fit.
-                }
-
-                (Int128 q128, Int128 r128) = Int128.DivRem(dividend, d);
+                // Negation wraps for Int128.MinValue, which the range check then rejects; DivRem would throw.
+                (Int128 q128, Int128 r128) = d == -1 ? (-dividend, Int128.Zero) : Int128.DivRem(dividend, d);
                 if (q128 < long.MinValue || q128 > long.MaxValue)
                 {
                     return false;
