@@ -6,12 +6,12 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Bit instructions (Intel SDM Vol. 2: BT, BTS, BTR, BTC, BSF, BSR, POPCNT, LZCNT, TZCNT, BSWAP, and the BMI1/BMI2
 // groups). Where the SDM leaves a flag undefined these methods keep its old value unless the summary says otherwise.
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>BT (register bit offset): CF = bit (offset mod bits) of value; ZF unchanged, OF SF AF PF undefined (unchanged).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Bt(ulong value, ulong bitOffset, int bits, ref ulong rflags) =>
-        rflags = (rflags & ~RFlags.CF) | ((value >> (int)(bitOffset & (ulong)(bits - 1))) & 1);
+        rflags = (rflags & ~AluFlags.CF) | ((value >> (int)(bitOffset & (ulong)(bits - 1))) & 1);
 
     /// <summary>BTS: as BT, and returns value with the bit set.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -52,7 +52,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         bool zero = src == 0;
-        rflags = (rflags & ~RFlags.ZF) | (Bool(zero) << ZfBit);
+        rflags = (rflags & ~AluFlags.ZF) | (Bool(zero) << ZfBit);
         return zero ? dest & Mask(bits) : (ulong)BitOperations.TrailingZeroCount(src);
     }
 
@@ -62,7 +62,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         bool zero = src == 0;
-        rflags = (rflags & ~RFlags.ZF) | (Bool(zero) << ZfBit);
+        rflags = (rflags & ~AluFlags.ZF) | (Bool(zero) << ZfBit);
         return zero ? dest & Mask(bits) : (ulong)(63 - BitOperations.LeadingZeroCount(src));
     }
 
@@ -71,7 +71,7 @@ internal static partial class Alu
     public static ulong Popcnt(ulong src, int bits, ref ulong rflags)
     {
         src &= Mask(bits);
-        SetFlags(ref rflags, RFlags.Status, Bool(src == 0) << ZfBit);
+        SetFlags(ref rflags, AluFlags.Status, Bool(src == 0) << ZfBit);
         return (ulong)BitOperations.PopCount(src);
     }
 
@@ -81,7 +81,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         ulong r = (ulong)(BitOperations.LeadingZeroCount(src) - (64 - bits));
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
         return r;
     }
 
@@ -91,7 +91,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         ulong r = src == 0 ? (ulong)bits : (ulong)BitOperations.TrailingZeroCount(src);
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
         return r;
     }
 
@@ -122,7 +122,7 @@ internal static partial class Alu
             r &= (1UL << length) - 1;
         }
 
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.OF, Bool(r == 0) << ZfBit);
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.OF, Bool(r == 0) << ZfBit);
         return r;
     }
 
@@ -132,7 +132,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         ulong r = src & (0 - src);
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(src != 0) << CfBit) | (Bool(r == 0) << ZfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
@@ -144,7 +144,7 @@ internal static partial class Alu
         ulong m = Mask(bits);
         src &= m;
         ulong r = (src ^ (src - 1)) & m;
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(src == 0) << CfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
@@ -156,7 +156,7 @@ internal static partial class Alu
         ulong m = Mask(bits);
         src &= m;
         ulong r = src & (src - 1) & m;
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
@@ -173,7 +173,7 @@ internal static partial class Alu
             r &= (1UL << n) - 1;
         }
 
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(beyond) << CfBit) | (Bool(r == 0) << ZfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
