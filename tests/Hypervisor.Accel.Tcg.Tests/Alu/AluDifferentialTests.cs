@@ -104,14 +104,40 @@ public sealed class AluDifferentialTests
         RegisterFile actual = input;
         Cpu.Run(stub, ref actual);
 
-        var problems = new StringBuilder();
         ulong compared = Status & ~form.UndefinedFlags(input);
-        if (((expected.Rflags ^ actual.Rflags) & compared) != 0)
+        bool flagsDiffer = ((expected.Rflags ^ actual.Rflags) & compared) != 0;
+        bool compareResults = form.ResultUndefined?.Invoke(input) != true;
+        if (flagsDiffer || (compareResults && !SameResults(expected, actual)))
         {
-            problems.Append(CultureInfo.InvariantCulture, $" flags expected {FlagString(expected.Rflags & compared)} actual {FlagString(actual.Rflags & compared)};");
+            mismatches.Add($"in: {Describe(form, input)} =>{Differences(expected, actual, compared, compareResults)}");
         }
 
-        if (form.ResultUndefined?.Invoke(input) != true)
+        return true;
+    }
+
+    private static bool SameResults(in RegisterFile expected, in RegisterFile actual)
+    {
+        for (int i = 0; i < 16; i++)
+        {
+            if (i != 4 && expected[i] != actual[i])
+            {
+                return false;
+            }
+        }
+
+        ReadOnlySpan<byte> expectedScratch = expected.Scratch, actualScratch = actual.Scratch;
+        return expectedScratch.SequenceEqual(actualScratch);
+    }
+
+    private static string Differences(in RegisterFile expected, in RegisterFile actual, ulong comparedFlags, bool compareResults)
+    {
+        var problems = new StringBuilder();
+        if (((expected.Rflags ^ actual.Rflags) & comparedFlags) != 0)
+        {
+            problems.Append(CultureInfo.InvariantCulture, $" flags expected {FlagString(expected.Rflags & comparedFlags)} actual {FlagString(actual.Rflags & comparedFlags)};");
+        }
+
+        if (compareResults)
         {
             for (int i = 0; i < 16; i++)
             {
@@ -128,12 +154,7 @@ public sealed class AluDifferentialTests
             }
         }
 
-        if (problems.Length > 0)
-        {
-            mismatches.Add($"in: {Describe(form, input)} =>{problems}");
-        }
-
-        return true;
+        return problems.ToString();
     }
 
     private IEnumerable<RegisterFile> EdgeInputs(AluForm form, Random random)

@@ -780,28 +780,29 @@ internal static class AluForms
         forms.Add(Decimal("AAA", Instruction.Create(Iced.Intel.Code.Aaa), new(Rax, 16), OF | SF | ZF | PF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aaa((ushort)r.Rax, ref r.Rflags))));
         forms.Add(Decimal("AAS", Instruction.Create(Iced.Intel.Code.Aas), new(Rax, 16), OF | SF | ZF | PF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aas((ushort)r.Rax, ref r.Rflags))));
         // SDM AAM/AAD: "The SF, ZF, and PF flags are set according to the resulting binary value in the AL register. The OF,
-        // AF, and CF flags are undefined." AAM 0 raises #DE: never run natively, checked in AluRuleTests.
+        // AF, and CF flags are undefined." No input flag matters. AAM 0 raises #DE: never run natively, checked in
+        // AluRuleTests.
         foreach (int imm in new[] { 10, 1, 7, 16, 255 })
         {
             forms.Add(Decimal($"AAM {imm}", Instruction.Create(Iced.Intel.Code.Aam_imm8, imm), new(Rax, 8), OF | AF | CF, (ref RegisterFile r) =>
             {
                 Assert.That(IntAlu.Aam((byte)r.Rax, (byte)imm, out ushort ax, ref r.Rflags), Is.True);
                 Set(ref r, Rax, 16, ax);
-            }));
-            forms.Add(Decimal($"AAD {imm}", Instruction.Create(Iced.Intel.Code.Aad_imm8, imm), new(Rax, 16), OF | AF | CF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aad((ushort)r.Rax, (byte)imm, ref r.Rflags))));
+            }, flagsIn: 0));
+            forms.Add(Decimal($"AAD {imm}", Instruction.Create(Iced.Intel.Code.Aad_imm8, imm), new(Rax, 16), OF | AF | CF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aad((ushort)r.Rax, (byte)imm, ref r.Rflags)), flagsIn: 0));
         }
     }
 
     private delegate void DecimalEmulator(ref RegisterFile r);
 
-    private static AluForm Decimal(string name, Instruction instruction, Operand operand, ulong undefined, DecimalEmulator emulate) => new()
+    private static AluForm Decimal(string name, Instruction instruction, Operand operand, ulong undefined, DecimalEmulator emulate, ulong flagsIn = CF | AF) => new()
     {
         Name = name,
         Compat32 = true,
         Exhaustive = true,
         Emit = a => a.AddInstruction(instruction),
         Operands = [operand],
-        FlagsIn = CF | AF,
+        FlagsIn = flagsIn,
         UndefinedFlags = _ => undefined,
         Emulate = (ref RegisterFile r) =>
         {
