@@ -46,24 +46,31 @@ internal static partial class IntAlu
     public static long BitStringByteOffset(ulong bitOffset, int bits) =>
         (SignExtend(bitOffset, bits) >> BitOperations.TrailingZeroCount(bits)) * (bits >> 3);
 
-    /// <summary>BSF: index of the lowest set bit of src, ZF = 0; when src is 0 returns dest unchanged and ZF = 1. CF OF SF AF PF undefined (unchanged).</summary>
+    /// <summary>
+    /// BSF: when the source is non-zero returns true with the index of its lowest set bit and ZF = 0. When it is zero
+    /// returns false and sets ZF = 1: the caller must then leave the destination register entirely unwritten (AMD
+    /// documents "unchanged"; for a 32-bit destination even the upper half stays, as the native tests check; Intel calls
+    /// the destination undefined). CF OF SF AF PF are undefined (unchanged).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Bsf(ulong dest, ulong src, int bits, ref ulong rflags)
+    public static bool Bsf(ulong src, int bits, out ulong index, ref ulong rflags)
     {
         src &= Mask(bits);
         bool zero = src == 0;
         rflags = (rflags & ~AluFlags.ZF) | (Bool(zero) << ZfBit);
-        return zero ? dest & Mask(bits) : (ulong)BitOperations.TrailingZeroCount(src);
+        index = (ulong)BitOperations.TrailingZeroCount(src) & 63;
+        return !zero;
     }
 
-    /// <summary>BSR: index of the highest set bit of src, ZF = 0; when src is 0 returns dest unchanged and ZF = 1. CF OF SF AF PF undefined (unchanged).</summary>
+    /// <summary>BSR: as <see cref="Bsf"/>, with the index of the highest set bit.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Bsr(ulong dest, ulong src, int bits, ref ulong rflags)
+    public static bool Bsr(ulong src, int bits, out ulong index, ref ulong rflags)
     {
         src &= Mask(bits);
         bool zero = src == 0;
         rflags = (rflags & ~AluFlags.ZF) | (Bool(zero) << ZfBit);
-        return zero ? dest & Mask(bits) : (ulong)(63 - BitOperations.LeadingZeroCount(src));
+        index = (ulong)(63 - BitOperations.LeadingZeroCount(src)) & 63;
+        return !zero;
     }
 
     /// <summary>POPCNT: number of set bits; ZF = (src == 0), OF SF AF CF PF cleared.</summary>
@@ -179,14 +186,18 @@ internal static partial class IntAlu
     }
 
     /// <summary>PDEP (BMI2): deposits the low bits of src at the set bits of mask. No flags.</summary>
-    public static ulong Pdep(ulong src, ulong mask, int bits)
-    {
-        mask &= Mask(bits);
-        if (Bmi2.X64.IsSupported)
-        {
-            return Bmi2.X64.ParallelBitDeposit(src, mask);
-        }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Pdep(ulong src, ulong mask, int bits) =>
+        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitDeposit(src, mask & Mask(bits)) : PdepPortable(src, mask & Mask(bits));
 
+    /// <summary>PEXT (BMI2): gathers the bits of src at the set bits of mask into the low bits. No flags.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Pext(ulong src, ulong mask, int bits) =>
+        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitExtract(src, mask & Mask(bits)) : PextPortable(src, mask & Mask(bits));
+
+    /// <summary>PDEP without BMI2 (one step per set mask bit); internal so the tests can check it where the host has BMI2.</summary>
+    internal static ulong PdepPortable(ulong src, ulong mask)
+    {
         ulong r = 0;
         for (ulong bit = 1; mask != 0; bit <<= 1)
         {
@@ -198,15 +209,9 @@ internal static partial class IntAlu
         return r;
     }
 
-    /// <summary>PEXT (BMI2): gathers the bits of src at the set bits of mask into the low bits. No flags.</summary>
-    public static ulong Pext(ulong src, ulong mask, int bits)
+    /// <summary>PEXT without BMI2 (one step per set mask bit); internal so the tests can check it where the host has BMI2.</summary>
+    internal static ulong PextPortable(ulong src, ulong mask)
     {
-        mask &= Mask(bits);
-        if (Bmi2.X64.IsSupported)
-        {
-            return Bmi2.X64.ParallelBitExtract(src, mask);
-        }
-
         ulong r = 0;
         for (ulong bit = 1; mask != 0; bit <<= 1)
         {

@@ -541,7 +541,7 @@ internal static class AluForms
 
             // SDM BSF/BSR: "The ZF flag is set to 1 if the source operand is 0; otherwise, the ZF flag is cleared. The CF, OF,
             // SF, AF, and PF flags are undefined." (The destination for a zero source is "undefined" in Intel's text and
-            // "unchanged" in AMD's; hardware of both leaves it unchanged, which is what we check.)
+            // "unchanged" in AMD's; we check "not written at all", including the upper half of a 32-bit destination.)
             foreach (string name in new[] { "BSF", "BSR" })
             {
                 forms.Add(new AluForm
@@ -552,12 +552,12 @@ internal static class AluForms
                     UndefinedFlags = _ => CF | OF | SF | AF | PF,
                     Emulate = (ref RegisterFile r) =>
                     {
-                        ulong v = name == "BSF"
-                            ? IntAlu.Bsf(r[Rax], r[Rcx], bits, ref r.Rflags)
-                            : IntAlu.Bsr(r[Rax], r[Rcx], bits, ref r.Rflags);
-                        if ((r[Rcx] & IntAlu.Mask(bits)) != 0)
+                        bool found = name == "BSF"
+                            ? IntAlu.Bsf(r[Rcx], bits, out ulong index, ref r.Rflags)
+                            : IntAlu.Bsr(r[Rcx], bits, out index, ref r.Rflags);
+                        if (found)
                         {
-                            Set(ref r, Rax, bits, v);
+                            Set(ref r, Rax, bits, index);
                         }
 
                         return true;
