@@ -195,6 +195,23 @@ internal sealed unsafe class NativeCpu : IDisposable
         return new NativeStub(page);
     }
 
+    /// <summary>
+    /// Compiles a 64-bit stub around raw instruction bytes (for example a guest instruction the emulated CPU also ran).
+    /// The bytes must be position-independent: RIP-relative operands would address memory near the stub.
+    /// </summary>
+    public NativeStub Compile64(ReadOnlySpan<byte> body)
+    {
+        byte[] bytes = body.ToArray();
+        return Compile64(a => a.db(bytes));
+    }
+
+    /// <summary>Compiles a compatibility-mode stub around raw 32-bit instruction bytes.</summary>
+    public NativeStub CompileCompat32(ReadOnlySpan<byte> body)
+    {
+        byte[] bytes = body.ToArray();
+        return CompileCompat32(a => a.db(bytes));
+    }
+
     /// <summary>Runs <paramref name="stub"/> with <paramref name="registers"/> as input and output.</summary>
     public void Run(NativeStub stub, ref RegisterFile registers)
     {

@@ -104,6 +104,21 @@ public sealed class NativeCpuTests
         });
     }
 
+    [Test]
+    public void RawInstructionBytesRun()
+    {
+        // 48 0F AF C3 is IMUL RAX,RBX (Intel SDM Vol. 2, IMUL: REX.W + 0F AF /r); 37 is AAA, valid only outside 64-bit mode.
+        NativeStub imul = Cpu.Compile64([0x48, 0x0F, 0xAF, 0xC3]);
+        var registers = new RegisterFile { Rax = 0x1_0000_0001, Rbx = 3 };
+        Cpu.Run(imul, ref registers);
+        Assert.That(registers.Rax, Is.EqualTo(0x3_0000_0003UL));
+
+        NativeStub aaa = Cpu.CompileCompat32([0x37]);
+        registers = new RegisterFile { Rax = 0x010B };
+        Cpu.Run(aaa, ref registers);
+        Assert.That(registers.Rax, Is.EqualTo(0x0201UL), "AAA: AX + 0x106, AL &= 0x0F");
+    }
+
     internal static RegisterFile RandomRegisters(Random random)
     {
         var r = default(RegisterFile);
