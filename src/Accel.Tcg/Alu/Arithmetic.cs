@@ -4,7 +4,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Integer add/subtract family (Intel SDM Vol. 2: ADD, ADC, SUB, SBB, CMP, NEG, INC, DEC, CMPXCHG, XADD, ADCX, ADOX).
 // Operands may carry garbage above `bits`; results are zero-extended to 64 bits.
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>ADD: returns a + b; sets CF PF AF ZF SF OF. Also the flag update of XADD.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -12,7 +12,7 @@ internal static partial class Alu
 
     /// <summary>ADC: returns a + b + CF; sets CF PF AF ZF SF OF.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Adc(ulong a, ulong b, int bits, ref ulong rflags) => AddCore(a, b, rflags & RFlags.CF, bits, ref rflags);
+    public static ulong Adc(ulong a, ulong b, int bits, ref ulong rflags) => AddCore(a, b, rflags & AluFlags.CF, bits, ref rflags);
 
     /// <summary>SUB: returns a - b; sets CF PF AF ZF SF OF.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -20,7 +20,7 @@ internal static partial class Alu
 
     /// <summary>SBB: returns a - (b + CF); sets CF PF AF ZF SF OF.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Sbb(ulong a, ulong b, int bits, ref ulong rflags) => SubCore(a, b, rflags & RFlags.CF, bits, ref rflags);
+    public static ulong Sbb(ulong a, ulong b, int bits, ref ulong rflags) => SubCore(a, b, rflags & AluFlags.CF, bits, ref rflags);
 
     /// <summary>CMP (and the flag update of CMPXCHG, which compares the accumulator with the destination): flags of a - b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -34,9 +34,9 @@ internal static partial class Alu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Inc(ulong a, int bits, ref ulong rflags)
     {
-        ulong cf = rflags & RFlags.CF;
+        ulong cf = rflags & AluFlags.CF;
         ulong r = AddCore(a, 1, 0, bits, ref rflags);
-        rflags = (rflags & ~RFlags.CF) | cf;
+        rflags = (rflags & ~AluFlags.CF) | cf;
         return r;
     }
 
@@ -44,9 +44,9 @@ internal static partial class Alu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Dec(ulong a, int bits, ref ulong rflags)
     {
-        ulong cf = rflags & RFlags.CF;
+        ulong cf = rflags & AluFlags.CF;
         ulong r = SubCore(a, 1, 0, bits, ref rflags);
-        rflags = (rflags & ~RFlags.CF) | cf;
+        rflags = (rflags & ~AluFlags.CF) | cf;
         return r;
     }
 
@@ -59,15 +59,15 @@ internal static partial class Alu
     public static bool CmpXchg(ulong accumulator, ulong destination, int bits, ref ulong rflags)
     {
         SubCore(accumulator, destination, 0, bits, ref rflags);
-        return (rflags & RFlags.ZF) != 0;
+        return (rflags & AluFlags.ZF) != 0;
     }
 
     /// <summary>ADCX (32/64 bit): returns a + b + CF; only CF is written.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Adcx(ulong a, ulong b, int bits, ref ulong rflags)
     {
-        ulong r = AddWithCarryOut(a, b, rflags & RFlags.CF, bits, out ulong carry);
-        rflags = (rflags & ~RFlags.CF) | carry;
+        ulong r = AddWithCarryOut(a, b, rflags & AluFlags.CF, bits, out ulong carry);
+        rflags = (rflags & ~AluFlags.CF) | carry;
         return r;
     }
 
@@ -76,7 +76,7 @@ internal static partial class Alu
     public static ulong Adox(ulong a, ulong b, int bits, ref ulong rflags)
     {
         ulong r = AddWithCarryOut(a, b, (rflags >> OfBit) & 1, bits, out ulong carry);
-        rflags = (rflags & ~RFlags.OF) | (carry << OfBit);
+        rflags = (rflags & ~AluFlags.OF) | (carry << OfBit);
         return r;
     }
 
@@ -105,7 +105,7 @@ internal static partial class Alu
         ulong af = ((a ^ b ^ r) >> 4) & 1;
         // Signed overflow: both operands have the same sign and the result's sign differs.
         ulong of = (((a ^ r) & (b ^ r)) >> (bits - 1)) & 1;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | (af << AfBit) | (of << OfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | (af << AfBit) | (of << OfBit) | SzpFlags(r, bits));
         return r;
     }
 
@@ -122,7 +122,7 @@ internal static partial class Alu
         ulong af = ((a ^ b ^ r) >> 4) & 1;
         // Signed overflow: operands of different sign and the result's sign differs from the minuend's.
         ulong of = (((a ^ b) & (a ^ r)) >> (bits - 1)) & 1;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | (af << AfBit) | (of << OfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | (af << AfBit) | (of << OfBit) | SzpFlags(r, bits));
         return r;
     }
 }

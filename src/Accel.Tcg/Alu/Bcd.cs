@@ -2,26 +2,26 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Decimal adjust (Intel SDM Vol. 2: DAA, DAS, AAA, AAS, AAM, AAD). These are invalid in 64-bit mode (#UD) but valid in
 // legacy and compatibility mode; the interpreter checks the mode, these only compute.
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>DAA: decimal adjust AL after addition. CF AF SF ZF PF set per the SDM pseudocode; OF undefined (cleared).</summary>
     public static byte Daa(byte al, ref ulong rflags)
     {
-        ulong oldCf = rflags & RFlags.CF;
-        bool adjustLow = (al & 0x0F) > 9 || (rflags & RFlags.AF) != 0;
+        ulong oldCf = rflags & AluFlags.CF;
+        bool adjustLow = (al & 0x0F) > 9 || (rflags & AluFlags.AF) != 0;
         bool adjustHigh = al > 0x99 || oldCf != 0;
         int r = al + (adjustLow ? 0x06 : 0) + (adjustHigh ? 0x60 : 0);
         // The carry of the +6 step only matters when AL > 0xF9, which also makes AL > 0x99, so CF is adjustHigh.
         ulong flags = (Bool(adjustHigh) << CfBit) | (Bool(adjustLow) << AfBit) | SzpFlags((byte)r, 8);
-        SetFlags(ref rflags, RFlags.Status, flags);
+        SetFlags(ref rflags, AluFlags.Status, flags);
         return (byte)r;
     }
 
     /// <summary>DAS: decimal adjust AL after subtraction. CF AF SF ZF PF set per the SDM pseudocode; OF undefined (cleared).</summary>
     public static byte Das(byte al, ref ulong rflags)
     {
-        ulong cf = rflags & RFlags.CF;
-        bool adjustLow = (al & 0x0F) > 9 || (rflags & RFlags.AF) != 0;
+        ulong cf = rflags & AluFlags.CF;
+        bool adjustLow = (al & 0x0F) > 9 || (rflags & AluFlags.AF) != 0;
         bool adjustHigh = al > 0x99 || cf != 0;
         int r = al;
         if (adjustLow)
@@ -38,30 +38,30 @@ internal static partial class Alu
         }
 
         ulong flags = (cf << CfBit) | (Bool(adjustLow) << AfBit) | SzpFlags((byte)r, 8);
-        SetFlags(ref rflags, RFlags.Status, flags);
+        SetFlags(ref rflags, AluFlags.Status, flags);
         return (byte)r;
     }
 
     /// <summary>AAA: ASCII adjust after addition on AX. AF = CF = adjusted; OF SF ZF PF undefined (SF ZF PF from AL, OF cleared).</summary>
     public static ushort Aaa(ushort ax, ref ulong rflags)
     {
-        bool adjust = (ax & 0x0F) > 9 || (rflags & RFlags.AF) != 0;
+        bool adjust = (ax & 0x0F) > 9 || (rflags & AluFlags.AF) != 0;
         int r = ax + (adjust ? 0x106 : 0);
         r = (r & 0xFF00) | (r & 0x0F);
         ulong a = Bool(adjust);
-        SetFlags(ref rflags, RFlags.Status, (a << CfBit) | (a << AfBit) | SzpFlags((byte)r, 8));
+        SetFlags(ref rflags, AluFlags.Status, (a << CfBit) | (a << AfBit) | SzpFlags((byte)r, 8));
         return (ushort)r;
     }
 
     /// <summary>AAS: ASCII adjust after subtraction on AX. AF = CF = adjusted; OF SF ZF PF undefined (SF ZF PF from AL, OF cleared).</summary>
     public static ushort Aas(ushort ax, ref ulong rflags)
     {
-        bool adjust = (ax & 0x0F) > 9 || (rflags & RFlags.AF) != 0;
+        bool adjust = (ax & 0x0F) > 9 || (rflags & AluFlags.AF) != 0;
         // AX := AX - 6; AH := AH - 1 (the borrow of AL - 6 propagates into AH).
         int r = ax - (adjust ? 0x106 : 0);
         r = (r & 0xFF00) | (r & 0x0F);
         ulong a = Bool(adjust);
-        SetFlags(ref rflags, RFlags.Status, (a << CfBit) | (a << AfBit) | SzpFlags((byte)r, 8));
+        SetFlags(ref rflags, AluFlags.Status, (a << CfBit) | (a << AfBit) | SzpFlags((byte)r, 8));
         return (ushort)r;
     }
 
@@ -79,7 +79,7 @@ internal static partial class Alu
 
         int q = al / imm8, r = al % imm8;
         ax = (ushort)((q << 8) | r);
-        SetFlags(ref rflags, RFlags.Status, SzpFlags((ulong)r, 8));
+        SetFlags(ref rflags, AluFlags.Status, SzpFlags((ulong)r, 8));
         return true;
     }
 

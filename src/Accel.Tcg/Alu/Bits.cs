@@ -6,12 +6,12 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Bit instructions (Intel SDM Vol. 2: BT, BTS, BTR, BTC, BSF, BSR, POPCNT, LZCNT, TZCNT, BSWAP, and the BMI1/BMI2
 // groups). Where the SDM leaves a flag undefined these methods keep its old value unless the summary says otherwise.
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>BT (register bit offset): CF = bit (offset mod bits) of value; ZF unchanged, OF SF AF PF undefined (unchanged).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Bt(ulong value, ulong bitOffset, int bits, ref ulong rflags) =>
-        rflags = (rflags & ~RFlags.CF) | ((value >> (int)(bitOffset & (ulong)(bits - 1))) & 1);
+        rflags = (rflags & ~AluFlags.CF) | ((value >> (int)(bitOffset & (ulong)(bits - 1))) & 1);
 
     /// <summary>BTS: as BT, and returns value with the bit set.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -46,24 +46,31 @@ internal static partial class Alu
     public static long BitStringByteOffset(ulong bitOffset, int bits) =>
         (SignExtend(bitOffset, bits) >> BitOperations.TrailingZeroCount(bits)) * (bits >> 3);
 
-    /// <summary>BSF: index of the lowest set bit of src, ZF = 0; when src is 0 returns dest unchanged and ZF = 1. CF OF SF AF PF undefined (unchanged).</summary>
+    /// <summary>
+    /// BSF: when the source is non-zero returns true with the index of its lowest set bit and ZF = 0. When it is zero
+    /// returns false and sets ZF = 1: the caller must then leave the destination register entirely unwritten (AMD
+    /// documents "unchanged"; for a 32-bit destination even the upper half stays, as the native tests check; Intel calls
+    /// the destination undefined). CF OF SF AF PF are undefined (unchanged).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Bsf(ulong dest, ulong src, int bits, ref ulong rflags)
+    public static bool Bsf(ulong src, int bits, out ulong index, ref ulong rflags)
     {
         src &= Mask(bits);
         bool zero = src == 0;
-        rflags = (rflags & ~RFlags.ZF) | (Bool(zero) << ZfBit);
-        return zero ? dest & Mask(bits) : (ulong)BitOperations.TrailingZeroCount(src);
+        rflags = (rflags & ~AluFlags.ZF) | (Bool(zero) << ZfBit);
+        index = (ulong)BitOperations.TrailingZeroCount(src) & 63;
+        return !zero;
     }
 
-    /// <summary>BSR: index of the highest set bit of src, ZF = 0; when src is 0 returns dest unchanged and ZF = 1. CF OF SF AF PF undefined (unchanged).</summary>
+    /// <summary>BSR: as <see cref="Bsf"/>, with the index of the highest set bit.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Bsr(ulong dest, ulong src, int bits, ref ulong rflags)
+    public static bool Bsr(ulong src, int bits, out ulong index, ref ulong rflags)
     {
         src &= Mask(bits);
         bool zero = src == 0;
-        rflags = (rflags & ~RFlags.ZF) | (Bool(zero) << ZfBit);
-        return zero ? dest & Mask(bits) : (ulong)(63 - BitOperations.LeadingZeroCount(src));
+        rflags = (rflags & ~AluFlags.ZF) | (Bool(zero) << ZfBit);
+        index = (ulong)(63 - BitOperations.LeadingZeroCount(src)) & 63;
+        return !zero;
     }
 
     /// <summary>POPCNT: number of set bits; ZF = (src == 0), OF SF AF CF PF cleared.</summary>
@@ -71,7 +78,7 @@ internal static partial class Alu
     public static ulong Popcnt(ulong src, int bits, ref ulong rflags)
     {
         src &= Mask(bits);
-        SetFlags(ref rflags, RFlags.Status, Bool(src == 0) << ZfBit);
+        SetFlags(ref rflags, AluFlags.Status, Bool(src == 0) << ZfBit);
         return (ulong)BitOperations.PopCount(src);
     }
 
@@ -81,7 +88,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         ulong r = (ulong)(BitOperations.LeadingZeroCount(src) - (64 - bits));
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
         return r;
     }
 
@@ -91,7 +98,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         ulong r = src == 0 ? (ulong)bits : (ulong)BitOperations.TrailingZeroCount(src);
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF, (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit));
         return r;
     }
 
@@ -122,7 +129,7 @@ internal static partial class Alu
             r &= (1UL << length) - 1;
         }
 
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.OF, Bool(r == 0) << ZfBit);
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.OF, Bool(r == 0) << ZfBit);
         return r;
     }
 
@@ -132,7 +139,7 @@ internal static partial class Alu
     {
         src &= Mask(bits);
         ulong r = src & (0 - src);
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(src != 0) << CfBit) | (Bool(r == 0) << ZfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
@@ -144,7 +151,7 @@ internal static partial class Alu
         ulong m = Mask(bits);
         src &= m;
         ulong r = (src ^ (src - 1)) & m;
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(src == 0) << CfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
@@ -156,7 +163,7 @@ internal static partial class Alu
         ulong m = Mask(bits);
         src &= m;
         ulong r = src & (src - 1) & m;
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(src == 0) << CfBit) | (Bool(r == 0) << ZfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
@@ -173,20 +180,24 @@ internal static partial class Alu
             r &= (1UL << n) - 1;
         }
 
-        SetFlags(ref rflags, RFlags.CF | RFlags.ZF | RFlags.SF | RFlags.OF,
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.ZF | AluFlags.SF | AluFlags.OF,
             (Bool(beyond) << CfBit) | (Bool(r == 0) << ZfBit) | (((r >> (bits - 1)) & 1) << SfBit));
         return r;
     }
 
     /// <summary>PDEP (BMI2): deposits the low bits of src at the set bits of mask. No flags.</summary>
-    public static ulong Pdep(ulong src, ulong mask, int bits)
-    {
-        mask &= Mask(bits);
-        if (Bmi2.X64.IsSupported)
-        {
-            return Bmi2.X64.ParallelBitDeposit(src, mask);
-        }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Pdep(ulong src, ulong mask, int bits) =>
+        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitDeposit(src, mask & Mask(bits)) : PdepPortable(src, mask & Mask(bits));
 
+    /// <summary>PEXT (BMI2): gathers the bits of src at the set bits of mask into the low bits. No flags.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Pext(ulong src, ulong mask, int bits) =>
+        Bmi2.X64.IsSupported ? Bmi2.X64.ParallelBitExtract(src, mask & Mask(bits)) : PextPortable(src, mask & Mask(bits));
+
+    /// <summary>PDEP without BMI2 (one step per set mask bit); internal so the tests can check it where the host has BMI2.</summary>
+    internal static ulong PdepPortable(ulong src, ulong mask)
+    {
         ulong r = 0;
         for (ulong bit = 1; mask != 0; bit <<= 1)
         {
@@ -198,15 +209,9 @@ internal static partial class Alu
         return r;
     }
 
-    /// <summary>PEXT (BMI2): gathers the bits of src at the set bits of mask into the low bits. No flags.</summary>
-    public static ulong Pext(ulong src, ulong mask, int bits)
+    /// <summary>PEXT without BMI2 (one step per set mask bit); internal so the tests can check it where the host has BMI2.</summary>
+    internal static ulong PextPortable(ulong src, ulong mask)
     {
-        mask &= Mask(bits);
-        if (Bmi2.X64.IsSupported)
-        {
-            return Bmi2.X64.ParallelBitExtract(src, mask);
-        }
-
         ulong r = 0;
         for (ulong bit = 1; mask != 0; bit <<= 1)
         {

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace Hypervisor.Accel.Tcg.Alu;
 
 /// <summary>RFLAGS bit masks for the arithmetic status flags (Intel SDM Vol. 1, 3.4.3.1).</summary>
-internal static class RFlags
+internal static class AluFlags
 {
     /// <summary>Carry flag, bit 0.</summary>
     public const ulong CF = 1UL << 0;
@@ -28,7 +28,7 @@ internal static class RFlags
 }
 
 /// <summary>Shared helpers for the ALU: operand masks, parity and the flags computed from a result.</summary>
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>Bit positions of the flags, so a 0/1 value can be shifted into place without a branch.</summary>
     private const int CfBit = 0, PfBit = 2, AfBit = 4, ZfBit = 6, SfBit = 7, OfBit = 11;

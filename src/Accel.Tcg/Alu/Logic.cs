@@ -4,7 +4,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Bitwise logic (Intel SDM Vol. 2: AND, OR, XOR, TEST, NOT, ANDN). CF and OF are cleared, SF ZF PF follow the
 // result, AF is undefined: we clear it.
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>AND: returns a &amp; b; CF=OF=0, SF ZF PF from the result, AF undefined (cleared).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -33,7 +33,7 @@ internal static partial class Alu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong LogicFlags(ulong r, int bits, ref ulong rflags)
     {
-        SetFlags(ref rflags, RFlags.Status, SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, SzpFlags(r, bits));
         return r;
     }
 }

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace Hypervisor.Accel.Tcg.Alu;
 
 // Multiply and divide (Intel SDM Vol. 2: MUL, IMUL, DIV, IDIV, MULX).
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>
     /// MUL (unsigned): returns the low half of a * b and the high half in <paramref name="high"/> (AH, DX, EDX, RDX).
@@ -28,7 +28,7 @@ internal static partial class Alu
         }
 
         ulong overflow = Bool(high != 0);
-        SetFlags(ref rflags, RFlags.Status, (overflow << CfBit) | (overflow << OfBit) | SzpFlags(low, bits));
+        SetFlags(ref rflags, AluFlags.Status, (overflow << CfBit) | (overflow << OfBit) | SzpFlags(low, bits));
         return low;
     }
 
@@ -58,7 +58,7 @@ internal static partial class Alu
         }
 
         ulong of = Bool(overflow);
-        SetFlags(ref rflags, RFlags.Status, (of << CfBit) | (of << OfBit) | SzpFlags(low, bits));
+        SetFlags(ref rflags, AluFlags.Status, (of << CfBit) | (of << OfBit) | SzpFlags(low, bits));
         return low;
     }
 
@@ -144,12 +144,8 @@ internal static partial class Alu
             else
             {
                 Int128 dividend = (Int128)new UInt128(high, low);
-                if (d == -1)
-                {
-                    return false; // |dividend| >= 2^63, so the quotient cannot fit.
-                }
-
-                (Int128 q128, Int128 r128) = Int128.DivRem(dividend, d);
+                // Negation wraps for Int128.MinValue, which the range check then rejects; DivRem would throw.
+                (Int128 q128, Int128 r128) = d == -1 ? (-dividend, Int128.Zero) : Int128.DivRem(dividend, d);
                 if (q128 < long.MinValue || q128 > long.MaxValue)
                 {
                     return false;

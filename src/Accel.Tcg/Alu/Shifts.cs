@@ -6,7 +6,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 // The count is masked to 5 bits (6 for 64-bit operands); a masked count of 0 changes neither the value nor the
 // flags. Undefined results are computed deterministically: OF for counts above 1 uses the count-1 formula, AF after
 // a shift is cleared.
-internal static partial class Alu
+internal static partial class IntAlu
 {
     /// <summary>The count mask of shifts and rotates: 0x3F for 64-bit operands, else 0x1F.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -28,7 +28,7 @@ internal static partial class Alu
         // wide shift is the last bit shifted out (0 when count > bits); 64-bit counts are at most 63.
         ulong cf = bits == 64 ? (a >> (64 - n)) & 1 : ((a << n) >> bits) & 1;
         ulong of = ((r >> (bits - 1)) & 1) ^ cf;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
         return r;
     }
 
@@ -45,7 +45,7 @@ internal static partial class Alu
         ulong r = a >> n;
         ulong cf = (a >> (n - 1)) & 1;
         ulong of = (a >> (bits - 1)) & 1;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
         return r;
     }
 
@@ -62,7 +62,7 @@ internal static partial class Alu
         long s = SignExtend(a, bits);
         ulong r = (ulong)(s >> n) & m;
         ulong cf = (ulong)(s >> (n - 1)) & 1;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | SzpFlags(r, bits));
         return r;
     }
 
@@ -81,7 +81,7 @@ internal static partial class Alu
         ulong r = ((a << k) | (a >> ((bits - k) & (bits - 1)))) & m;
         ulong cf = r & 1;
         ulong of = ((r >> (bits - 1)) & 1) ^ cf;
-        SetFlags(ref rflags, RFlags.CF | RFlags.OF, (cf << CfBit) | (of << OfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.OF, (cf << CfBit) | (of << OfBit));
         return r;
     }
 
@@ -100,7 +100,7 @@ internal static partial class Alu
         ulong r = ((a >> k) | (a << ((bits - k) & (bits - 1)))) & m;
         ulong cf = (r >> (bits - 1)) & 1;
         ulong of = cf ^ ((r >> (bits - 2)) & 1);
-        SetFlags(ref rflags, RFlags.CF | RFlags.OF, (cf << CfBit) | (of << OfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.OF, (cf << CfBit) | (of << OfBit));
         return r;
     }
 
@@ -119,7 +119,7 @@ internal static partial class Alu
         }
 
         int t = bits < 32 ? n % (bits + 1) : n;
-        ulong cfIn = rflags & RFlags.CF;
+        ulong cfIn = rflags & AluFlags.CF;
         ulong r = a, cf = cfIn;
         if (t != 0)
         {
@@ -129,7 +129,7 @@ internal static partial class Alu
         }
 
         ulong of = ((r >> (bits - 1)) & 1) ^ cf;
-        SetFlags(ref rflags, RFlags.CF | RFlags.OF, (cf << CfBit) | (of << OfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.OF, (cf << CfBit) | (of << OfBit));
         return r;
     }
 
@@ -148,7 +148,7 @@ internal static partial class Alu
         }
 
         int t = bits < 32 ? n % (bits + 1) : n;
-        ulong cfIn = rflags & RFlags.CF;
+        ulong cfIn = rflags & AluFlags.CF;
         // OF is computed before the rotation (SDM pseudocode), which equals the XOR of the two top result bits.
         ulong of = ((a >> (bits - 1)) & 1) ^ cfIn;
         ulong r = a, cf = cfIn;
@@ -158,7 +158,7 @@ internal static partial class Alu
             cf = (a >> (t - 1)) & 1;
         }
 
-        SetFlags(ref rflags, RFlags.CF | RFlags.OF, (cf << CfBit) | (of << OfBit));
+        SetFlags(ref rflags, AluFlags.CF | AluFlags.OF, (cf << CfBit) | (of << OfBit));
         return r;
     }
 
@@ -199,7 +199,7 @@ internal static partial class Alu
         }
 
         ulong of = ((r ^ dest) >> (bits - 1)) & 1;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
         return r;
     }
 
@@ -238,7 +238,7 @@ internal static partial class Alu
         }
 
         ulong of = ((r ^ dest) >> (bits - 1)) & 1;
-        SetFlags(ref rflags, RFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
+        SetFlags(ref rflags, AluFlags.Status, (cf << CfBit) | (of << OfBit) | SzpFlags(r, bits));
         return r;
     }
 }

@@ -125,6 +125,11 @@ internal sealed unsafe class NativeCpu : IDisposable
         enter.push(r13);
         enter.push(r14);
         enter.push(r15);
+        // Linux runs 64-bit processes with null DS/ES, which fault in compatibility mode: keep them to restore later.
+        enter.mov(eax, ds);
+        enter.push(rax);
+        enter.mov(eax, es);
+        enter.push(rax);
         enter.mov(rax, state);
         enter.mov(__qword_ptr[rax + RegisterFile.SavedRspOffset], rsp);
         enter.mov(rsp, lowStackTop);
@@ -136,6 +141,10 @@ internal sealed unsafe class NativeCpu : IDisposable
         var leave = new Assembler(64);
         leave.mov(rax, state);
         leave.mov(rsp, __qword_ptr[rax + RegisterFile.SavedRspOffset]);
+        leave.pop(rax);
+        leave.mov(es, eax);
+        leave.pop(rax);
+        leave.mov(ds, eax);
         leave.pop(r15);
         leave.pop(r14);
         leave.pop(r13);
@@ -146,6 +155,9 @@ internal sealed unsafe class NativeCpu : IDisposable
 
         var c = new Assembler(32);
         uint s = (uint)state;
+        c.mov(eax, ss);
+        c.mov(ds, eax);
+        c.mov(es, eax);
         c.push(__dword_ptr[s + RegisterFile.RflagsOffset]);
         c.popfd();
         foreach (int i in LoadOrder)
@@ -181,6 +193,23 @@ internal sealed unsafe class NativeCpu : IDisposable
         Protect((void*)page, PageSize);
         _code.Add((page, PageSize));
         return new NativeStub(page);
+    }
+
+    /// <summary>
+    /// Compiles a 64-bit stub around raw instruction bytes (for example a guest instruction the emulated CPU also ran).
+    /// The bytes must be position-independent: RIP-relative operands would address memory near the stub.
+    /// </summary>
+    public NativeStub Compile64(ReadOnlySpan<byte> body)
+    {
+        byte[] bytes = body.ToArray();
+        return Compile64(a => a.db(bytes));
+    }
+
+    /// <summary>Compiles a compatibility-mode stub around raw 32-bit instruction bytes.</summary>
+    public NativeStub CompileCompat32(ReadOnlySpan<byte> body)
+    {
+        byte[] bytes = body.ToArray();
+        return CompileCompat32(a => a.db(bytes));
     }
 
     /// <summary>Runs <paramref name="stub"/> with <paramref name="registers"/> as input and output.</summary>
