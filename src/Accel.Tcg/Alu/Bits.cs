@@ -102,7 +102,7 @@ internal static partial class IntAlu
         return r;
     }
 
-    /// <summary>BSWAP (32/64 bit): reverses the byte order. With a 16-bit operand the SDM leaves the result undefined; this returns 0 as current hardware does.</summary>
+    /// <summary>BSWAP (32/64 bit): reverses the byte order. With a 16-bit operand the SDM leaves the result undefined; this returns 0 (to be merged into the low 16 bits), which the native tests confirm on the host CPU.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Bswap(ulong value, int bits) => bits switch
     {

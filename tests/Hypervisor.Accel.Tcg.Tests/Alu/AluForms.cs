@@ -592,8 +592,9 @@ internal static class AluForms
             }
         }
 
-        // SDM BSWAP: flags unaffected. (With a 16-bit operand the SDM calls the result undefined, so that form is not run.)
-        foreach (int b in VexSizes)
+        // SDM BSWAP: flags unaffected. With a 16-bit operand the SDM calls the result undefined; the processors we know of
+        // write 0 to the low 16 bits, which IntAlu.Bswap returns, and running the form on the host checks that claim.
+        foreach (int b in WideSizes)
         {
             int bits = b;
             forms.Add(new AluForm

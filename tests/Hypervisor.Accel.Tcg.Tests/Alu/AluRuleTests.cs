@@ -108,4 +108,63 @@ public sealed class AluRuleTests
             Assert.That(IntAlu.PextPortable(src, mask), Is.EqualTo(System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitExtract(src, mask)), $"PEXT {src:X} {mask:X}");
         }
     }
+
+    [Test]
+    public void EveryOperationRunsWithoutAllocating()
+    {
+        // The interpreter calls these once per instruction; the runtime's own allocation counter is the judge.
+        ulong sink = 0;
+        Exercise(ref sink); // JIT and static data first
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            Exercise(ref sink);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.That(allocated, Is.Zero, $"allocated {allocated} bytes (sink {sink})");
+    }
+
+    private static void Exercise(ref ulong sink)
+    {
+        ulong f = 0x8D5;
+        for (int bits = 8; bits <= 64; bits *= 2)
+        {
+            ulong a = 0x8123_4567_89AB_CDEF, b = 0xFEDC_BA98_7654_3211;
+            sink += IntAlu.Add(a, b, bits, ref f) + IntAlu.Adc(a, b, bits, ref f) + IntAlu.Sub(a, b, bits, ref f) + IntAlu.Sbb(a, b, bits, ref f);
+            IntAlu.Cmp(a, b, bits, ref f);
+            IntAlu.Test(a, b, bits, ref f);
+            sink += IntAlu.Neg(a, bits, ref f) + IntAlu.Inc(a, bits, ref f) + IntAlu.Dec(a, bits, ref f) + IntAlu.Not(a, bits);
+            sink += IntAlu.And(a, b, bits, ref f) + IntAlu.Or(a, b, bits, ref f) + IntAlu.Xor(a, b, bits, ref f);
+            sink += IntAlu.CmpXchg(a, b, bits, ref f) ? 1UL : 0UL;
+            sink += IntAlu.Shl(a, 5, bits, ref f) + IntAlu.Shr(a, 5, bits, ref f) + IntAlu.Sar(a, 5, bits, ref f);
+            sink += IntAlu.Rol(a, 5, bits, ref f) + IntAlu.Ror(a, 5, bits, ref f) + IntAlu.Rcl(a, 5, bits, ref f) + IntAlu.Rcr(a, 5, bits, ref f);
+            sink += IntAlu.Mul(a, b, bits, out ulong high, ref f) + high + IntAlu.Imul(a, b, bits, out high, ref f) + high;
+            sink += IntAlu.Div(1, b, a, bits, out ulong q, out ulong r) ? q + r : 0;
+            sink += IntAlu.Idiv(ulong.MaxValue, b, a, bits, out q, out r) ? q + r : 0;
+            sink += IntAlu.Bts(a, b, bits, ref f) + IntAlu.Btr(a, b, bits, ref f) + IntAlu.Btc(a, b, bits, ref f);
+            sink += IntAlu.Bsf(a, bits, out ulong index, ref f) ? index : 0;
+            sink += IntAlu.Bsr(a, bits, out index, ref f) ? index : 0;
+            sink += IntAlu.Popcnt(a, bits, ref f) + IntAlu.Lzcnt(a, bits, ref f) + IntAlu.Tzcnt(a, bits, ref f);
+            if (bits >= 16)
+            {
+                sink += IntAlu.Shld(a, b, 7, bits, ref f) + IntAlu.Shrd(a, b, 7, bits, ref f) + IntAlu.Bswap(a, bits);
+            }
+
+            if (bits >= 32)
+            {
+                sink += IntAlu.Adcx(a, b, bits, ref f) + IntAlu.Adox(a, b, bits, ref f) + IntAlu.Andn(a, b, bits, ref f);
+                sink += IntAlu.Bextr(a, 0x0804, bits, ref f) + IntAlu.Blsi(a, bits, ref f) + IntAlu.Blsmsk(a, bits, ref f) + IntAlu.Blsr(a, bits, ref f);
+                sink += IntAlu.Bzhi(a, 9, bits, ref f) + IntAlu.Mulx(a, b, bits, out high) + high;
+                sink += IntAlu.Pdep(a, b, bits) + IntAlu.Pext(a, b, bits) + IntAlu.Rorx(a, 3, bits);
+                sink += IntAlu.Sarx(a, 3, bits) + IntAlu.Shlx(a, 3, bits) + IntAlu.Shrx(a, 3, bits);
+            }
+        }
+
+        sink += (ulong)IntAlu.Daa(0x9A, ref f) + IntAlu.Das(0x9A, ref f) + IntAlu.Aaa(0x1FA, ref f) + IntAlu.Aas(0x1FA, ref f);
+        sink += IntAlu.Aam(0x55, 10, out ushort ax, ref f) ? ax : 0UL;
+        sink += IntAlu.Aad(0x0505, 10, ref f) + f;
+        // A 128-bit division, the one path that could be tempted to box or allocate.
+        sink += IntAlu.Div(5, 7, ulong.MaxValue, 64, out ulong q128, out ulong r128) ? q128 + r128 : 0;
+    }
 }
