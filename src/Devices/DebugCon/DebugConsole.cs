@@ -7,6 +7,7 @@
 //
 // Specification: QEMU's isa-debugcon (docs: `-debugcon`, property readback=0xe9); guest-contract.md.
 using System.Text;
+using Hypervisor.Core.Io;
 using Hypervisor.Devices.Bus;
 
 namespace Hypervisor.Devices.DebugCon;
@@ -16,7 +17,7 @@ namespace Hypervisor.Devices.DebugCon;
 /// in-memory buffer that keeps the most recent <see cref="BufferCapacity"/> bytes.
 /// </summary>
 /// <remarks>Guest access happens with the I/O lock held; read the buffer through the methods here with the lock held
-/// or after the machine stopped (they take <c>lock (IoLock.Sync)</c> if you pass it one).</remarks>
+/// or after the machine stopped (they take the I/O lock if the console was given it).</remarks>
 public sealed class DebugConsole : IByteRegisterDevice
 {
     /// <summary>The port SeaBIOS uses on QEMU.</summary>
@@ -33,17 +34,17 @@ public sealed class DebugConsole : IByteRegisterDevice
 
     private readonly HostOutput _output;
     private readonly ByteRing? _buffer;
-    private readonly Lock? _sync;
+    private readonly IoLock? _ioLock;
 
     /// <summary>Creates a debug console writing to <paramref name="output"/>, or keeping output in memory when it is null.</summary>
     /// <param name="output">The host stream, or null to keep output in memory.</param>
     /// <param name="bufferCapacity">The in-memory capacity in bytes (used when <paramref name="output"/> is null).</param>
-    /// <param name="sync">The machine's I/O lock object, taken by the host-side readers here; null when the caller serialises.</param>
-    public DebugConsole(Stream? output = null, int bufferCapacity = DefaultBufferCapacity, Lock? sync = null)
+    /// <param name="ioLock">The machine's I/O lock, taken by the host-side readers here; null when the caller serialises.</param>
+    public DebugConsole(Stream? output = null, int bufferCapacity = DefaultBufferCapacity, IoLock? ioLock = null)
     {
         _output = new HostOutput(output);
         _buffer = output is null ? new ByteRing(bufferCapacity) : null;
-        _sync = sync;
+        _ioLock = ioLock;
     }
 
     /// <summary>The capacity of the in-memory buffer (0 when output goes to a stream).</summary>
@@ -85,12 +86,12 @@ public sealed class DebugConsole : IByteRegisterDevice
     /// <summary>The bytes kept in memory (oldest first), without removing them.</summary>
     public byte[] GetBufferedBytes()
     {
-        if (_sync is null)
+        if (_ioLock is null)
         {
             return _buffer?.ToArray() ?? [];
         }
 
-        lock (_sync)
+        lock (_ioLock.Sync)
         {
             return _buffer?.ToArray() ?? [];
         }
@@ -102,12 +103,12 @@ public sealed class DebugConsole : IByteRegisterDevice
     /// <summary>Removes and returns the bytes kept in memory.</summary>
     public byte[] DrainBuffer()
     {
-        if (_sync is null)
+        if (_ioLock is null)
         {
             return Drain();
         }
 
-        lock (_sync)
+        lock (_ioLock.Sync)
         {
             return Drain();
         }
