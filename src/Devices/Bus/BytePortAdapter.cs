@@ -11,14 +11,21 @@ public sealed class BytePortAdapter : IPortDevice
 {
     private readonly IByteRegisterDevice _device;
     private readonly int _portCount;
+    private readonly int _firstRegister;
 
     /// <summary>Creates an adapter for <paramref name="device"/> spanning <paramref name="portCount"/> ports.</summary>
-    public BytePortAdapter(IByteRegisterDevice device, int portCount)
+    /// <param name="device">The device.</param>
+    /// <param name="portCount">The number of ports of this registration.</param>
+    /// <param name="firstRegister">The register offset of the first port (for devices whose ports are not contiguous,
+    /// such as the i8042 at 0x60 and 0x64).</param>
+    public BytePortAdapter(IByteRegisterDevice device, int portCount, int firstRegister = 0)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentOutOfRangeException.ThrowIfLessThan(portCount, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstRegister);
         _device = device;
         _portCount = portCount;
+        _firstRegister = firstRegister;
     }
 
     /// <inheritdoc />
@@ -28,7 +35,7 @@ public sealed class BytePortAdapter : IPortDevice
         for (int i = 0; i < size && i < 4; i++)
         {
             int o = offset + i;
-            uint b = o < _portCount ? _device.ReadRegister(o) : 0xFFu;
+            uint b = o < _portCount ? _device.ReadRegister(_firstRegister + o) : 0xFFu;
             value |= b << (8 * i);
         }
 
@@ -43,7 +50,7 @@ public sealed class BytePortAdapter : IPortDevice
             int o = offset + i;
             if (o < _portCount)
             {
-                _device.WriteRegister(o, (byte)(value >> (8 * i)));
+                _device.WriteRegister(_firstRegister + o, (byte)(value >> (8 * i)));
             }
         }
     }
