@@ -227,6 +227,12 @@ public sealed class FwCfgDevice
         }
 
         Span<byte> descriptor = stackalloc byte[16];
+        if (address > ulong.MaxValue - 16)
+        {
+            DmaErrorCount++;
+            return;
+        }
+
         try
         {
             _memory.Read(new GuestAddress(address), descriptor);

@@ -238,7 +238,12 @@ public sealed class CmosRtc : IByteRegisterDevice
 
     private bool DividerRunning => (_ram[RegA] & 0x70) == 0x20;
 
-    private DateTime TimeAt(long now) => _baseTime.AddTicks((now - _baseNanoseconds) / 100);
+    /// <summary>The RTC's time at clock time <paramref name="now"/>, held at the ends of DateTime's range (year 9999 cannot roll over).</summary>
+    private DateTime TimeAt(long now)
+    {
+        long ticks = _baseTime.Ticks + (now - _baseNanoseconds) / 100;
+        return new DateTime(Math.Clamp(ticks, 0, DateTime.MaxValue.Ticks), DateTimeKind.Utc);
+    }
 
     private long SecondIndex(long now) => TimeAt(now).Ticks / TimeSpan.TicksPerSecond;
 
