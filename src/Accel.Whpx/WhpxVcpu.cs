@@ -193,8 +193,9 @@ internal sealed unsafe class WhpxVcpu : IVcpu
                         break;
 
                     case WhpxExitAction.Halt:
-                        if (!exit.InterruptsEnabled)
+                        if (!exit.InterruptsEnabled || _interrupts is null)
                         {
+                            // Nothing can wake it: interrupts are off, or there is no interrupt controller.
                             return new VcpuExit(VcpuExitReason.Halted, exit.Rip);
                         }
 
