@@ -87,6 +87,11 @@ internal static class AluForms
                 Name = $"CMPXCHG r/m{b}, r{b}",
                 Emit = a => a.AddInstruction(Instruction.Create(Code($"Cmpxchg_rm{bits}_r{bits}"), R(Rbx, bits), R(Rcx, bits))),
                 Operands = [new(Rax, b), new(Rbx, b)],
+                // SDM CMPXCHG: on a mismatch "DEST := TEMP" writes the destination back, which for a 32-bit register
+                // would clear its upper half; AMD processors leave the register untouched instead. Not compared.
+                UnspecifiedBits = bits == 32
+                    ? r => (r[Rax] & 0xFFFF_FFFF) != (r[Rbx] & 0xFFFF_FFFF) ? (Rbx, 0xFFFF_FFFF_0000_0000) : (Rbx, 0)
+                    : null,
                 // Equal operands are rare at random: make half of the random inputs take the "store" path.
                 ShapeRandom = (Random random, ref RegisterFile r, ulong _) =>
                 {
@@ -542,7 +547,7 @@ internal static class AluForms
 
             // SDM BSF/BSR: "The ZF flag is set to 1 if the source operand is 0; otherwise, the ZF flag is cleared. The CF, OF,
             // SF, AF, and PF flags are undefined." (The destination for a zero source is "undefined" in Intel's text and
-            // "unchanged" in AMD's; we check "not written at all", including the upper half of a 32-bit destination.)
+            // "unchanged" in AMD's; we check that the low half is unchanged.)
             foreach (string name in new[] { "BSF", "BSR" })
             {
                 forms.Add(new AluForm
@@ -551,6 +556,11 @@ internal static class AluForms
                     Emit = a => a.AddInstruction(Instruction.Create(Code($"{name[0]}{name[1..].ToLowerInvariant()}_r{bits}_rm{bits}"), R(Rax, bits), R(Rcx, bits))),
                     Operands = [new(Rax, b), new(Rcx, b)],
                     UndefinedFlags = _ => CF | OF | SF | AF | PF,
+                    // Whether a 32-bit destination that is left alone has its upper half cleared differs between
+                    // vendors (AMD: untouched); the low half must stay.
+                    UnspecifiedBits = bits == 32
+                        ? r => (r[Rcx] & 0xFFFF_FFFF) == 0 ? (Rax, 0xFFFF_FFFF_0000_0000) : (Rax, 0)
+                        : null,
                     Emulate = (ref RegisterFile r) =>
                     {
                         bool found = name == "BSF"
