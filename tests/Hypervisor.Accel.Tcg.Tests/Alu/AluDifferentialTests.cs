@@ -16,8 +16,8 @@ namespace Hypervisor.Accel.Tcg.Tests.Alu;
 [TestFixture]
 public sealed class AluDifferentialTests
 {
-    private const int RandomIterations = 2000;
-    private const int MaxEdgeInputs = 40_000;
+    private const int RandomIterations = 1500;
+    private const int MaxEdgeInputs = 16_000;
     private const int MaxReportedMismatches = 12;
 
     private NativeCpu? _cpu;

@@ -42,6 +42,7 @@ internal static class AluForms
         AddBitInstructions(forms);
         AddBmi(forms);
         AddDecimal(forms);
+        AddMemoryForms(forms);
         return forms;
     }
 
@@ -148,6 +149,121 @@ internal static class AluForms
             }
         }
     }
+
+    // ---- Memory operands: the same semantics, but through the interpreter's load/store paths (scratch block at RSI) ----
+    private static void AddMemoryForms(List<AluForm> forms)
+    {
+        foreach (int b in AllSizes)
+        {
+            int bits = b;
+            foreach ((string name, UnaryOp op) in new (string, UnaryOp)[]
+            {
+                ("NEG", AluOps.Neg), ("NOT", static (ulong a, int n, ref ulong f) => AluOps.Not(a, n)), ("INC", AluOps.Inc), ("DEC", AluOps.Dec),
+            })
+            {
+                forms.Add(MemoryForm($"{name} m{b}", $"{Title(name)}_rm{b}", b, [new(Memory, b)], name is "INC" or "DEC" ? CF : 0,
+                    _ => 0, (ulong m, ref RegisterFile r) => op(m, bits, ref r.Rflags)));
+            }
+
+            foreach ((string name, ShiftOp op) in new (string, ShiftOp)[] { ("SHL", AluOps.Shl), ("SAR", AluOps.Sar), ("ROL", AluOps.Rol), ("RCR", AluOps.Rcr) })
+            {
+                forms.Add(MemoryForm($"{name} m{b}, CL", $"{Title(name)}_rm{b}_CL", b, [new(Memory, b), new(Rcx, 8)], name == "RCR" ? CF : 0,
+                    r => ShiftUndefined(name, bits, r[Rcx]), (ulong m, ref RegisterFile r) => op(m, r[Rcx] & 0xFF, bits, ref r.Rflags)));
+            }
+
+            forms.Add(MemoryForm($"XADD m{b}, r{b}", $"Xadd_rm{b}_r{b}", b, [new(Memory, b), new(Rcx, b)], 0, _ => 0, (ulong m, ref RegisterFile r) =>
+            {
+                ulong sum = AluOps.Add(m, r[Rcx], bits, ref r.Rflags);
+                Set(ref r, Rcx, bits, m);
+                return sum;
+            }));
+            forms.Add(MemoryForm($"CMPXCHG m{b}, r{b}", $"Cmpxchg_rm{b}_r{b}", b, [new(Memory, b), new(Rax, b)], 0, _ => 0, (ulong m, ref RegisterFile r) =>
+            {
+                if (AluOps.CmpXchg(r[Rax], m, bits, ref r.Rflags))
+                {
+                    return Get(r, Rcx, bits);
+                }
+
+                Set(ref r, Rax, bits, m);
+                return m;
+            }));
+            forms.Add(MemoryForm($"MUL m{b}", $"Mul_rm{b}", b, [new(Memory, b), new(Rax, b)], 0, _ => SF | ZF | AF | PF, (ulong m, ref RegisterFile r) =>
+            {
+                ulong low = AluOps.Mul(r[Rax], m, bits, out ulong high, ref r.Rflags);
+                if (bits == 8)
+                {
+                    Set(ref r, Rax, 16, (high << 8) | low);
+                }
+                else
+                {
+                    Set(ref r, Rax, bits, low);
+                    Set(ref r, Rdx, bits, high);
+                }
+
+                return m;
+            }));
+
+            // Source in memory, destination a register.
+            forms.Add(new AluForm
+            {
+                Name = $"SUB r{b}, m{b}",
+                Emit = a => a.AddInstruction(Instruction.Create(Code($"Sub_r{bits}_rm{bits}"), R(Rax, bits), new MemoryOperand(Register.RSI))),
+                Operands = [new(Rax, b), new(Memory, b)],
+                Shape = (Random _, ref RegisterFile r, ulong scratch) => r.Rsi = scratch,
+                Emulate = (ref RegisterFile r) =>
+                {
+                    Set(ref r, Rax, bits, AluOps.Sub(r[Rax], ReadLittleEndian(r.Scratch[..(bits / 8)]), bits, ref r.Rflags));
+                    return true;
+                },
+            });
+
+            if (bits >= 16)
+            {
+                forms.Add(MemoryForm($"SHLD m{b}, r{b}, CL", $"Shld_rm{b}_r{b}_CL", b, [new(Memory, b), new(Rbx, b), new(Rcx, 8)], 0,
+                    r => DoubleShiftUndefined(bits, r[Rcx]), (ulong m, ref RegisterFile r) => AluOps.Shld(m, r[Rbx], r[Rcx] & 0xFF, bits, ref r.Rflags),
+                    r => ((int)r[Rcx] & AluOps.CountMask(bits)) > bits));
+            }
+        }
+    }
+
+    private delegate ulong MemoryEmulator(ulong memoryValue, ref RegisterFile registers);
+
+    /// <summary>A form whose first operand is <paramref name="bits"/> wide at [RSI] (the scratch block); the emulator returns the value stored back.</summary>
+    private static AluForm MemoryForm(string name, string code, int bits, Operand[] operands, ulong flagsIn, Func<RegisterFile, ulong> undefined,
+        MemoryEmulator emulate, Func<RegisterFile, bool>? resultUndefined = null) => new()
+    {
+        Name = name,
+        Emit = a =>
+        {
+            // The operands after [RSI] follow from the encoding's name: "_r" takes RCX (or RBX before CL), "_CL" takes CL.
+            Code c = Code(code);
+            var memory = new MemoryOperand(Register.RSI);
+            bool withCl = code.EndsWith("_CL", StringComparison.Ordinal);
+            bool withRegister = code.Split('_').Skip(2).Any(part => part.StartsWith('r'));
+            Instruction instruction = (withRegister, withCl) switch
+            {
+                (true, true) => Instruction.Create(c, memory, R(Rbx, bits), Register.CL),
+                (false, true) => Instruction.Create(c, memory, Register.CL),
+                (true, false) => Instruction.Create(c, memory, R(Rcx, bits)),
+                _ => Instruction.Create(c, memory),
+            };
+            a.AddInstruction(instruction);
+        },
+        Operands = operands,
+        FlagsIn = flagsIn,
+        UndefinedFlags = undefined,
+        ResultUndefined = resultUndefined,
+        Shape = (Random _, ref RegisterFile r, ulong scratch) => r.Rsi = scratch,
+        Emulate = (ref RegisterFile r) =>
+        {
+            Span<byte> bytes = r.Scratch[..(bits / 8)];
+            ulong stored = emulate(ReadLittleEndian(bytes), ref r);
+            WriteLittleEndian(r.Scratch[..(bits / 8)], stored);
+            return true;
+        },
+    };
+
+    private static string Title(string mnemonic) => mnemonic[0] + mnemonic[1..].ToLowerInvariant();
 
     // ---- SHL SHR SAR ROL ROR RCL RCR SHLD SHRD ----
     private static void AddShiftsAndRotates(List<AluForm> forms)

@@ -18,8 +18,8 @@ namespace Hypervisor.Accel.Tcg.Tests.Alu;
 [TestFixture]
 public sealed class InterpreterDifferentialTests
 {
-    private const int RandomIterations = 300;
-    private const int MaxEdgeInputs = 1200;
+    private const int RandomIterations = 200;
+    private const int MaxEdgeInputs = 800;
     private const ulong CodeBase = 0x1_0000;
     private const ulong GuestScratch = 0x9_0000;
     private const ulong DivideErrorHandler = 0x9_1000;
