@@ -94,6 +94,8 @@ internal sealed unsafe class WhpVirtualProcessor : IDisposable, IWhpxEmulatorTar
             nameof(WinHvPlatform.WHvCreateVirtualProcessor));
         Values = (WHV_REGISTER_VALUE*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(ValueCapacity * sizeof(WHV_REGISTER_VALUE)), 16);
         ExitContext = (WHV_RUN_VP_EXIT_CONTEXT*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)sizeof(WHV_RUN_VP_EXIT_CONTEXT), 16);
+        System.Runtime.InteropServices.NativeMemory.Clear(Values, (nuint)(ValueCapacity * sizeof(WHV_REGISTER_VALUE)));
+        System.Runtime.InteropServices.NativeMemory.Clear(ExitContext, (nuint)sizeof(WHV_RUN_VP_EXIT_CONTEXT));
     }
 
     public uint Index { get; }
