@@ -3,7 +3,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>
 /// Exception and interrupt delivery (Intel SDM Vol. 3A, chapter 6): IVT in real mode (20.1.4), IDT gates in protected
