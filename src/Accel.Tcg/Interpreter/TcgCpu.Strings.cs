@@ -1,6 +1,6 @@
 using Hypervisor.Accel.Tcg.State;
 using Iced.Intel;
-using static Hypervisor.Accel.Tcg.Alu.Alu;
+using static Hypervisor.Accel.Tcg.Alu.IntAlu;
 
 namespace Hypervisor.Accel.Tcg.Interpreter;
 
