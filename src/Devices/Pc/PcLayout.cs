@@ -30,16 +30,19 @@ public sealed record PcOptions
     public ulong MemorySizeInBytes { get; init; } = DefaultMemorySizeInBytes;
 
     /// <summary>A raw firmware image mapped as <c>qemu-system-x86_64 -bios</c> does, or null for none.</summary>
-    public byte[]? Firmware { get; init; }
+    public ReadOnlyMemory<byte>? Firmware { get; init; }
 
     /// <summary>Where COM1's output goes (the CLI passes stdout), or null to discard it.</summary>
     public Stream? SerialOutput { get; init; }
 
     /// <summary>Where debugcon output goes, or null to keep it in memory (<see cref="DebugConsole.GetBufferedText"/>).</summary>
-    public Stream? DebugConsoleOutput { get; init; }
+    public Stream? DebugconOutput { get; init; }
 
-    /// <summary>The number of vCPUs (reported in CMOS and fw_cfg, and set on the builder).</summary>
-    public int VcpuCount { get; init; } = 1;
+    /// <summary>
+    /// The number of vCPUs: set on the builder and reported in CMOS and fw_cfg. Null keeps the builder's
+    /// <see cref="VirtualMachineBuilder.VcpuCount"/> as it is when <see cref="PcLayout.AddPcDevices"/> runs.
+    /// </summary>
+    public int? VcpuCount { get; init; }
 }
 
 /// <summary>Typed access to the devices <see cref="PcLayout.AddPcDevices"/> created.</summary>
@@ -84,23 +87,24 @@ public static class PcLayout
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.VcpuCount is < 1 or > 255)
+        int vcpus = options.VcpuCount ?? builder.VcpuCount;
+        if (vcpus is < 1 or > 255)
         {
-            throw new Core.HypervisorConfigurationException($"A PC needs 1 to 255 vCPUs; {options.VcpuCount} were asked for.");
+            throw new Core.HypervisorConfigurationException($"A PC needs 1 to 255 vCPUs; {vcpus} were asked for.");
         }
 
-        if (options.Firmware is not null)
+        if (options.Firmware is { } firmware)
         {
-            GuestMemoryLayout.ValidateFirmware(options.Firmware.Length);
+            GuestMemoryLayout.ValidateFirmware(firmware.Length);
         }
 
         GuestMemoryLayout.AddRam(builder.Memory, options.MemorySizeInBytes);
-        if (options.Firmware is not null)
+        if (options.Firmware is { } image)
         {
-            GuestMemoryLayout.AddFirmware(builder.Memory, options.Firmware);
+            GuestMemoryLayout.AddFirmware(builder.Memory, image.Span);
         }
 
-        builder.VcpuCount = options.VcpuCount;
+        builder.VcpuCount = vcpus;
         var ports = builder.Ports;
         var ioLock = builder.IoLock;
 
@@ -117,7 +121,7 @@ public static class PcLayout
         var rtc = new CmosRtc(builder.Clock, builder.Timers, pic.GetLine(8));
         ulong below4G = Math.Min(options.MemorySizeInBytes, GuestMemoryLayout.LowMemoryEnd);
         ulong above4G = options.MemorySizeInBytes - below4G;
-        rtc.SetMemoryLayout(below4G, above4G, options.VcpuCount);
+        rtc.SetMemoryLayout(below4G, above4G, vcpus);
         ports.Register(CmosRtc.BasePort, CmosRtc.PortCount, new BytePortAdapter(rtc, CmosRtc.PortCount), "rtc");
 
         var com1 = builder.AddSerialPort(pic, Uart16550.Com1Port, 4, options.SerialOutput, "com1");
@@ -129,7 +133,7 @@ public static class PcLayout
         var port92 = new FastA20Port(builder.Control, a20);
         ports.Register(FastA20Port.Port, 1, new BytePortAdapter(port92, 1), "port92");
 
-        var debugCon = new DebugConsole(options.DebugConsoleOutput, ioLock: ioLock);
+        var debugCon = new DebugConsole(options.DebugconOutput, ioLock: ioLock);
         ports.Register(DebugConsole.SeaBiosPort, 1, new BytePortAdapter(debugCon, 1), "debugcon-402");
         ports.Register(DebugConsole.BochsPort, 1, new BytePortAdapter(debugCon, 1), "debugcon-e9");
 
@@ -143,7 +147,7 @@ public static class PcLayout
         Span<byte> buffer = stackalloc byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(buffer, options.MemorySizeInBytes);
         fwCfg.SetItem(FwCfgDevice.RamSizeKey, buffer);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(buffer, (ushort)options.VcpuCount);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(buffer, (ushort)vcpus);
         fwCfg.SetItem(FwCfgDevice.CpuCountKey, buffer[..2]);
         fwCfg.SetItem(FwCfgDevice.MaxCpuCountKey, buffer[..2]);
         fwCfg.AddFile("etc/e820", FwCfgDevice.BuildE820(E820(below4G, above4G)));
