@@ -153,6 +153,24 @@ public class PcLayoutTests
         Assert.That(b[0], Is.EqualTo(0xEA));
         builder.Memory.Read(new GuestAddress(0xFFFF0), b);
         Assert.That(b[0], Is.EqualTo(0xEA));
+        Assert.DoesNotThrow(() => builder.Memory.Write(new GuestAddress(0xE0000), [1]), "the low copy is writable (SeaBIOS keeps data there)");
+        Assert.That(() => builder.Memory.Write(new GuestAddress(0xFFFE0000), [1]), Throws.InstanceOf<MemoryMapException>(), "the top copy is ROM");
+    }
+
+    [Test]
+    public void ReadOnlyLowFirmwareOnRequest()
+    {
+        using var builder = new VirtualMachineBuilder(_clock);
+        builder.AddPcDevices(new PcOptions { Firmware = new byte[64 * 1024], WritableLowFirmware = false });
+        Assert.That(() => builder.Memory.Write(new GuestAddress(0xF0000), [1]), Throws.InstanceOf<MemoryMapException>());
+    }
+
+    [Test]
+    public void FirmwareFilesAsQemuProvidesThem()
+    {
+        Assert.That(_pc.FwCfg.FileNames, Is.EquivalentTo(new[] { "etc/boot-fail-wait", "etc/e820", "etc/sercon-port" }));
+        Assert.That(_pc.FwCfg.GetItem((ushort)_pc.FwCfg.GetFileKey("etc/sercon-port")).ToArray(), Is.EqualTo(new byte[] { 0xF8, 0x03 }));
+        Assert.That(_pc.FwCfg.GetItem((ushort)_pc.FwCfg.GetFileKey("etc/boot-fail-wait")).ToArray(), Is.EqualTo(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF }));
     }
 
     [Test]
@@ -162,6 +180,15 @@ public class PcLayoutTests
         Assert.That(() => builder.AddPcDevices(new PcOptions { Firmware = new byte[1000] }), Throws.TypeOf<GuestImageException>());
         Assert.That(() => builder.AddPcDevices(new PcOptions { VcpuCount = 0 }), Throws.TypeOf<HypervisorConfigurationException>());
         Assert.That(builder.Memory.Regions, Is.Empty, "nothing half-built");
+    }
+
+    [Test]
+    public void ANullByteArrayMeansNoFirmware()
+    {
+        using var builder = new VirtualMachineBuilder(_clock);
+        byte[]? none = null;
+        builder.AddPcDevices(new PcOptions { Firmware = none });
+        Assert.That(builder.Memory.Regions.Select(r => r.Name), Has.None.StartsWith("firmware"));
     }
 
     [Test]
