@@ -24,6 +24,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private readonly IInterruptSource? _interrupts;
     private readonly ManualResetEventSlim _wake = new(false);
     private int _stopRequested;
+    private int _pendingVector = -1; // acknowledged at the PIC but not yet accepted by KVM_INTERRUPT
     private long _exits;
 
     internal KvmAcceleratorVcpu(KvmAcceleratorVm vm, int index)
@@ -136,12 +137,11 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     public void NotifyInterruptPending()
     {
         _wake.Set();
-        // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. The wrapper
-        // reports that as KVM_EXIT_INTR, which the loop absorbs because no stop was requested.
-        if (_vcpu.IsRunning)
-        {
-            _vcpu.Kick();
-        }
+        // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
+        // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
+        // pending kick makes that entry return at once. The wrapper reports KVM_EXIT_INTR, which the loop absorbs
+        // because no stop was requested.
+        _vcpu.Kick();
     }
 
     private void PrepareInterruptDelivery(IInterruptSource interrupts)
@@ -171,8 +171,6 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
         _vcpu.RequestInterruptWindow = interrupts.HasPendingInterrupt || _pendingVector >= 0;
     }
-
-    private int _pendingVector = -1;
 
     private void WaitForInterrupt(IInterruptSource interrupts)
     {
