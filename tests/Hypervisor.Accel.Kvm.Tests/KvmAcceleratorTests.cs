@@ -354,8 +354,10 @@ public sealed class KvmAcceleratorTests
             Assert.That(port.Text, Is.EqualTo("S"));
             Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Cancelled));
             Assert.That(result.LastExit.Reason, Is.EqualTo(VcpuExitReason.Interrupted));
-            // Native KVM returns within microseconds; the emulated kvm-guest is ~50x slower per exit and thread switch.
-            Assert.That(sinceCancel.Elapsed, Is.LessThan(TimeSpan.FromMilliseconds(KvmHost.InEmulatedGuest ? 1000 : 100)));
+            // Natively this is the kick latency plus a thread join: well under 100 ms. Inside the emulated kvm-guest on a
+            // shared 2-core host, runtime and thread switches are tens of times slower and vary widely, so the bound
+            // only rules out "never" (the machine's 60 s timeout) there.
+            Assert.That(sinceCancel.Elapsed, Is.LessThan(TimeSpan.FromMilliseconds(KvmHost.InEmulatedGuest ? 5000 : 100)));
         });
     }
 
