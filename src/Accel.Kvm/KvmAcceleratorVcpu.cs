@@ -317,8 +317,10 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     }
 
     /// <summary>
-    /// The CPUID the guest sees: what KVM supports on this host, with the initial APIC ID of leaf 1 (EBX[31:24]) set
-    /// to this vCPU's index (Intel SDM vol. 2A, CPUID leaf 01H).
+    /// The CPUID the guest sees: what KVM supports on this host, with leaf 1 made to agree with the core's CPU model
+    /// where that is only a number: EAX is <see cref="ResetState.ProcessorSignature"/> (the value EDX holds after
+    /// reset, as on real hardware and on tcg) and the initial APIC ID (EBX[31:24]) is this vCPU's index (Intel SDM
+    /// vol. 2A, CPUID leaf 01H). Feature bits stay what the host's KVM can virtualize.
     /// </summary>
     private static kvm_cpuid_entry2[] BuildCpuid(ReadOnlySpan<kvm_cpuid_entry2> supported, int index)
     {
@@ -327,6 +329,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         {
             if (entries[i].function == 1)
             {
+                entries[i].eax = ResetState.ProcessorSignature;
                 entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | ((uint)index << 24);
             }
         }

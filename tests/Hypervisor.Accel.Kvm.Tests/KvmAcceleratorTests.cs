@@ -450,6 +450,28 @@ public sealed class KvmAcceleratorTests
     }
 
     [Test]
+    public void CpuidLeafOneAgreesWithTheResetSignatureAndVcpuIndex()
+    {
+        byte[] firmware = Firmware(a =>
+        {
+            a.mov(eax, 1);
+            a.cpuid();
+            a.cli();
+            a.hlt();
+        });
+        using VirtualMachine machine = Build(firmware, new CapturePort());
+        MachineRunResult result = machine.Run(new MachineRunOptions(Timeout: TimeSpan.FromSeconds(30)));
+        GeneralRegisters after = machine.Vcpus[0].GetGeneralRegisters();
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
+            Assert.That(after.Rax, Is.EqualTo((ulong)ResetState.ProcessorSignature), "CPUID.1:EAX executed by the CPU");
+            Assert.That(after.Rbx >> 24, Is.EqualTo(0UL), "initial APIC ID of vCPU 0");
+            Assert.That(after.Rdx & 1, Is.EqualTo(1UL), "FPU on chip, as the host's KVM reports");
+        });
+    }
+
+    [Test]
     public void DisposingTheVmWhileAVcpuRunsIsAnErrorNotACrash()
     {
         byte[] firmware = Firmware(a =>
