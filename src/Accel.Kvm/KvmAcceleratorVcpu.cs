@@ -146,35 +146,26 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
     private void PrepareInterruptDelivery(IInterruptSource interrupts)
     {
-        if (!interrupts.HasPendingInterrupt)
-        {
-            _vcpu.RequestInterruptWindow = false;
-            return;
-        }
-
         // ready_for_interrupt_injection is what the last exit reported; before the first run it reads 0, so KVM is
-        // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, kvm_run).
-        if (_vcpu.ReadyForInterruptInjection)
+        // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, struct kvm_run).
+        bool ready = _vcpu.ReadyForInterruptInjection;
+        if (_pendingVector < 0 && ready && interrupts.HasPendingInterrupt)
         {
-            int vector = interrupts.AcknowledgeInterrupt();
-            if (vector >= 0 && !_vcpu.TryInterrupt((byte)vector))
-            {
-                // KVM still holds an undelivered one; this acknowledged vector would be lost, so re-queue it later.
-                _pendingVector = vector;
-            }
+            _pendingVector = interrupts.AcknowledgeInterrupt(); // -1 if the request went away meanwhile
         }
 
-        if (_pendingVector >= 0 && _vcpu.ReadyForInterruptInjection && _vcpu.TryInterrupt((byte)_pendingVector))
+        // KVM_INTERRUPT refuses (EEXIST) while it still holds an undelivered vector; keep ours for the next window.
+        if (_pendingVector >= 0 && ready && _vcpu.TryInterrupt((byte)_pendingVector))
         {
             _pendingVector = -1;
         }
 
-        _vcpu.RequestInterruptWindow = interrupts.HasPendingInterrupt || _pendingVector >= 0;
+        _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
     }
 
     private void WaitForInterrupt(IInterruptSource interrupts)
     {
-        while (!interrupts.HasPendingInterrupt && Volatile.Read(ref _stopRequested) == 0)
+        while (_pendingVector < 0 && !interrupts.HasPendingInterrupt && Volatile.Read(ref _stopRequested) == 0)
         {
             _wake.Wait(100);
             _wake.Reset();
