@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Hypervisor.Accel.Tcg.Tests.Native;
-using Hypervisor.Accel.Tcg.Tests.System;
+using Hypervisor.Accel.Tcg.Tests.Guests;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
