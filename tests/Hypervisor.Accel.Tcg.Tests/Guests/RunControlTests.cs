@@ -5,7 +5,7 @@ using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>Run control: instruction budgets, kicks, port I/O, self-modifying code, and robustness on garbage.</summary>
 public class RunControlTests
