@@ -52,7 +52,7 @@ public sealed record PcOptions
     public Stream? SerialOutput { get; init; }
 
     /// <summary>Where debugcon output goes, or null to keep it in memory (<see cref="DebugConsole.GetBufferedText"/>).</summary>
-    public Stream? DebugconOutput { get; init; }
+    public Stream? DebugConsoleOutput { get; init; }
 
     /// <summary>
     /// The number of vCPUs: set on the builder and reported in CMOS and fw_cfg. Null keeps the builder's
@@ -157,7 +157,7 @@ public static class PcLayout
         var port92 = new FastA20Port(builder.Control, a20);
         ports.Register(FastA20Port.Port, 1, new BytePortAdapter(port92, 1), "port92");
 
-        var debugCon = new DebugConsole(options.DebugconOutput, ioLock: ioLock);
+        var debugCon = new DebugConsole(options.DebugConsoleOutput, ioLock: ioLock);
         ports.Register(DebugConsole.SeaBiosPort, 1, new BytePortAdapter(debugCon, 1), "debugcon-402");
         ports.Register(DebugConsole.BochsPort, 1, new BytePortAdapter(debugCon, 1), "debugcon-e9");
 

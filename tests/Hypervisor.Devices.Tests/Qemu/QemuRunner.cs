@@ -84,6 +84,27 @@ internal static class QemuRunner
         return code.ToArray();
     }
 
+    /// <summary>
+    /// Real-mode code that first writes the given CMOS registers, then reads the given ones (each to port 0xE9), then
+    /// exits through isa-debug-exit.
+    /// </summary>
+    public static byte[] CmosWriteThenReadCode(IEnumerable<(byte Index, byte Value)> writes, IEnumerable<byte> reads)
+    {
+        var code = new List<byte>();
+        foreach ((byte index, byte value) in writes)
+        {
+            code.AddRange([0xB0, index, 0xE6, 0x70, 0xB0, value, 0xE6, 0x71]); // mov al, i; out 0x70, al; mov al, v; out 0x71, al
+        }
+
+        foreach (byte index in reads)
+        {
+            code.AddRange([0xB0, index, 0xE6, 0x70, 0xE4, 0x71, 0xE6, 0xE9]); // mov al, i; out 0x70, al; in al, 0x71; out 0xe9, al
+        }
+
+        code.AddRange([0xBA, 0x01, 0x05, 0xB0, 0x00, 0xEE, 0xF4]);
+        return code.ToArray();
+    }
+
     /// <summary>Real-mode code that writes CMOS bytes 0-127 to port 0xE9, then exits through isa-debug-exit.</summary>
     public static byte[] CmosDumpCode()
     {
