@@ -60,7 +60,7 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
                 MemorySizeInBytes = memory,
                 Firmware = firmware,
                 SerialOutput = request.SerialOutput,
-                DebugconOutput = request.DebugconOutput,
+                DebugConsoleOutput = request.DebugconOutput,
                 VcpuCount = options.Vcpus,
             });
             builder.AddDevice(devices);
