@@ -131,17 +131,34 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         Interlocked.Exchange(ref _stopRequested, 1);
         _vcpu.Kick();
-        _wake.Set();
+        Wake();
     }
 
     public void NotifyInterruptPending()
     {
-        _wake.Set();
+        Wake();
         // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
         // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
         // pending kick makes that entry return at once. The wrapper reports KVM_EXIT_INTR, which the loop absorbs
         // because no stop was requested.
         _vcpu.Kick();
+    }
+
+    /// <summary>Wakes a vCPU sleeping on HLT. Kicks and interrupt notifications may race with Dispose; they then do nothing.</summary>
+    private void Wake()
+    {
+        if (_vcpu.IsDisposed)
+        {
+            return;
+        }
+
+        try
+        {
+            _wake.Set();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
     }
 
     private void PrepareInterruptDelivery(IInterruptSource interrupts)
