@@ -383,6 +383,11 @@ internal sealed partial class TcgCpu
 
     private void ExecBmi(ref Instruction ins, ref ulong f)
     {
+        if (ins.Encoding == EncodingKind.VEX && (!ProtectedMode || (S.Rflags & Fl.VM) != 0))
+        {
+            throw Ud(); // VEX-encoded instructions are undefined in real and virtual-8086 mode
+        }
+
         int sz = OpSize(ref ins, 0);
         int bits = sz * 8;
         ulong r;
