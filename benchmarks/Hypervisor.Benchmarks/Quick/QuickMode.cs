@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using Hypervisor.Benchmarks.Running;
+using Hypervisor.Benchmarks.Workloads;
+using Hypervisor.Core.Accelerators;
+
+namespace Hypervisor.Benchmarks.Quick;
+
+/// <summary>
+/// <c>--quick</c>: every workload once per available accelerator and once under QEMU (tcg, and kvm where
+/// <c>/dev/kvm</c> exists), interleaved so that both sides see the same machine load; outputs compared with the
+/// host-computed checksums; a Markdown table on stdout.
+/// </summary>
+public static class QuickMode
+{
+    private const int StartupSamples = 3;
+
+    /// <summary>Runs the quick mode; returns the process exit code (0 when every output was right).</summary>
+    public static int Run(TextWriter output, IReadOnlyCollection<string> onlyWorkloads)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        var total = Stopwatch.StartNew();
+        int failures = 0;
+        IReadOnlyList<Workload> workloads = WorkloadCatalog.All
+            .Where(w => onlyWorkloads.Count == 0 || onlyWorkloads.Contains(w.Name)).ToArray();
+
+        output.WriteLine("# Hypervisor quick benchmark");
+        output.WriteLine();
+        foreach (string line in MachineDescription())
+        {
+            output.WriteLine($"- {line}");
+        }
+
+        output.WriteLine();
+        foreach (AcceleratorAvailability a in AcceleratorCatalog.All)
+        {
+            output.WriteLine(a.IsAvailable ? $"- accelerator {a.Spec}: runs ({a.Reason})" : $"- accelerator {a.Spec}: SKIPPED: {a.Reason}");
+        }
+
+        // QEMU peers.
+        string? qemu = QemuRunner.FindBinary();
+        var qemuAccels = new List<string>();
+        var qemuStartup = new Dictionary<string, TimeSpan>();
+        if (qemu is null)
+        {
+            output.WriteLine($"- QEMU peer: SKIPPED: {QemuRunner.Binary} is not on PATH (Debian package qemu-system-x86)");
+        }
+        else
+        {
+            foreach (string accel in File.Exists("/dev/kvm") ? new[] { "tcg", "kvm" } : ["tcg"])
+            {
+                QemuRun probe = QemuRunner.Run(qemu, accel, WorkloadCatalog.BootImage, TimeSpan.FromSeconds(30));
+                if (probe.ExitCode != 1 || probe.Serial != WorkloadCatalog.BootLine)
+                {
+                    string why = probe.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "no message";
+                    output.WriteLine($"- QEMU peer -accel {accel}: SKIPPED: the start-up image did not run (exit {probe.ExitCode}, serial {GuestRunner.Escape(probe.Serial)}): {why.Trim()}");
+                    continue;
+                }
+
+                var samples = Enumerable.Range(0, StartupSamples)
+                    .Select(_ => QemuRunner.Run(qemu, accel, WorkloadCatalog.BootImage, TimeSpan.FromSeconds(30)).Wall).ToList();
+                qemuStartup[accel] = Median(samples);
+                qemuAccels.Add(accel);
+                output.WriteLine($"- QEMU peer -accel {accel}: start-up (image that prints one line and exits, median of {StartupSamples}) {Ms(qemuStartup[accel])} ms");
+            }
+        }
+
+        // Our start-up per accelerator: one warm-up run (the first run also JIT-compiles our own .NET code), then the median.
+        AcceleratorSelector selector = AcceleratorCatalog.CreateSelector();
+        var ourStartup = new Dictionary<string, TimeSpan>();
+        Workload boot = WorkloadCatalog.Get("boot-first-line");
+        foreach (string spec in AcceleratorCatalog.AvailableSpecs)
+        {
+            GuestRunner.Run(selector, spec, boot);
+            ourStartup[spec] = Median(Enumerable.Range(0, StartupSamples).Select(_ => GuestRunner.Run(selector, spec, boot).Wall).ToList());
+            output.WriteLine($"- ours {spec}: start-up (same image, after one warm-up run, median of {StartupSamples}) {Ms(ourStartup[spec])} ms");
+        }
+
+        output.WriteLine();
+        var table = new StringBuilder();
+        string qemuHeader = string.Concat(qemuAccels.Select(a => $" QEMU {a} ms |"));
+        table.AppendLine($"| workload | accelerator | ours ms | guest instructions | ours Minstr/s | exits/s |{qemuHeader} peer | ours/peer raw | ours/peer start-up-corrected | output |");
+        table.AppendLine("|" + string.Concat(Enumerable.Repeat(" --- |", 10 + qemuAccels.Count)));
+        output.Flush();
+
+        foreach (Workload w in workloads)
+        {
+            // QEMU first, then ours, per workload: side by side in time.
+            var qemuRuns = new Dictionary<string, (QemuRun Run, bool Right)>();
+            if (qemu is not null && w.Kind == WorkloadKind.RunToExit)
+            {
+                foreach (string accel in qemuAccels)
+                {
+                    QemuRun q = QemuRunner.Run(qemu, accel, w.Image, GuestRunner.Timeout);
+                    bool right = q.ExitCode == 1 && q.Serial == w.ExpectedSerial;
+                    if (!right)
+                    {
+                        failures++;
+                        Console.Error.WriteLine($"QEMU -accel {accel} {w.Name}: exit {q.ExitCode}, printed {GuestRunner.Escape(q.Serial)}, expected {GuestRunner.Escape(w.ExpectedSerial)}");
+                    }
+
+                    qemuRuns[accel] = (q, right);
+                }
+            }
+
+            if (!AcceleratorCatalog.AvailableSpecs.Any())
+            {
+                string cells = string.Concat(qemuAccels.Select(a =>
+                    qemuRuns.TryGetValue(a, out var q) ? $" {Ms(q.Run.Wall)}{(q.Right ? string.Empty : " WRONG")} |" : " — |"));
+                table.AppendLine($"| {w.Name} | (none of ours runs) | — | — | — | — |{cells} — | — | — | {GuestRunner.Escape(w.ExpectedSerial)} expected |");
+            }
+
+            foreach (string spec in AcceleratorCatalog.AvailableSpecs)
+            {
+                string qemuCells = string.Concat(qemuAccels.Select(a =>
+                    qemuRuns.TryGetValue(a, out var q) ? $" {Ms(q.Run.Wall)}{(q.Right ? string.Empty : " WRONG")} |" : " — |"));
+                OurRun ours;
+                try
+                {
+                    ours = GuestRunner.Run(selector, spec, w);
+                }
+                catch (WrongResultException e)
+                {
+                    failures++;
+                    Console.Error.WriteLine(e.Message);
+                    table.AppendLine($"| {w.Name} | {spec} | — | — | — | — |{qemuCells} — | — | — | WRONG (not timed) |");
+                    continue;
+                }
+
+                // The peer is QEMU with the same kind of accelerator: software for tcg, kvm for kvm.
+                string peerAccel = spec.StartsWith("kvm", StringComparison.Ordinal) ? "kvm" : "tcg";
+                string raw = "—", corrected = "—", peerName = "—";
+                if (qemuRuns.TryGetValue(peerAccel, out var peer) && peer.Right)
+                {
+                    peerName = "QEMU " + peerAccel;
+                    raw = Ratio(ours.Wall, peer.Run.Wall);
+                    TimeSpan ourWork = ours.Wall - ourStartup[spec];
+                    TimeSpan qemuWork = peer.Run.Wall - qemuStartup[peerAccel];
+                    // Below ~20 ms of work on either side the difference is start-up noise, not a speed.
+                    corrected = ourWork.TotalMilliseconds > 20 && qemuWork.TotalMilliseconds > 20
+                        ? Ratio(ourWork, qemuWork)
+                        : "— (work below start-up noise)";
+                }
+
+                string mips = ours.InstructionsPerSecond is double ips ? (ips / 1e6).ToString("0.0", CultureInfo.InvariantCulture) : "n/a";
+                string instructions = ours.Result.Instructions >= 0 ? ours.Result.Instructions.ToString("N0", CultureInfo.InvariantCulture) : "n/a";
+                string check = w.Kind == WorkloadKind.FirstInstruction ? "stopped after 1 instruction" : "ok " + w.ExpectedSerial.TrimEnd();
+                table.AppendLine(
+                    $"| {w.Name} | {spec} | {Ms(ours.Wall)} | {instructions} | {mips} | {ours.ExitsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |{qemuCells} {peerName} | {raw} | {corrected} | {check} |");
+                Console.Error.WriteLine($"  done {w.Name} on {spec}: {Ms(ours.Wall)} ms");
+            }
+        }
+
+        output.Write(table.ToString());
+        output.WriteLine();
+        output.WriteLine("ours ms: wall time of machine creation plus the run, in this process. QEMU ms: wall time of the whole");
+        output.WriteLine($"`{QemuRunner.CommandLine("tcg")}` process, including its start-up.");
+        output.WriteLine("peer: QEMU with the same kind of accelerator (tcg for our tcg, kvm for our kvm).");
+        output.WriteLine("raw = ours ms / peer ms. start-up-corrected = (ours ms - our start-up) / (peer ms - peer start-up).");
+        output.WriteLine("Ratios above 1 mean we are slower than QEMU. Minstr/s counts the run alone (not machine creation).");
+        output.WriteLine($"Total quick-mode time: {total.Elapsed.TotalSeconds:0.0} s; {failures} wrong output(s).");
+        return failures == 0 ? 0 : 1;
+    }
+
+    private static IEnumerable<string> MachineDescription()
+    {
+        yield return $"date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC";
+        yield return $"nproc: {Environment.ProcessorCount}";
+        string? model = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+            : null;
+        yield return $"CPU: {model ?? RuntimeInformation.ProcessArchitecture.ToString()}";
+        yield return $"OS: {RuntimeInformation.OSDescription}";
+        yield return $".NET: {RuntimeInformation.FrameworkDescription}";
+        yield return $"QEMU: {QemuRunner.Version() ?? "not installed"}";
+    }
+
+    private static TimeSpan Median(List<TimeSpan> samples)
+    {
+        samples.Sort();
+        return samples[samples.Count / 2];
+    }
+
+    private static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture);
+
+    private static string Ratio(TimeSpan ours, TimeSpan theirs) =>
+        (ours.TotalMilliseconds / theirs.TotalMilliseconds).ToString("0.00", CultureInfo.InvariantCulture);
+}
