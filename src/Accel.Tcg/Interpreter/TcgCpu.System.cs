@@ -189,12 +189,14 @@ internal sealed partial class TcgCpu
                 ExecSyscall();
                 return true;
             case Mnemonic.Sysret:
+            case Mnemonic.Sysretq:
                 ExecSysret(ref ins);
                 return true;
             case Mnemonic.Sysenter:
                 ExecSysenter();
                 return true;
             case Mnemonic.Sysexit:
+            case Mnemonic.Sysexitq:
                 ExecSysexit(ref ins);
                 return true;
             case Mnemonic.Swapgs:

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Hypervisor.Accel.Tcg.Tests.Native;
 using static Hypervisor.Accel.Tcg.Alu.AluFlags;
+using AluOps = Hypervisor.Accel.Tcg.Alu.Alu;
 using Hypervisor.Accel.Tcg.Alu;
 
 namespace Hypervisor.Accel.Tcg.Tests.Alu;
@@ -203,7 +204,7 @@ public sealed class AluDifferentialTests
 
     private static void SetOperand(ref RegisterFile r, Operand operand, ulong value, Random random)
     {
-        ulong mask = IntAlu.Mask(operand.Bits);
+        ulong mask = AluOps.Mask(operand.Bits);
         if (operand.Register == AluForms.Memory)
         {
             AluForms.WriteLittleEndian(r.Scratch[..(operand.Bits / 8)], value);
@@ -221,7 +222,7 @@ public sealed class AluDifferentialTests
     /// </summary>
     private static ulong[] EdgeValues(int bits)
     {
-        ulong m = IntAlu.Mask(bits), s = IntAlu.SignBit(bits), b = (ulong)bits;
+        ulong m = AluOps.Mask(bits), s = AluOps.SignBit(bits), b = (ulong)bits;
         ulong[] candidates =
         [
             0, 1, 2, 3, 6, 7, 8, 9, 0xA, 0xF, 0x10, 0x11, 0x1F, 0x20, 0x21, 0x3F, 0x40, 0x41, 0x7F, 0x80, 0x99, 0x9A, 0xFF,

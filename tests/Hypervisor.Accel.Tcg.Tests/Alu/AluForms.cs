@@ -3,6 +3,7 @@ using System.Runtime.Intrinsics.X86;
 using Hypervisor.Accel.Tcg.Tests.Native;
 using Iced.Intel;
 using static Hypervisor.Accel.Tcg.Alu.AluFlags;
+using AluOps = Hypervisor.Accel.Tcg.Alu.Alu;
 using Hypervisor.Accel.Tcg.Alu;
 
 namespace Hypervisor.Accel.Tcg.Tests.Alu;
@@ -52,19 +53,19 @@ internal static class AluForms
         // The state of the AF flag is undefined."
         foreach (int b in AllSizes)
         {
-            Binary(forms, "ADD", b, IntAlu.Add, true, 0, 0);
-            Binary(forms, "ADC", b, IntAlu.Adc, true, CF, 0);
-            Binary(forms, "SUB", b, IntAlu.Sub, true, 0, 0);
-            Binary(forms, "SBB", b, IntAlu.Sbb, true, CF, 0);
-            Binary(forms, "CMP", b, static (ulong a, ulong x, int n, ref ulong f) => { IntAlu.Cmp(a, x, n, ref f); return a; }, false, 0, 0);
-            Binary(forms, "AND", b, IntAlu.And, true, 0, AF);
-            Binary(forms, "OR", b, IntAlu.Or, true, 0, AF);
-            Binary(forms, "XOR", b, IntAlu.Xor, true, 0, AF);
-            Binary(forms, "TEST", b, static (ulong a, ulong x, int n, ref ulong f) => { IntAlu.Test(a, x, n, ref f); return a; }, false, 0, AF);
-            Unary(forms, "NEG", b, IntAlu.Neg, 0);
-            Unary(forms, "NOT", b, static (ulong a, int n, ref ulong f) => IntAlu.Not(a, n), 0);
-            Unary(forms, "INC", b, IntAlu.Inc, CF);
-            Unary(forms, "DEC", b, IntAlu.Dec, CF);
+            Binary(forms, "ADD", b, AluOps.Add, true, 0, 0);
+            Binary(forms, "ADC", b, AluOps.Adc, true, CF, 0);
+            Binary(forms, "SUB", b, AluOps.Sub, true, 0, 0);
+            Binary(forms, "SBB", b, AluOps.Sbb, true, CF, 0);
+            Binary(forms, "CMP", b, static (ulong a, ulong x, int n, ref ulong f) => { AluOps.Cmp(a, x, n, ref f); return a; }, false, 0, 0);
+            Binary(forms, "AND", b, AluOps.And, true, 0, AF);
+            Binary(forms, "OR", b, AluOps.Or, true, 0, AF);
+            Binary(forms, "XOR", b, AluOps.Xor, true, 0, AF);
+            Binary(forms, "TEST", b, static (ulong a, ulong x, int n, ref ulong f) => { AluOps.Test(a, x, n, ref f); return a; }, false, 0, AF);
+            Unary(forms, "NEG", b, AluOps.Neg, 0);
+            Unary(forms, "NOT", b, static (ulong a, int n, ref ulong f) => AluOps.Not(a, n), 0);
+            Unary(forms, "INC", b, AluOps.Inc, CF);
+            Unary(forms, "DEC", b, AluOps.Dec, CF);
 
             int bits = b;
             forms.Add(new AluForm
@@ -75,7 +76,7 @@ internal static class AluForms
                 Emulate = (ref RegisterFile r) =>
                 {
                     ulong dest = Get(r, Rax, bits), src = Get(r, Rcx, bits);
-                    ulong sum = IntAlu.Add(dest, src, bits, ref r.Rflags);
+                    ulong sum = AluOps.Add(dest, src, bits, ref r.Rflags);
                     Set(ref r, Rcx, bits, dest);
                     Set(ref r, Rax, bits, sum);
                     return true;
@@ -96,7 +97,7 @@ internal static class AluForms
                 },
                 Emulate = (ref RegisterFile r) =>
                 {
-                    if (IntAlu.CmpXchg(Get(r, Rax, bits), Get(r, Rbx, bits), bits, ref r.Rflags))
+                    if (AluOps.CmpXchg(Get(r, Rax, bits), Get(r, Rbx, bits), bits, ref r.Rflags))
                     {
                         Set(ref r, Rbx, bits, Get(r, Rcx, bits));
                     }
@@ -113,10 +114,10 @@ internal static class AluForms
         // The same operations with the destination in memory (scratch block at RSI).
         foreach (int b in AllSizes)
         {
-            BinaryMemory(forms, "ADD", b, IntAlu.Add, 0, 0);
-            BinaryMemory(forms, "ADC", b, IntAlu.Adc, CF, 0);
-            BinaryMemory(forms, "SBB", b, IntAlu.Sbb, CF, 0);
-            BinaryMemory(forms, "XOR", b, IntAlu.Xor, 0, AF);
+            BinaryMemory(forms, "ADD", b, AluOps.Add, 0, 0);
+            BinaryMemory(forms, "ADC", b, AluOps.Adc, CF, 0);
+            BinaryMemory(forms, "SBB", b, AluOps.Sbb, CF, 0);
+            BinaryMemory(forms, "XOR", b, AluOps.Xor, 0, AF);
         }
 
         // ADCX/ADOX: "CF is updated based on the result. OF, SF, ZF, AF, and PF flags are unmodified" (and symmetrically
@@ -124,7 +125,7 @@ internal static class AluForms
         foreach (int b in VexSizes)
         {
             int bits = b;
-            foreach ((string name, BinaryOp op, ulong flag) in new (string, BinaryOp, ulong)[] { ("ADCX", IntAlu.Adcx, CF), ("ADOX", IntAlu.Adox, OF) })
+            foreach ((string name, BinaryOp op, ulong flag) in new (string, BinaryOp, ulong)[] { ("ADCX", AluOps.Adcx, CF), ("ADOX", AluOps.Adox, OF) })
             {
                 forms.Add(new AluForm
                 {
@@ -148,8 +149,8 @@ internal static class AluForms
     {
         (string Name, ShiftOp Op)[] ops =
         [
-            ("SHL", IntAlu.Shl), ("SHR", IntAlu.Shr), ("SAR", IntAlu.Sar),
-            ("ROL", IntAlu.Rol), ("ROR", IntAlu.Ror), ("RCL", IntAlu.Rcl), ("RCR", IntAlu.Rcr),
+            ("SHL", AluOps.Shl), ("SHR", AluOps.Shr), ("SAR", AluOps.Sar),
+            ("ROL", AluOps.Rol), ("ROR", AluOps.Ror), ("RCL", AluOps.Rcl), ("RCR", AluOps.Rcr),
         ];
         foreach (int b in AllSizes)
         {
@@ -215,12 +216,12 @@ internal static class AluForms
                     Operands = [new(Rax, b), new(Rbx, b), new(Rcx, 8)],
                     UndefinedFlags = r => DoubleShiftUndefined(bits, r[Rcx]),
                     // SDM SHLD/SHRD: "If the count is greater than the operand size, the result is undefined."
-                    ResultUndefined = r => ((int)r[Rcx] & IntAlu.CountMask(bits)) > bits,
+                    ResultUndefined = r => ((int)r[Rcx] & AluOps.CountMask(bits)) > bits,
                     Emulate = (ref RegisterFile r) =>
                     {
                         ulong v = name == "SHLD"
-                            ? IntAlu.Shld(r[Rax], r[Rbx], r[Rcx] & 0xFF, bits, ref r.Rflags)
-                            : IntAlu.Shrd(r[Rax], r[Rbx], r[Rcx] & 0xFF, bits, ref r.Rflags);
+                            ? AluOps.Shld(r[Rax], r[Rbx], r[Rcx] & 0xFF, bits, ref r.Rflags)
+                            : AluOps.Shrd(r[Rax], r[Rbx], r[Rcx] & 0xFF, bits, ref r.Rflags);
                         Set(ref r, Rax, bits, v);
                         return true;
                     },
@@ -237,7 +238,7 @@ internal static class AluForms
     // is affected, otherwise (masked count is greater than 1) the OF flag is undefined."
     private static ulong ShiftUndefined(string name, int bits, ulong count)
     {
-        int n = (int)count & IntAlu.CountMask(bits);
+        int n = (int)count & AluOps.CountMask(bits);
         if (n == 0)
         {
             return 0;
@@ -263,7 +264,7 @@ internal static class AluForms
     // If the count is greater than the operand size, the flags are undefined."
     private static ulong DoubleShiftUndefined(int bits, ulong count)
     {
-        int n = (int)count & IntAlu.CountMask(bits);
+        int n = (int)count & AluOps.CountMask(bits);
         return n == 0 ? 0 : n > bits ? Status : n == 1 ? AF : AF | OF;
     }
 
@@ -290,8 +291,8 @@ internal static class AluForms
                     {
                         ulong high;
                         ulong low = signed
-                            ? IntAlu.Imul(r[Rax], r[Rbx], bits, out high, ref r.Rflags)
-                            : IntAlu.Mul(r[Rax], r[Rbx], bits, out high, ref r.Rflags);
+                            ? AluOps.Imul(r[Rax], r[Rbx], bits, out high, ref r.Rflags)
+                            : AluOps.Mul(r[Rax], r[Rbx], bits, out high, ref r.Rflags);
                         if (bits == 8)
                         {
                             Set(ref r, Rax, 16, (high << 8) | low);
@@ -319,8 +320,8 @@ internal static class AluForms
                         ulong high = bits == 8 ? r[Rax] >> 8 : r[Rdx];
                         ulong low = r[Rax];
                         bool ok = signed
-                            ? IntAlu.Idiv(high, low, r[Rbx], bits, out ulong q, out ulong rem)
-                            : IntAlu.Div(high, low, r[Rbx], bits, out q, out rem);
+                            ? AluOps.Idiv(high, low, r[Rbx], bits, out ulong q, out ulong rem)
+                            : AluOps.Div(high, low, r[Rbx], bits, out q, out rem);
                         if (!ok)
                         {
                             return false;
@@ -353,7 +354,7 @@ internal static class AluForms
                 UndefinedFlags = _ => mulUndefined,
                 Emulate = (ref RegisterFile r) =>
                 {
-                    Set(ref r, Rax, bits, IntAlu.Imul(r[Rax], r[Rbx], bits, out _, ref r.Rflags));
+                    Set(ref r, Rax, bits, AluOps.Imul(r[Rax], r[Rbx], bits, out _, ref r.Rflags));
                     return true;
                 },
             });
@@ -374,7 +375,7 @@ internal static class AluForms
                     UndefinedFlags = _ => mulUndefined,
                     Emulate = (ref RegisterFile r) =>
                     {
-                        Set(ref r, Rax, bits, IntAlu.Imul(r[Rbx], (ulong)(long)imm, bits, out _, ref r.Rflags));
+                        Set(ref r, Rax, bits, AluOps.Imul(r[Rbx], (ulong)(long)imm, bits, out _, ref r.Rflags));
                         return true;
                     },
                 });
@@ -385,9 +386,9 @@ internal static class AluForms
     /// <summary>The SDM's #DE rule for DIV/IDIV, computed with BigInteger: divisor 0 or a quotient too large for the destination.</summary>
     private static bool DivideFaults(RegisterFile r, int bits, bool signed)
     {
-        BigInteger high = bits == 8 ? (r[Rax] >> 8) & 0xFF : r[Rdx] & IntAlu.Mask(bits);
-        BigInteger low = bits == 8 ? r[Rax] & 0xFF : r[Rax] & IntAlu.Mask(bits);
-        BigInteger divisor = r[Rbx] & IntAlu.Mask(bits);
+        BigInteger high = bits == 8 ? (r[Rax] >> 8) & 0xFF : r[Rdx] & AluOps.Mask(bits);
+        BigInteger low = bits == 8 ? r[Rax] & 0xFF : r[Rax] & AluOps.Mask(bits);
+        BigInteger divisor = r[Rbx] & AluOps.Mask(bits);
         BigInteger dividend = (high << bits) + low;
         if (signed)
         {
@@ -421,14 +422,14 @@ internal static class AluForms
             return;
         }
 
-        ulong m = IntAlu.Mask(bits);
+        ulong m = AluOps.Mask(bits);
         ulong divisor = r[Rbx] & m;
         int highRegister = bits == 8 ? Rax : Rdx;
         ulong high;
         if (signed)
         {
             // A dividend that is the sign extension of its low half always fits unless it is MIN / -1.
-            high = (ulong)(IntAlu.SignExtend(r[Rax], bits) >> 63) & m;
+            high = (ulong)(AluOps.SignExtend(r[Rax], bits) >> 63) & m;
         }
         else
         {
@@ -453,7 +454,7 @@ internal static class AluForms
         const ulong btUndefined = OF | SF | AF | PF;
         (string Name, BinaryOp? Op)[] bitOps =
         [
-            ("BT", null), ("BTS", IntAlu.Bts), ("BTR", IntAlu.Btr), ("BTC", IntAlu.Btc),
+            ("BT", null), ("BTS", AluOps.Bts), ("BTR", AluOps.Btr), ("BTC", AluOps.Btc),
         ];
         foreach (int b in WideSizes)
         {
@@ -471,7 +472,7 @@ internal static class AluForms
                     {
                         if (op is null)
                         {
-                            IntAlu.Bt(r[Rax], r[Rcx], bits, ref r.Rflags);
+                            AluOps.Bt(r[Rax], r[Rcx], bits, ref r.Rflags);
                         }
                         else
                         {
@@ -494,16 +495,16 @@ internal static class AluForms
                     {
                         r.Rsi = scratch + 32;
                         // Keep |offset| < 256 bits so the addressed operand stays within the 64-byte scratch block.
-                        Set(ref r, Rcx, bits, (ulong)(IntAlu.SignExtend(r[Rcx], bits) % 256));
+                        Set(ref r, Rcx, bits, (ulong)(AluOps.SignExtend(r[Rcx], bits) % 256));
                     },
                     Emulate = (ref RegisterFile r) =>
                     {
-                        int at = 32 + (int)IntAlu.BitStringByteOffset(r[Rcx], bits);
+                        int at = 32 + (int)AluOps.BitStringByteOffset(r[Rcx], bits);
                         Span<byte> bytes = r.Scratch[at..(at + (bits / 8))];
                         ulong value = ReadLittleEndian(bytes);
                         if (op is null)
                         {
-                            IntAlu.Bt(value, r[Rcx], bits, ref r.Rflags);
+                            AluOps.Bt(value, r[Rcx], bits, ref r.Rflags);
                         }
                         else
                         {
@@ -526,7 +527,7 @@ internal static class AluForms
                         {
                             if (op is null)
                             {
-                                IntAlu.Bt(r[Rax], (ulong)imm, bits, ref r.Rflags);
+                                AluOps.Bt(r[Rax], (ulong)imm, bits, ref r.Rflags);
                             }
                             else
                             {
@@ -553,8 +554,8 @@ internal static class AluForms
                     Emulate = (ref RegisterFile r) =>
                     {
                         bool found = name == "BSF"
-                            ? IntAlu.Bsf(r[Rcx], bits, out ulong index, ref r.Rflags)
-                            : IntAlu.Bsr(r[Rcx], bits, out index, ref r.Rflags);
+                            ? AluOps.Bsf(r[Rcx], bits, out ulong index, ref r.Rflags)
+                            : AluOps.Bsr(r[Rcx], bits, out index, ref r.Rflags);
                         if (found)
                         {
                             Set(ref r, Rax, bits, index);
@@ -570,9 +571,9 @@ internal static class AluForms
             // undefined."
             (string Name, UnaryOp Op, ulong Undefined, Func<string?> Missing)[] counts =
             [
-                ("POPCNT", IntAlu.Popcnt, 0, static () => Popcnt.IsSupported ? null : "the host CPU has no POPCNT"),
-                ("LZCNT", IntAlu.Lzcnt, OF | SF | PF | AF, static () => Lzcnt.IsSupported ? null : "the host CPU has no LZCNT (ABM)"),
-                ("TZCNT", IntAlu.Tzcnt, OF | SF | PF | AF, static () => Bmi1.IsSupported ? null : "the host CPU has no BMI1 (TZCNT)"),
+                ("POPCNT", AluOps.Popcnt, 0, static () => Popcnt.IsSupported ? null : "the host CPU has no POPCNT"),
+                ("LZCNT", AluOps.Lzcnt, OF | SF | PF | AF, static () => Lzcnt.IsSupported ? null : "the host CPU has no LZCNT (ABM)"),
+                ("TZCNT", AluOps.Tzcnt, OF | SF | PF | AF, static () => Bmi1.IsSupported ? null : "the host CPU has no BMI1 (TZCNT)"),
             ];
             foreach ((string name, UnaryOp op, ulong undefined, Func<string?> missing) in counts)
             {
@@ -592,8 +593,9 @@ internal static class AluForms
             }
         }
 
-        // SDM BSWAP: flags unaffected. (With a 16-bit operand the SDM calls the result undefined, so that form is not run.)
-        foreach (int b in VexSizes)
+        // SDM BSWAP: flags unaffected. With a 16-bit operand the SDM calls the result undefined; the processors we know of
+        // write 0 to the low 16 bits, which AluOps.Bswap returns, and running the form on the host checks that claim.
+        foreach (int b in WideSizes)
         {
             int bits = b;
             forms.Add(new AluForm
@@ -603,7 +605,7 @@ internal static class AluForms
                 Operands = [new(Rax, b)],
                 Emulate = (ref RegisterFile r) =>
                 {
-                    Set(ref r, Rax, bits, IntAlu.Bswap(r[Rax], bits));
+                    Set(ref r, Rax, bits, AluOps.Bswap(r[Rax], bits));
                     return true;
                 },
             });
@@ -631,7 +633,7 @@ internal static class AluForms
                 MissingFeature = NoBmi1,
                 Emulate = (ref RegisterFile r) =>
                 {
-                    Set(ref r, Rax, bits, IntAlu.Andn(r[Rbx], r[Rcx], bits, ref r.Rflags));
+                    Set(ref r, Rax, bits, AluOps.Andn(r[Rbx], r[Rcx], bits, ref r.Rflags));
                     return true;
                 },
             });
@@ -654,7 +656,7 @@ internal static class AluForms
                 },
                 Emulate = (ref RegisterFile r) =>
                 {
-                    Set(ref r, Rax, bits, IntAlu.Bextr(r[Rbx], r[Rcx], bits, ref r.Rflags));
+                    Set(ref r, Rax, bits, AluOps.Bextr(r[Rbx], r[Rcx], bits, ref r.Rflags));
                     return true;
                 },
             });
@@ -662,7 +664,7 @@ internal static class AluForms
             // and PF flags are undefined." BLSMSK: "SF is updated based on the result. CF is set if the source if zero. ZF
             // and OF flags are cleared. AF and PF flag are undefined." BLSR: "ZF and SF flags are updated based on the
             // result. CF is set if the source is zero. OF flag is cleared. AF and PF flags are undefined."
-            foreach ((string name, UnaryOp op) in new (string, UnaryOp)[] { ("BLSI", IntAlu.Blsi), ("BLSMSK", IntAlu.Blsmsk), ("BLSR", IntAlu.Blsr) })
+            foreach ((string name, UnaryOp op) in new (string, UnaryOp)[] { ("BLSI", AluOps.Blsi), ("BLSMSK", AluOps.Blsmsk), ("BLSR", AluOps.Blsr) })
             {
                 forms.Add(new AluForm
                 {
@@ -690,7 +692,7 @@ internal static class AluForms
                 MissingFeature = NoBmi2,
                 Emulate = (ref RegisterFile r) =>
                 {
-                    Set(ref r, Rax, bits, IntAlu.Bzhi(r[Rbx], r[Rcx], bits, ref r.Rflags));
+                    Set(ref r, Rax, bits, AluOps.Bzhi(r[Rbx], r[Rcx], bits, ref r.Rflags));
                     return true;
                 },
             });
@@ -705,7 +707,7 @@ internal static class AluForms
                 MissingFeature = NoBmi2,
                 Emulate = (ref RegisterFile r) =>
                 {
-                    ulong low = IntAlu.Mulx(r[Rdx], r[Rcx], bits, out ulong high);
+                    ulong low = AluOps.Mulx(r[Rdx], r[Rcx], bits, out ulong high);
                     Set(ref r, Rbx, bits, low);
                     Set(ref r, Rax, bits, high);
                     return true;
@@ -721,7 +723,7 @@ internal static class AluForms
                     MissingFeature = NoBmi2,
                     Emulate = (ref RegisterFile r) =>
                     {
-                        Set(ref r, Rax, bits, name == "PDEP" ? IntAlu.Pdep(r[Rbx], r[Rcx], bits) : IntAlu.Pext(r[Rbx], r[Rcx], bits));
+                        Set(ref r, Rax, bits, name == "PDEP" ? AluOps.Pdep(r[Rbx], r[Rcx], bits) : AluOps.Pext(r[Rbx], r[Rcx], bits));
                         return true;
                     },
                 });
@@ -737,7 +739,7 @@ internal static class AluForms
                     MissingFeature = NoBmi2,
                     Emulate = (ref RegisterFile r) =>
                     {
-                        Set(ref r, Rax, bits, IntAlu.Rorx(r[Rbx], (ulong)imm, bits));
+                        Set(ref r, Rax, bits, AluOps.Rorx(r[Rbx], (ulong)imm, bits));
                         return true;
                     },
                 });
@@ -756,9 +758,9 @@ internal static class AluForms
                     {
                         ulong v = name switch
                         {
-                            "SARX" => IntAlu.Sarx(r[Rbx], r[Rcx], bits),
-                            "SHLX" => IntAlu.Shlx(r[Rbx], r[Rcx], bits),
-                            _ => IntAlu.Shrx(r[Rbx], r[Rcx], bits),
+                            "SARX" => AluOps.Sarx(r[Rbx], r[Rcx], bits),
+                            "SHLX" => AluOps.Shlx(r[Rbx], r[Rcx], bits),
+                            _ => AluOps.Shrx(r[Rbx], r[Rcx], bits),
                         };
                         Set(ref r, Rax, bits, v);
                         return true;
@@ -773,12 +775,12 @@ internal static class AluForms
     {
         // SDM DAA/DAS: "The CF and AF flags are set if the adjustment of the value results in a decimal carry [borrow] in
         // either digit of the result. The SF, ZF, and PF flags are set according to the result. The OF flag is undefined."
-        forms.Add(Decimal("DAA", Instruction.Create(Iced.Intel.Code.Daa), new(Rax, 8), OF, (ref RegisterFile r) => Set(ref r, Rax, 8, IntAlu.Daa((byte)r.Rax, ref r.Rflags))));
-        forms.Add(Decimal("DAS", Instruction.Create(Iced.Intel.Code.Das), new(Rax, 8), OF, (ref RegisterFile r) => Set(ref r, Rax, 8, IntAlu.Das((byte)r.Rax, ref r.Rflags))));
+        forms.Add(Decimal("DAA", Instruction.Create(Iced.Intel.Code.Daa), new(Rax, 8), OF, (ref RegisterFile r) => Set(ref r, Rax, 8, AluOps.Daa((byte)r.Rax, ref r.Rflags))));
+        forms.Add(Decimal("DAS", Instruction.Create(Iced.Intel.Code.Das), new(Rax, 8), OF, (ref RegisterFile r) => Set(ref r, Rax, 8, AluOps.Das((byte)r.Rax, ref r.Rflags))));
         // SDM AAA/AAS: "The AF and CF flags are set to 1 if there is a decimal carry [borrow]; otherwise, they are set to 0.
         // The OF, SF, ZF, and PF flags are undefined."
-        forms.Add(Decimal("AAA", Instruction.Create(Iced.Intel.Code.Aaa), new(Rax, 16), OF | SF | ZF | PF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aaa((ushort)r.Rax, ref r.Rflags))));
-        forms.Add(Decimal("AAS", Instruction.Create(Iced.Intel.Code.Aas), new(Rax, 16), OF | SF | ZF | PF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aas((ushort)r.Rax, ref r.Rflags))));
+        forms.Add(Decimal("AAA", Instruction.Create(Iced.Intel.Code.Aaa), new(Rax, 16), OF | SF | ZF | PF, (ref RegisterFile r) => Set(ref r, Rax, 16, AluOps.Aaa((ushort)r.Rax, ref r.Rflags))));
+        forms.Add(Decimal("AAS", Instruction.Create(Iced.Intel.Code.Aas), new(Rax, 16), OF | SF | ZF | PF, (ref RegisterFile r) => Set(ref r, Rax, 16, AluOps.Aas((ushort)r.Rax, ref r.Rflags))));
         // SDM AAM/AAD: "The SF, ZF, and PF flags are set according to the resulting binary value in the AL register. The OF,
         // AF, and CF flags are undefined." No input flag matters. AAM 0 raises #DE: never run natively, checked in
         // AluRuleTests.
@@ -786,10 +788,10 @@ internal static class AluForms
         {
             forms.Add(Decimal($"AAM {imm}", Instruction.Create(Iced.Intel.Code.Aam_imm8, imm), new(Rax, 8), OF | AF | CF, (ref RegisterFile r) =>
             {
-                Assert.That(IntAlu.Aam((byte)r.Rax, (byte)imm, out ushort ax, ref r.Rflags), Is.True);
+                Assert.That(AluOps.Aam((byte)r.Rax, (byte)imm, out ushort ax, ref r.Rflags), Is.True);
                 Set(ref r, Rax, 16, ax);
             }, flagsIn: 0));
-            forms.Add(Decimal($"AAD {imm}", Instruction.Create(Iced.Intel.Code.Aad_imm8, imm), new(Rax, 16), OF | AF | CF, (ref RegisterFile r) => Set(ref r, Rax, 16, IntAlu.Aad((ushort)r.Rax, (byte)imm, ref r.Rflags)), flagsIn: 0));
+            forms.Add(Decimal($"AAD {imm}", Instruction.Create(Iced.Intel.Code.Aad_imm8, imm), new(Rax, 16), OF | AF | CF, (ref RegisterFile r) => Set(ref r, Rax, 16, AluOps.Aad((ushort)r.Rax, (byte)imm, ref r.Rflags)), flagsIn: 0));
         }
     }
 
@@ -899,7 +901,7 @@ internal static class AluForms
     private static Code Code(string name) => Enum.Parse<Code>(name);
 
     /// <summary>Reads an operand: a register's low <paramref name="bits"/> bits.</summary>
-    public static ulong Get(in RegisterFile r, int register, int bits) => r[register] & IntAlu.Mask(bits);
+    public static ulong Get(in RegisterFile r, int register, int bits) => r[register] & AluOps.Mask(bits);
 
     /// <summary>Writes a register as x86-64 does: 8/16-bit writes merge, 32-bit writes zero-extend, 64-bit writes replace.</summary>
     public static void Set(ref RegisterFile r, int register, int bits, ulong value) => r[register] = bits switch

@@ -98,8 +98,8 @@ public class InterruptTests
         m.SetGate64(0, 0x9000);
         m.Load(64, 0x9000, a =>
         {
-            a.mov(rax, __qword_ptr[rsp]);
-            a.mov(__qword_ptr[Record], rax);
+            a.mov(rdx, __qword_ptr[rsp]);
+            a.mov(__qword_ptr[Record], rdx);
             a.hlt();
         });
         m.Load(64, 0x8000, a =>
