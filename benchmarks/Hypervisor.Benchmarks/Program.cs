@@ -8,7 +8,7 @@ namespace Hypervisor.Benchmarks;
 /// <summary>
 /// Entry point. <c>--quick</c> runs the side-by-side quick mode (optionally <c>--workloads a,b</c>); anything else is
 /// passed to BenchmarkDotNet's switcher (for example <c>--filter *</c>); <c>--workloads a,b</c> restricts
-/// either mode to the named workloads.
+/// either mode to the named workloads, and <c>--accelerator SPEC</c> (repeatable) to the named accelerators.
 /// </summary>
 public static class Program
 {
@@ -23,6 +23,14 @@ public static class Program
             args = args.Where((_, k) => k != i && k != i + 1).ToArray();
         }
 
+        var accelerators = new List<string>();
+        for (int k; (k = Array.IndexOf(args, "--accelerator")) >= 0 && k + 1 < args.Length;)
+        {
+            accelerators.Add(args[k + 1]);
+            args = args.Where((_, j) => j != k && j != k + 1).ToArray();
+        }
+
+        AcceleratorCatalog.Only = accelerators;
         if (args.Contains("--quick"))
         {
             return QuickMode.Run(Console.Out, only);

@@ -1,7 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Hypervisor.Benchmarks.Running;
 using Hypervisor.Benchmarks.Workloads;
-using Hypervisor.Core.Accelerators;
 
 namespace Hypervisor.Benchmarks.Bdn;
 
@@ -15,8 +14,6 @@ namespace Hypervisor.Benchmarks.Bdn;
 [Config(typeof(ShortRunConfig))]
 public class GuestBenchmarks
 {
-    private AcceleratorSelector? _selector;
-
     /// <summary>The accelerator specifications that can run here (tcg,jit=off, tcg,jit=on, kvm, whpx, minus the skipped ones).</summary>
     public static IEnumerable<string> Accelerators => AcceleratorCatalog.AvailableSpecs;
 
@@ -39,15 +36,15 @@ public class GuestBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _selector = AcceleratorCatalog.CreateSelector();
         _ = WorkloadCatalog.All;
+        _ = BenchMachine.Factory;
     }
 
     /// <summary>Creates the machine, runs the workload to its end and verifies its output.</summary>
     [Benchmark]
     public long Run()
     {
-        OurRun run = GuestRunner.Run(_selector!, Accelerator, WorkloadCatalog.Get(Workload));
+        OurRun run = GuestRunner.Run(Accelerator, WorkloadCatalog.Get(Workload));
         RunStatistics.Record(Workload, Accelerator, run);
         return run.Result.Instructions;
     }

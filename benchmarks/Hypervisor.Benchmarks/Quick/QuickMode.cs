@@ -4,7 +4,6 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Hypervisor.Benchmarks.Running;
 using Hypervisor.Benchmarks.Workloads;
-using Hypervisor.Core.Accelerators;
 
 namespace Hypervisor.Benchmarks.Quick;
 
@@ -59,6 +58,14 @@ public static class QuickMode
                     continue;
                 }
 
+                QemuRun calibration = QemuRunner.Run(qemu, accel, WorkloadCatalog.Calibration.Image, TimeSpan.FromSeconds(20));
+                if (calibration.ExitCode != 1 || calibration.Serial != WorkloadCatalog.Calibration.ExpectedSerial
+                    || calibration.Wall - probe.Wall > AcceleratorCatalog.CalibrationLimit)
+                {
+                    output.WriteLine($"- QEMU peer -accel {accel}: SKIPPED: too slow or wrong here: the calibration guest ({WorkloadCatalog.Calibration.Description}) took {calibration.Wall.TotalSeconds:0.0} s (exit {calibration.ExitCode}, limit {AcceleratorCatalog.CalibrationLimit.TotalSeconds:0.0} s beyond start-up)");
+                    continue;
+                }
+
                 var samples = Enumerable.Range(0, StartupSamples)
                     .Select(_ => QemuRunner.Run(qemu, accel, WorkloadCatalog.BootImage, TimeSpan.FromSeconds(30)).Wall).ToList();
                 qemuStartup[accel] = Median(samples);
@@ -68,13 +75,12 @@ public static class QuickMode
         }
 
         // Our start-up per accelerator: one warm-up run (the first run also JIT-compiles our own .NET code), then the median.
-        AcceleratorSelector selector = AcceleratorCatalog.CreateSelector();
         var ourStartup = new Dictionary<string, TimeSpan>();
         Workload boot = WorkloadCatalog.Get("boot-first-line");
         foreach (string spec in AcceleratorCatalog.AvailableSpecs)
         {
-            GuestRunner.Run(selector, spec, boot);
-            ourStartup[spec] = Median(Enumerable.Range(0, StartupSamples).Select(_ => GuestRunner.Run(selector, spec, boot).Wall).ToList());
+            GuestRunner.Run(spec, boot);
+            ourStartup[spec] = Median(Enumerable.Range(0, StartupSamples).Select(_ => GuestRunner.Run(spec, boot).Wall).ToList());
             output.WriteLine($"- ours {spec}: start-up (same image, after one warm-up run, median of {StartupSamples}) {Ms(ourStartup[spec])} ms");
         }
 
@@ -119,7 +125,7 @@ public static class QuickMode
                 OurRun ours;
                 try
                 {
-                    ours = GuestRunner.Run(selector, spec, w);
+                    ours = GuestRunner.Run(spec, w);
                 }
                 catch (WrongResultException e)
                 {

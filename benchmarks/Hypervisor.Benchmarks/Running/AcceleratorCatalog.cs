@@ -1,6 +1,4 @@
-using Hypervisor.Accel.Kvm;
-using Hypervisor.Accel.Tcg;
-using Hypervisor.Accel.Whpx;
+using Hypervisor.Benchmarks.Workloads;
 using Hypervisor.Core.Accelerators;
 
 namespace Hypervisor.Benchmarks.Running;
@@ -20,9 +18,13 @@ public static class AcceleratorCatalog
 
     private static readonly Lazy<IReadOnlyList<AcceleratorAvailability>> s_probed = new(ProbeAll);
 
-    /// <summary>A selector over tcg, kvm and whpx.</summary>
-    public static AcceleratorSelector CreateSelector() =>
-        new([new TcgAccelerator(), new KvmAccelerator(), new WhpxAccelerator()]);
+    /// <summary>An accelerator whose calibration run takes longer than this is skipped (with the figure as the reason).</summary>
+    public static TimeSpan CalibrationLimit { get; } = TimeSpan.FromSeconds(1);
+
+    private static TimeSpan CalibrationBudget { get; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Restricts the specifications to these (empty: all); set by <c>--accelerator</c>.</summary>
+    public static IReadOnlyCollection<string> Only { get; set; } = [];
 
     /// <summary>The probe result of every specification (probed once per process).</summary>
     public static IReadOnlyList<AcceleratorAvailability> All => s_probed.Value;
@@ -42,10 +44,16 @@ public static class AcceleratorCatalog
 
     private static IReadOnlyList<AcceleratorAvailability> ProbeAll()
     {
-        AcceleratorSelector selector = CreateSelector();
+        AcceleratorSelector selector = BenchMachine.Selector;
         var result = new List<AcceleratorAvailability>();
         foreach (string spec in Specs)
         {
+            if (Only.Count > 0 && !Only.Contains(spec))
+            {
+                result.Add(new(spec, false, "not asked for (--accelerator)", false));
+                continue;
+            }
+
             AcceleratorCandidate candidate = selector.Parse(spec).Candidates[0];
             IAccelerator? accelerator = selector.Accelerators.FirstOrDefault(a => a.Name == candidate.Name);
             if (accelerator is null)
@@ -68,6 +76,32 @@ public static class AcceleratorCatalog
                 && jit.StartsWith("not implemented", StringComparison.OrdinalIgnoreCase))
             {
                 result.Add(new(spec, false, $"the tcg probe reports jit: {jit}", probe.Capabilities.CountsInstructions));
+                continue;
+            }
+
+            // Probes say whether an accelerator works, not whether it is fast enough to time: a /dev/kvm that is itself
+            // emulated (nested virtualization in software) passes every probe and then runs a sieve at a few
+            // thousand instructions a second. One measured calibration run decides, and its figure is the reason.
+            Workload calibration = WorkloadCatalog.Calibration;
+            try
+            {
+                OurRun run = GuestRunner.Run(spec, calibration, CalibrationBudget);
+                if (run.Wall > CalibrationLimit)
+                {
+                    result.Add(new(spec, false,
+                        $"too slow to benchmark here: the calibration guest ({calibration.Description}) took {run.Wall.TotalSeconds:0.0} s (limit {CalibrationLimit.TotalSeconds:0.0} s); probe said: {probe.Reason}",
+                        probe.Capabilities.CountsInstructions));
+                    continue;
+                }
+            }
+            catch (WrongResultException e)
+            {
+                result.Add(new(spec, false, $"the calibration guest failed or exceeded {CalibrationBudget.TotalSeconds:0} s: {e.Message}", probe.Capabilities.CountsInstructions));
+                continue;
+            }
+            catch (AcceleratorUnavailableException e)
+            {
+                result.Add(new(spec, false, e.Message, probe.Capabilities.CountsInstructions));
                 continue;
             }
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using Hypervisor.Benchmarks.Workloads;
-using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
 
 namespace Hypervisor.Benchmarks.Running;
@@ -32,16 +31,16 @@ public static class GuestRunner
     /// <summary>Creates the machine, runs <paramref name="workload"/> and verifies its exit and output.</summary>
     /// <exception cref="WrongResultException">Wrong checksum, wrong stop reason or status.</exception>
     /// <exception cref="AcceleratorUnavailableException">The accelerator cannot run here.</exception>
-    public static OurRun Run(AcceleratorSelector selector, string spec, Workload workload)
+    public static OurRun Run(string spec, Workload workload, TimeSpan? timeout = null)
     {
         ArgumentNullException.ThrowIfNull(workload);
         using var serial = new MemoryStream();
         long start = Stopwatch.GetTimestamp();
         MachineRunResult result;
-        using (VirtualMachine vm = BenchMachine.Create(selector, spec, workload.Image, serial))
+        using (VirtualMachine vm = BenchMachine.Create(spec, workload.Image, serial))
         {
             long? limit = workload.Kind == WorkloadKind.FirstInstruction ? 1 : null;
-            result = vm.Run(new MachineRunOptions(Timeout, limit));
+            result = vm.Run(new MachineRunOptions(timeout ?? Timeout, limit));
         }
 
         TimeSpan wall = Stopwatch.GetElapsedTime(start);

@@ -29,8 +29,14 @@ public static class FirmwareImage
     private const int RealOffset = 0x0000, ProtectedOffset = 0x1000, LongOffset = 0x2000, SectionLimit = 0xD000;
     private const int GdtOffset = 0xFE00, GdtPointerOffset = 0xFE40, ResetVectorOffset = 0xFFF0;
 
+    /// <summary>Offset in the image (and in segment F000 in real mode) of an optional fixed-position 16-bit routine.</summary>
+    public const int FixedRoutineOffset = 0xF000;
+
     /// <summary>Builds an image whose body (leaving the checksum in EAX) runs in <paramref name="mode"/>.</summary>
-    public static byte[] Build(GuestMode mode, Action<GuestAsm> body)
+    /// <param name="mode">The mode of the body.</param>
+    /// <param name="body">Emits the body.</param>
+    /// <param name="fixedRoutine">Optional 16-bit code placed at <see cref="FixedRoutineOffset"/> (an interrupt handler whose address the body needs).</param>
+    public static byte[] Build(GuestMode mode, Action<GuestAsm> body, Action<Assembler>? fixedRoutine = null)
     {
         ArgumentNullException.ThrowIfNull(body);
         var image = new byte[ImageSize];
@@ -49,6 +55,19 @@ public static class FirmwareImage
         // Reset vector (CS base 0xFFFF0000, IP 0xFFF0): far jump to F000:0000.
         byte[] reset = [0xEA, 0x00, 0x00, 0x00, 0xF0];
         reset.CopyTo(image, ResetVectorOffset);
+
+        if (fixedRoutine is not null)
+        {
+            var r = new Assembler(16);
+            fixedRoutine(r);
+            byte[] code = Assemble(r, FixedRoutineOffset);
+            if (code.Length > GdtOffset - FixedRoutineOffset)
+            {
+                throw new InvalidOperationException($"The fixed routine is too large ({code.Length} bytes).");
+            }
+
+            code.CopyTo(image, FixedRoutineOffset);
+        }
 
         Place(image, RealOffset, RealMode(mode, body));
         if (mode != GuestMode.Real16)

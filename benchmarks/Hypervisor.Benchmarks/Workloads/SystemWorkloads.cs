@@ -30,6 +30,15 @@ public static class SystemWorkloads
     /// <summary>CR3 is reloaded (flushing the non-global TLB) after every this many touches.</summary>
     public const int TouchesPerCr3Reload = 64;
 
+    /// <summary>IRQ0s the timer workload waits for.</summary>
+    public const int TimerInterrupts = 10_000;
+
+    /// <summary>PIT channel 0 divisor: 1193182 Hz / 119 = 10027 Hz (the PIT's input clock, Intel 8254 datasheet / every PC).</summary>
+    public const ushort PitDivisor = 119;
+
+    /// <summary>The PIT input clock in Hz.</summary>
+    public const double PitInputHz = 1_193_182;
+
     private const uint PagePermutationMultiplier = 167; // odd, so i * 167 mod 512 is a permutation of the 512 pages
 
     // ---- port I/O: a tight OUT loop, EAX = the number of OUTs done ----
@@ -49,6 +58,67 @@ public static class SystemWorkloads
         a.dec(ecx);
         a.jnz(loop);
         a.mov(eax, ebp);
+    }
+
+    // ---- timer interrupts: PIT channel 0 at ~10 kHz through the PIC to an IVT handler in real mode ----
+
+    /// <summary>
+    /// Emits (real mode only): point IVT vector 8 at the handler at <see cref="FirmwareImage.FixedRoutineOffset"/>,
+    /// initialise both 8259s (IRQ0 at vector 8, every other line masked), program the PIT for rate generation at
+    /// <see cref="PitDivisor"/>, then HLT until the handler has counted <see cref="TimerInterrupts"/> IRQ0s.
+    /// EAX = <see cref="TimerInterrupts"/> once reached (the count is checked with interrupts off, so more may arrive
+    /// between the check and CLI; reaching the count is what is verified).
+    /// </summary>
+    public static void EmitTimer(GuestAsm g)
+    {
+        if (g.Mode != GuestMode.Real16)
+        {
+            throw new ArgumentException("The timer workload is real-mode code.", nameof(g));
+        }
+
+        Assembler a = g.A;
+        Label wait = a.CreateLabel(), done = a.CreateLabel();
+        a.push(ds);
+        a.xor(ax, ax);
+        a.mov(ds, ax);
+        a.mov(__word_ptr[8 * 4], (ushort)FirmwareImage.FixedRoutineOffset);
+        a.mov(__word_ptr[(8 * 4) + 2], 0xF000);
+        a.pop(ds);
+        a.mov(g.Var(0), 0);
+        (byte Port, byte Value)[] init =
+        [
+            (0x20, 0x11), (0x21, 0x08), (0x21, 0x04), (0x21, 0x01), (0x21, 0xFE), // master: ICW1-4, unmask IRQ0 only
+            (0xA0, 0x11), (0xA1, 0x70), (0xA1, 0x02), (0xA1, 0x01), (0xA1, 0xFF), // slave: ICW1-4, all masked
+            (0x43, 0x34), (0x40, (byte)(PitDivisor & 0xFF)), (0x40, (byte)(PitDivisor >> 8)), // ch0, lo/hi, mode 2
+        ];
+        foreach ((byte port, byte value) in init)
+        {
+            a.mov(al, value);
+            a.@out(port, al);
+        }
+
+        a.Label(ref wait);
+        a.cli();
+        a.mov(eax, g.Var(0));
+        a.cmp(eax, TimerInterrupts);
+        a.jae(done);
+        a.sti();
+        a.hlt(); // STI's shadow: the interrupt cannot slip in between STI and HLT
+        a.jmp(wait);
+        a.Label(ref done);
+        a.mov(eax, TimerInterrupts);
+    }
+
+    /// <summary>The IRQ0 handler for <see cref="EmitTimer"/> (DS is the data segment throughout the workload).</summary>
+    public static void EmitTimerHandler(Assembler a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        a.push(ax);
+        a.inc(__dword_ptr[GuestAsm.VarArea]);
+        a.mov(al, 0x20); // non-specific EOI
+        a.@out(0x20, al);
+        a.pop(ax);
+        a.iret();
     }
 
     // ---- paging: a 2 MiB region of 4 KiB pages mapped to scattered frames, touched with a stride, CR3 reloads ----

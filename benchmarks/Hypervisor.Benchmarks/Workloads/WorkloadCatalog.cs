@@ -21,6 +21,13 @@ public static class WorkloadCatalog
     /// <summary>The image that prints <see cref="BootLine"/> and exits at once (machine start-up, for us and for QEMU).</summary>
     public static byte[] BootImage { get; } = FirmwareImage.BuildPrintAndExit(BootLine);
 
+    /// <summary>
+    /// One sieve pass in 64-bit code (about a million guest instructions): run once per accelerator before anything is
+    /// measured, to warm up and to find accelerators far too slow to benchmark here.
+    /// </summary>
+    public static Workload Calibration { get; } = new("calibration", "one sieve pass, 64-bit code", WorkloadKind.RunToExit,
+        FirmwareImage.Build(GuestMode.Long64, g => ComputeWorkloads.EmitSieve(g, 1)), Workload.ChecksumLine(ComputeWorkloads.ExpectedSieve(1)));
+
     private static IReadOnlyList<Workload> Build()
     {
         Crc32Table.SelfCheck();
@@ -58,6 +65,9 @@ public static class WorkloadCatalog
         list.Add(new("paging-scatter", $"512 scattered 4 KiB pages, {PagingPasses}x{SystemWorkloads.TouchesPerPass} strided touches, CR3 reload every {SystemWorkloads.TouchesPerCr3Reload}",
             WorkloadKind.RunToExit, FirmwareImage.Build(GuestMode.Long64, g => SystemWorkloads.EmitPaging(g, PagingPasses)),
             Workload.ChecksumLine(SystemWorkloads.ExpectedPaging(PagingPasses))));
+        list.Add(new("timer-irq0", $"PIT at {SystemWorkloads.PitInputHz / SystemWorkloads.PitDivisor:0} Hz, HLT until {SystemWorkloads.TimerInterrupts:N0} IRQ0s are handled (ideal: {SystemWorkloads.TimerInterrupts * SystemWorkloads.PitDivisor / SystemWorkloads.PitInputHz:0.000} s)",
+            WorkloadKind.RunToExit, FirmwareImage.Build(GuestMode.Real16, SystemWorkloads.EmitTimer, SystemWorkloads.EmitTimerHandler),
+            Workload.ChecksumLine(SystemWorkloads.TimerInterrupts)));
         return list;
     }
 }
