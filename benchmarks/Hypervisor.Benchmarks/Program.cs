@@ -2,6 +2,9 @@ using BenchmarkDotNet.Running;
 using Hypervisor.Benchmarks.Bdn;
 using Hypervisor.Benchmarks.Quick;
 using Hypervisor.Benchmarks.Running;
+using Hypervisor.Benchmarks.Workloads;
+using Hypervisor.Core.Machine;
+using Hypervisor.Core.Memory;
 
 namespace Hypervisor.Benchmarks;
 
@@ -31,6 +34,20 @@ public static class Program
         }
 
         AcceleratorCatalog.Only = accelerators;
+        int image = Array.IndexOf(args, "--write-image");
+        if (image >= 0 && image + 2 < args.Length)
+        {
+            // For reproducing a row by hand: qemu-system-x86_64 -bios FILE ... or hv run --bios FILE.
+            File.WriteAllBytes(args[image + 2], WorkloadCatalog.Get(args[image + 1]).Image);
+            return 0;
+        }
+
+        int once = Array.IndexOf(args, "--once");
+        if (once >= 0 && once + 1 < args.Length)
+        {
+            return RunOnce(args[once + 1], accelerators.Count > 0 ? accelerators[0] : "tcg,jit=off");
+        }
+
         if (args.Contains("--quick"))
         {
             return QuickMode.Run(Console.Out, only);
@@ -43,5 +60,20 @@ public static class Program
         var summaries = BenchmarkSwitcher.FromTypes([typeof(GuestBenchmarks)]).Run(args);
         AcceleratorCatalog.PrintSkipped(Console.Out);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
+    }
+
+    // --once NAME: one run with a 10 s budget, printing how it ended and the workload variables (for diagnosing a guest).
+    private static int RunOnce(string name, string spec)
+    {
+        Workload w = WorkloadCatalog.Get(name);
+        using var serial = new MemoryStream();
+        using VirtualMachine vm = BenchMachine.Create(spec, w.Image, serial);
+        MachineRunResult r = vm.Run(new MachineRunOptions(TimeSpan.FromSeconds(10)));
+        var vars = new byte[32];
+        vm.Memory.Read(new GuestAddress(GuestAsm.DataBase + GuestAsm.VarArea), vars);
+        Console.WriteLine($"{name} on {spec}: {r.Reason} status {r.ExitStatus} ({r.Detail}); {r.Instructions} instructions, {r.Exits} exits in {r.Elapsed.TotalMilliseconds:0.0} ms");
+        Console.WriteLine($"serial: {GuestRunner.Escape(System.Text.Encoding.Latin1.GetString(serial.ToArray()))}, expected {GuestRunner.Escape(w.ExpectedSerial)}");
+        Console.WriteLine("variables: " + string.Join(' ', Enumerable.Range(0, 8).Select(i => BitConverter.ToUInt32(vars, i * 4).ToString("x8", System.Globalization.CultureInfo.InvariantCulture))));
+        return serial.ToArray().AsSpan().SequenceEqual(System.Text.Encoding.Latin1.GetBytes(w.ExpectedSerial)) ? 0 : 1;
     }
 }

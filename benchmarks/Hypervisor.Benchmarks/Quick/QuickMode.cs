@@ -70,7 +70,7 @@ public static class QuickMode
                     .Select(_ => QemuRunner.Run(qemu, accel, WorkloadCatalog.BootImage, TimeSpan.FromSeconds(30)).Wall).ToList();
                 qemuStartup[accel] = Median(samples);
                 qemuAccels.Add(accel);
-                output.WriteLine($"- QEMU peer -accel {accel}: start-up (image that prints one line and exits, median of {StartupSamples}) {Ms(qemuStartup[accel])} ms");
+                output.WriteLine($"- QEMU peer -accel {accel}: start-up (image that prints one line and exits, median of {StartupSamples}) {Ms(qemuStartup[accel])} ms; measured again before every workload for the correction");
             }
         }
 
@@ -87,8 +87,8 @@ public static class QuickMode
         output.WriteLine();
         var table = new StringBuilder();
         string qemuHeader = string.Concat(qemuAccels.Select(a => $" QEMU {a} ms |"));
-        table.AppendLine($"| workload | accelerator | ours ms | guest instructions | ours Minstr/s | exits/s |{qemuHeader} peer | ours/peer raw | ours/peer start-up-corrected | output |");
-        table.AppendLine("|" + string.Concat(Enumerable.Repeat(" --- |", 10 + qemuAccels.Count)));
+        table.AppendLine($"| workload | accelerator | ours ms | guest instructions | ours Minstr/s | exits/s |{qemuHeader} peer start-up ms | peer | ours/peer raw | ours/peer start-up-corrected | output |");
+        table.AppendLine("|" + string.Concat(Enumerable.Repeat(" --- |", 11 + qemuAccels.Count)));
         output.Flush();
 
         foreach (Workload w in workloads)
@@ -99,6 +99,9 @@ public static class QuickMode
             {
                 foreach (string accel in qemuAccels)
                 {
+                    // QEMU's start-up is measured again right before each workload, so that the correction sees the
+                    // same machine load as the run it corrects (other work on a shared box moves it by 100s of ms).
+                    qemuStartup[accel] = QemuRunner.Run(qemu, accel, WorkloadCatalog.BootImage, TimeSpan.FromSeconds(30)).Wall;
                     QemuRun q = QemuRunner.Run(qemu, accel, w.Image, GuestRunner.Timeout);
                     bool right = q.ExitCode == 1 && q.Serial == w.ExpectedSerial;
                     if (!right)
@@ -115,7 +118,7 @@ public static class QuickMode
             {
                 string cells = string.Concat(qemuAccels.Select(a =>
                     qemuRuns.TryGetValue(a, out var q) ? $" {Ms(q.Run.Wall)}{(q.Right ? string.Empty : " WRONG")} |" : " — |"));
-                table.AppendLine($"| {w.Name} | (none of ours runs) | — | — | — | — |{cells} — | — | — | {GuestRunner.Escape(w.ExpectedSerial)} expected |");
+                table.AppendLine($"| {w.Name} | (none of ours runs) | — | — | — | — |{cells} — | — | — | — | {GuestRunner.Escape(w.ExpectedSerial)} expected |");
             }
 
             foreach (string spec in AcceleratorCatalog.AvailableSpecs)
@@ -131,16 +134,17 @@ public static class QuickMode
                 {
                     failures++;
                     Console.Error.WriteLine(e.Message);
-                    table.AppendLine($"| {w.Name} | {spec} | — | — | — | — |{qemuCells} — | — | — | WRONG (not timed) |");
+                    table.AppendLine($"| {w.Name} | {spec} | — | — | — | — |{qemuCells} — | — | — | — | WRONG (not timed) |");
                     continue;
                 }
 
                 // The peer is QEMU with the same kind of accelerator: software for tcg, kvm for kvm.
                 string peerAccel = spec.StartsWith("kvm", StringComparison.Ordinal) ? "kvm" : "tcg";
-                string raw = "—", corrected = "—", peerName = "—";
+                string raw = "—", corrected = "—", peerName = "—", peerStartup = "—";
                 if (qemuRuns.TryGetValue(peerAccel, out var peer) && peer.Right)
                 {
                     peerName = "QEMU " + peerAccel;
+                    peerStartup = Ms(qemuStartup[peerAccel]);
                     raw = Ratio(ours.Wall, peer.Run.Wall);
                     TimeSpan ourWork = ours.Wall - ourStartup[spec];
                     TimeSpan qemuWork = peer.Run.Wall - qemuStartup[peerAccel];
@@ -154,7 +158,7 @@ public static class QuickMode
                 string instructions = ours.Result.Instructions >= 0 ? ours.Result.Instructions.ToString("N0", CultureInfo.InvariantCulture) : "n/a";
                 string check = w.Kind == WorkloadKind.FirstInstruction ? "stopped after 1 instruction" : "ok " + w.ExpectedSerial.TrimEnd();
                 table.AppendLine(
-                    $"| {w.Name} | {spec} | {Ms(ours.Wall)} | {instructions} | {mips} | {ours.ExitsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |{qemuCells} {peerName} | {raw} | {corrected} | {check} |");
+                    $"| {w.Name} | {spec} | {Ms(ours.Wall)} | {instructions} | {mips} | {ours.ExitsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |{qemuCells} {peerStartup} | {peerName} | {raw} | {corrected} | {check} |");
                 Console.Error.WriteLine($"  done {w.Name} on {spec}: {Ms(ours.Wall)} ms");
             }
         }
@@ -164,8 +168,14 @@ public static class QuickMode
         output.WriteLine("ours ms: wall time of machine creation plus the run, in this process. QEMU ms: wall time of the whole");
         output.WriteLine($"`{QemuRunner.CommandLine("tcg")}` process, including its start-up.");
         output.WriteLine("peer: QEMU with the same kind of accelerator (tcg for our tcg, kvm for our kvm).");
-        output.WriteLine("raw = ours ms / peer ms. start-up-corrected = (ours ms - our start-up) / (peer ms - peer start-up).");
+        output.WriteLine("raw = ours ms / peer ms. start-up-corrected = (ours ms - our start-up) / (peer ms - peer start-up ms), with the");
+        output.WriteLine("peer's start-up measured right before that row; '—' where either side's work is under 20 ms (start-up noise).");
         output.WriteLine("Ratios above 1 mean we are slower than QEMU. Minstr/s counts the run alone (not machine creation).");
+        if (File.Exists("/proc/loadavg"))
+        {
+            output.WriteLine($"Load average at the end: {string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3))}.");
+        }
+
         output.WriteLine($"Total quick-mode time: {total.Elapsed.TotalSeconds:0.0} s; {failures} wrong output(s).");
         return failures == 0 ? 0 : 1;
     }
@@ -181,6 +191,10 @@ public static class QuickMode
         yield return $"OS: {RuntimeInformation.OSDescription}";
         yield return $".NET: {RuntimeInformation.FrameworkDescription}";
         yield return $"QEMU: {QemuRunner.Version() ?? "not installed"}";
+        if (File.Exists("/proc/loadavg"))
+        {
+            yield return $"load average at start (1, 5, 15 min; other work on this machine competes for the 2 cores): {string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3))}";
+        }
     }
 
     private static TimeSpan Median(List<TimeSpan> samples)

@@ -25,7 +25,8 @@ public static class FirmwareImage
     /// <summary>Two more zeroed page-table pages a workload may use (the paging workload's PT and PD).</summary>
     public const uint SparePage0 = 0x13000, SparePage1 = 0x14000;
 
-    private const uint LowBase = 0xF0000;
+    /// <summary>Where the image's low alias starts (segment F000 in real mode).</summary>
+    public const uint LowBase = 0xF0000;
     private const int RealOffset = 0x0000, ProtectedOffset = 0x1000, LongOffset = 0x2000, SectionLimit = 0xD000;
     private const int GdtOffset = 0xFE00, GdtPointerOffset = 0xFE40, ResetVectorOffset = 0xFFF0;
 
@@ -35,7 +36,7 @@ public static class FirmwareImage
     /// <summary>Builds an image whose body (leaving the checksum in EAX) runs in <paramref name="mode"/>.</summary>
     /// <param name="mode">The mode of the body.</param>
     /// <param name="body">Emits the body.</param>
-    /// <param name="fixedRoutine">Optional 16-bit code placed at <see cref="FixedRoutineOffset"/> (an interrupt handler whose address the body needs).</param>
+    /// <param name="fixedRoutine">Optional code of the body's bitness placed at <see cref="FixedRoutineOffset"/> (an interrupt handler whose address the body needs).</param>
     public static byte[] Build(GuestMode mode, Action<GuestAsm> body, Action<Assembler>? fixedRoutine = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -58,9 +59,9 @@ public static class FirmwareImage
 
         if (fixedRoutine is not null)
         {
-            var r = new Assembler(16);
+            var r = new Assembler((int)mode);
             fixedRoutine(r);
-            byte[] code = Assemble(r, FixedRoutineOffset);
+            byte[] code = Assemble(r, mode == GuestMode.Real16 ? FixedRoutineOffset : LowBase + FixedRoutineOffset);
             if (code.Length > GdtOffset - FixedRoutineOffset)
             {
                 throw new InvalidOperationException($"The fixed routine is too large ({code.Length} bytes).");

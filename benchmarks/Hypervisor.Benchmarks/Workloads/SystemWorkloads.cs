@@ -60,35 +60,47 @@ public static class SystemWorkloads
         a.mov(eax, ebp);
     }
 
-    // ---- timer interrupts: PIT channel 0 at ~10 kHz through the PIC to an IVT handler in real mode ----
+    // ---- timer interrupts: PIT channel 0 at ~10 kHz through the PIC to an IDT handler in 32-bit protected mode ----
 
     /// <summary>
-    /// Emits (real mode only): point IVT vector 8 at the handler at <see cref="FirmwareImage.FixedRoutineOffset"/>,
-    /// initialise both 8259s (IRQ0 at vector 8, every other line masked), program the PIT for rate generation at
-    /// <see cref="PitDivisor"/>, then HLT until the handler has counted <see cref="TimerInterrupts"/> IRQ0s.
-    /// EAX = <see cref="TimerInterrupts"/> once reached (the count is checked with interrupts off, so more may arrive
-    /// between the check and CLI; reaching the count is what is verified).
+    /// Emits (32-bit protected mode): an IDT whose vector 0x20 is an interrupt gate to the handler at
+    /// <see cref="FirmwareImage.FixedRoutineOffset"/>; where CPUID reports a local APIC, the APIC software-enabled and
+    /// LINT0 set to ExtINT as a BIOS does (QEMU masks LINT0 at reset since its commit "target-i386: disable LINT0 after
+    /// reset"; Intel SDM Vol. 3A 11.5.1); both 8259s initialised (IRQ0 at vector 0x20, every other line masked); PIT
+    /// channel 0 in rate-generator mode at <see cref="PitDivisor"/>; then HLT until the handler has counted
+    /// <see cref="TimerInterrupts"/> IRQ0s. EAX = <see cref="TimerInterrupts"/> once reached (the count is checked
+    /// with interrupts off; reaching it is what is verified).
     /// </summary>
     public static void EmitTimer(GuestAsm g)
     {
-        if (g.Mode != GuestMode.Real16)
+        if (g.Mode != GuestMode.Protected32)
         {
-            throw new ArgumentException("The timer workload is real-mode code.", nameof(g));
+            throw new ArgumentException("The timer workload is 32-bit code.", nameof(g));
         }
 
         Assembler a = g.A;
-        Label wait = a.CreateLabel(), done = a.CreateLabel();
-        a.push(ds);
-        a.xor(ax, ax);
-        a.mov(ds, ax);
-        a.mov(__word_ptr[8 * 4], (ushort)FirmwareImage.FixedRoutineOffset);
-        a.mov(__word_ptr[(8 * 4) + 2], 0xF000);
-        a.pop(ds);
+        Label wait = a.CreateLabel(), done = a.CreateLabel(), noApic = a.CreateLabel();
+        const uint idt = GuestAsm.DataBase + 0x8000, idtr = GuestAsm.DataBase + 0x8800;
+        const uint handler = FirmwareImage.LowBase + FirmwareImage.FixedRoutineOffset;
+        a.mov(__dword_ptr[idt + (0x20 * 8)], (int)((0x08u << 16) | (handler & 0xFFFF)));
+        a.mov(__dword_ptr[idt + (0x20 * 8) + 4], (int)((handler & 0xFFFF_0000) | 0x8E00)); // present, DPL 0, 32-bit interrupt gate
+        a.mov(__word_ptr[idtr], (ushort)((256 * 8) - 1));
+        a.mov(__dword_ptr[idtr + 2], (int)idt);
+        a.lidt(__[idtr]);
         a.mov(g.Var(0), 0);
+
+        a.mov(eax, 1);
+        a.cpuid();
+        a.test(edx, 1 << 9); // CPUID.01H:EDX.APIC
+        a.jz(noApic);
+        a.mov(__dword_ptr[0xFEE0_00F0], 0x1FF); // spurious-interrupt vector register: APIC software-enabled, vector 0xFF
+        a.mov(__dword_ptr[0xFEE0_0350], 0x700); // LVT LINT0: ExtINT, unmasked
+        a.Label(ref noApic);
+
         (byte Port, byte Value)[] init =
         [
-            (0x20, 0x11), (0x21, 0x08), (0x21, 0x04), (0x21, 0x01), (0x21, 0xFE), // master: ICW1-4, unmask IRQ0 only
-            (0xA0, 0x11), (0xA1, 0x70), (0xA1, 0x02), (0xA1, 0x01), (0xA1, 0xFF), // slave: ICW1-4, all masked
+            (0x20, 0x11), (0x21, 0x20), (0x21, 0x04), (0x21, 0x01), (0x21, 0xFE), // master: ICW1-4 (vectors 0x20-0x27), unmask IRQ0 only
+            (0xA0, 0x11), (0xA1, 0x28), (0xA1, 0x02), (0xA1, 0x01), (0xA1, 0xFF), // slave: ICW1-4, all masked
             (0x43, 0x34), (0x40, (byte)(PitDivisor & 0xFF)), (0x40, (byte)(PitDivisor >> 8)), // ch0, lo/hi, mode 2
         ];
         foreach ((byte port, byte value) in init)
@@ -109,16 +121,16 @@ public static class SystemWorkloads
         a.mov(eax, TimerInterrupts);
     }
 
-    /// <summary>The IRQ0 handler for <see cref="EmitTimer"/> (DS is the data segment throughout the workload).</summary>
+    /// <summary>The IRQ0 handler for <see cref="EmitTimer"/> (32-bit code).</summary>
     public static void EmitTimerHandler(Assembler a)
     {
         ArgumentNullException.ThrowIfNull(a);
-        a.push(ax);
-        a.inc(__dword_ptr[GuestAsm.VarArea]);
+        a.push(eax);
+        a.inc(__dword_ptr[GuestAsm.DataBase + GuestAsm.VarArea]);
         a.mov(al, 0x20); // non-specific EOI
         a.@out(0x20, al);
-        a.pop(ax);
-        a.iret();
+        a.pop(eax);
+        a.iretd();
     }
 
     // ---- paging: a 2 MiB region of 4 KiB pages mapped to scattered frames, touched with a stride, CR3 reloads ----

@@ -7,7 +7,7 @@ public static class WorkloadCatalog
     public const string BootLine = "ready\r\n";
 
     // Repetitions: sized so that each compute workload is some tens of millions of guest instructions.
-    private const int SieveRepeats = 24, CrcRepeats = 140, FibRepeats = 40, SortRepeats = 24, PagingPasses = 12;
+    private const int SieveRepeats = 48, CrcRepeats = 280, FibRepeats = 80, SortRepeats = 48, PagingPasses = 24;
 
     private static readonly Lazy<IReadOnlyList<Workload>> s_all = new(Build);
 
@@ -66,7 +66,7 @@ public static class WorkloadCatalog
             WorkloadKind.RunToExit, FirmwareImage.Build(GuestMode.Long64, g => SystemWorkloads.EmitPaging(g, PagingPasses)),
             Workload.ChecksumLine(SystemWorkloads.ExpectedPaging(PagingPasses))));
         list.Add(new("timer-irq0", $"PIT at {SystemWorkloads.PitInputHz / SystemWorkloads.PitDivisor:0} Hz, HLT until {SystemWorkloads.TimerInterrupts:N0} IRQ0s are handled (ideal: {SystemWorkloads.TimerInterrupts * SystemWorkloads.PitDivisor / SystemWorkloads.PitInputHz:0.000} s)",
-            WorkloadKind.RunToExit, FirmwareImage.Build(GuestMode.Real16, SystemWorkloads.EmitTimer, SystemWorkloads.EmitTimerHandler),
+            WorkloadKind.RunToExit, FirmwareImage.Build(GuestMode.Protected32, SystemWorkloads.EmitTimer, SystemWorkloads.EmitTimerHandler),
             Workload.ChecksumLine(SystemWorkloads.TimerInterrupts)));
         return list;
     }
