@@ -178,7 +178,7 @@ internal sealed unsafe class WhpxVcpu : IVcpu
                 // rather than relying on the cancel reaching the next run.
                 if (Volatile.Read(ref _kick) != 0 && Interlocked.Exchange(ref _kick, 0) != 0)
                 {
-                    return new VcpuExit(VcpuExitReason.Interrupted, _vp.ExitContext->VpContext.Rip);
+                    return new VcpuExit(VcpuExitReason.Interrupted, ReadRip());
                 }
 
                 PrepareInterrupts();

@@ -354,8 +354,10 @@ public sealed class KvmAcceleratorTests
             Assert.That(port.Text, Is.EqualTo("S"));
             Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Cancelled));
             Assert.That(result.LastExit.Reason, Is.EqualTo(VcpuExitReason.Interrupted));
-            // Native KVM returns within microseconds; the emulated kvm-guest is ~50x slower per exit and thread switch.
-            Assert.That(sinceCancel.Elapsed, Is.LessThan(TimeSpan.FromMilliseconds(KvmHost.InEmulatedGuest ? 1000 : 100)));
+            // Natively this is the kick latency plus a thread join: a few ms idle, but the bound allows for a loaded CI host. Inside the emulated kvm-guest on a
+            // shared 2-core host, runtime and thread switches are tens of times slower and vary widely, so the bound
+            // only rules out "never" (the machine's 60 s timeout) there.
+            Assert.That(sinceCancel.Elapsed, Is.LessThan(TimeSpan.FromMilliseconds(KvmHost.InEmulatedGuest ? 5000 : 1000)));
         });
     }
 
@@ -444,6 +446,46 @@ public sealed class KvmAcceleratorTests
         {
             Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
             Assert.That(after.Rdi, Is.EqualTo(0xCAFE_F00DUL), "MOVD EDI,XMM3 saw our XMM3");
+        });
+    }
+
+    [Test]
+    public void CpuidLeafOneAgreesWithTheResetSignatureAndVcpuIndex()
+    {
+        byte[] firmware = Firmware(a =>
+        {
+            a.mov(eax, 1);
+            a.cpuid();
+            a.cli();
+            a.hlt();
+        });
+        using VirtualMachine machine = Build(firmware, new CapturePort());
+        MachineRunResult result = machine.Run(new MachineRunOptions(Timeout: TimeSpan.FromSeconds(30)));
+        GeneralRegisters after = machine.Vcpus[0].GetGeneralRegisters();
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
+            Assert.That(after.Rax, Is.EqualTo((ulong)ResetState.ProcessorSignature), "CPUID.1:EAX executed by the CPU");
+            Assert.That(after.Rbx >> 24, Is.EqualTo(0UL), "initial APIC ID of vCPU 0");
+            Assert.That(after.Rdx & 1, Is.EqualTo(1UL), "FPU on chip, as the host's KVM reports");
+        });
+    }
+
+    [Test]
+    public void KickAndInterruptNotificationAfterDisposeAreHarmless()
+    {
+        using VirtualMachine machine = Build(Firmware(a =>
+        {
+            a.cli();
+            a.hlt();
+        }), new CapturePort());
+        IVcpu vcpu = machine.Vcpus[0];
+        vcpu.Dispose();
+        Assert.Multiple(() =>
+        {
+            Assert.That(vcpu.Kick, Throws.Nothing);
+            Assert.That(vcpu.NotifyInterruptPending, Throws.Nothing);
+            Assert.That(() => vcpu.Run(), Throws.InstanceOf<ObjectDisposedException>());
         });
     }
 

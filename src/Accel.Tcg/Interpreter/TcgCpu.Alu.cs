@@ -120,11 +120,20 @@ internal sealed partial class TcgCpu
                 int sz = OpSize(ref ins, 0);
                 int bits = sz * 8;
                 ulong src = ReadOp(ref ins, 1, sz);
-                ulong dst = GetReg(ins.Op0Register);
+                if (m is Mnemonic.Bsf or Mnemonic.Bsr)
+                {
+                    // A zero source leaves the destination entirely unwritten (even the upper half of a 64-bit register).
+                    bool found = m == Mnemonic.Bsf ? Bsf(src, bits, out ulong index, ref f) : Bsr(src, bits, out index, ref f);
+                    if (found)
+                    {
+                        SetReg(ins.Op0Register, index);
+                    }
+
+                    break;
+                }
+
                 ulong r = m switch
                 {
-                    Mnemonic.Bsf => Bsf(dst, src, bits, ref f),
-                    Mnemonic.Bsr => Bsr(dst, src, bits, ref f),
                     Mnemonic.Popcnt => Popcnt(src, bits, ref f),
                     Mnemonic.Lzcnt => Lzcnt(src, bits, ref f),
                     _ => Tzcnt(src, bits, ref f),
@@ -162,8 +171,13 @@ internal sealed partial class TcgCpu
                 }
                 else
                 {
-                    // The destination is written back with its own value (a locked read-modify-write; SDM Vol. 2).
-                    WriteOp(ref ins, 0, sz, dest);
+                    // A memory destination is written back with its own value (a locked read-modify-write; SDM Vol. 2);
+                    // a register destination is left untouched (its upper half too, as the host CPU shows).
+                    if (ins.Op0Kind != OpKind.Register)
+                    {
+                        WriteOp(ref ins, 0, sz, dest);
+                    }
+
                     SetGpr(0, sz, dest);
                 }
 
@@ -369,6 +383,11 @@ internal sealed partial class TcgCpu
 
     private void ExecBmi(ref Instruction ins, ref ulong f)
     {
+        if (ins.Encoding == EncodingKind.VEX && (!ProtectedMode || (S.Rflags & Fl.VM) != 0))
+        {
+            throw Ud(); // VEX-encoded instructions are undefined in real and virtual-8086 mode
+        }
+
         int sz = OpSize(ref ins, 0);
         int bits = sz * 8;
         ulong r;

@@ -9,6 +9,11 @@ internal sealed partial class TcgCpu
 {
     private void Execute(ref Instruction ins)
     {
+        if (ins.HasLockPrefix && !LockAllowed(ref ins))
+        {
+            throw Ud(); // LOCK is only valid on read-modify-write instructions with a memory destination (SDM Vol. 2, LOCK)
+        }
+
         switch (ins.Mnemonic)
         {
             // ------------------------------------------------ data movement
@@ -520,9 +525,9 @@ internal sealed partial class TcgCpu
     /// <summary>Raises #UD for an instruction we do not implement (or #NM/#UD for x87/SSE per CR0/CR4) and counts it.</summary>
     private void Unimplemented(ref Instruction ins)
     {
-        CountUnimplemented(ins.Mnemonic);
         if (!ins.IsInvalid)
         {
+            CountUnimplemented(ins.Mnemonic);
             CheckFpuSseAvailability(ref ins);
         }
 
@@ -565,6 +570,12 @@ internal sealed partial class TcgCpu
             }
         }
     }
+
+    private static bool LockAllowed(ref Instruction ins) =>
+        ins.Op0Kind == OpKind.Memory && ins.Mnemonic is Mnemonic.Add or Mnemonic.Adc or Mnemonic.And or Mnemonic.Btc or
+            Mnemonic.Btr or Mnemonic.Bts or Mnemonic.Cmpxchg or Mnemonic.Cmpxchg8b or Mnemonic.Cmpxchg16b or Mnemonic.Dec or
+            Mnemonic.Inc or Mnemonic.Neg or Mnemonic.Not or Mnemonic.Or or Mnemonic.Sbb or Mnemonic.Sub or Mnemonic.Xor or
+            Mnemonic.Xadd or Mnemonic.Xchg;
 
     private static GuestFault Ud() => new(Vec.UD, 0, false);
 

@@ -35,6 +35,7 @@ internal sealed partial class TcgCpu : IVcpu
     private bool _endBlock;
     private bool _inhibitOnce;
     private bool _halted;
+    private bool _singleStepTrap;
     private ulong _currentPage = ulong.MaxValue;
     private long _retired;
     private long _exits;
@@ -193,7 +194,14 @@ internal sealed partial class TcgCpu : IVcpu
             }
 
             budget -= _lastExecuted;
-            Interlocked.Add(ref _retired, _lastExecuted);
+            Volatile.Write(ref _retired, _retired + _lastExecuted); // one writer: this thread
+            if (_singleStepTrap)
+            {
+                _singleStepTrap = false;
+                S.Dr6 |= 1UL << 14; // BS
+                DeliverEvent(Vec.DB, 0, false, EventKind.Fault, S.Rip);
+            }
+
             if (_shutdownDetail is not null)
             {
                 return ShutdownExit();
@@ -243,7 +251,9 @@ internal sealed partial class TcgCpu : IVcpu
 
         bool inhibit = _inhibitOnce;
         _inhibitOnce = false;
-        if (inhibit || TraceHook is not null)
+        Action<TcgCpu>? trace = TraceHook;
+        bool singleStep = (S.Rflags & Fl.TF) != 0;
+        if (inhibit || trace is not null || singleStep)
         {
             count = 1;
         }
@@ -260,10 +270,16 @@ internal sealed partial class TcgCpu : IVcpu
         {
             ref Instruction ins = ref instructions[i];
             _nextRip = ins.NextIP & ripMask;
-            TraceHook?.Invoke(this);
+            trace?.Invoke(this);
             Execute(ref ins);
             S.Rip = _nextRip;
             _lastExecuted++;
+            if (singleStep)
+            {
+                // TF was set when the instruction began: a single-step trap follows it (SDM Vol. 3A, 18.3.1.4).
+                _singleStepTrap = true;
+            }
+
             if (_endBlock)
             {
                 _endBlock = false;

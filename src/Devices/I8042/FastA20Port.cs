@@ -28,13 +28,15 @@ public sealed class FastA20Port : IByteRegisterDevice
     }
 
     /// <inheritdoc />
-    public byte ReadRegister(int offset) => (byte)((_value & ~0x02) | (_a20.Enabled ? 0x02 : 0));
+    /// <remarks>Reads return the last value written here (0 at power-on), as QEMU's port 0x92 does, even when the i8042
+    /// changed the A20 line since.</remarks>
+    public byte ReadRegister(int offset) => _value;
 
     /// <inheritdoc />
     public void WriteRegister(int offset, byte value)
     {
         byte old = _value;
-        _value = (byte)(value & ~0x01);
+        _value = value;
         _a20.Set((value & 0x02) != 0);
         if ((value & 0x01) != 0 && (old & 0x01) == 0)
         {

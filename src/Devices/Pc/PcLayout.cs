@@ -29,8 +29,24 @@ public sealed record PcOptions
     /// <summary>Guest RAM in bytes (at least 2 MiB, a multiple of 4 KiB).</summary>
     public ulong MemorySizeInBytes { get; init; } = DefaultMemorySizeInBytes;
 
-    /// <summary>A raw firmware image mapped as <c>qemu-system-x86_64 -bios</c> does, or null for none.</summary>
-    public byte[]? Firmware { get; init; }
+    /// <summary>A raw firmware image mapped as <c>qemu-system-x86_64 -bios</c> does; null or empty for none.</summary>
+    /// <remarks>Empty counts as none because a null <c>byte[]</c> converts to an empty, non-null memory.</remarks>
+    public ReadOnlyMemory<byte>? Firmware { get; init; }
+
+    /// <summary>
+    /// True (the default) to make the firmware's copy below 1 MiB writable RAM holding the image's last 128 KiB, as on
+    /// QEMU's <c>isapc</c> machine (and as on <c>pc</c> once the firmware unlocked its shadow RAM through the i440FX PAM
+    /// registers, which are not modelled here). SeaBIOS keeps its variables there and cannot start without it. False
+    /// maps it read-only through <see cref="GuestMemoryLayout.AddFirmware"/>. The copy at the top of 4 GiB is read-only
+    /// either way.
+    /// </summary>
+    public bool WritableLowFirmware { get; init; } = true;
+
+    /// <summary>
+    /// True (the default) to tell the firmware, through the fw_cfg file <c>etc/sercon-port</c>, to use COM1 as its
+    /// console, as QEMU does with <c>-nographic</c>: SeaBIOS then prints its banner and boot messages on COM1.
+    /// </summary>
+    public bool FirmwareSerialConsole { get; init; } = true;
 
     /// <summary>Where COM1's output goes (the CLI passes stdout), or null to discard it.</summary>
     public Stream? SerialOutput { get; init; }
@@ -38,8 +54,11 @@ public sealed record PcOptions
     /// <summary>Where debugcon output goes, or null to keep it in memory (<see cref="DebugConsole.GetBufferedText"/>).</summary>
     public Stream? DebugConsoleOutput { get; init; }
 
-    /// <summary>The number of vCPUs (reported in CMOS and fw_cfg, and set on the builder).</summary>
-    public int VcpuCount { get; init; } = 1;
+    /// <summary>
+    /// The number of vCPUs: set on the builder and reported in CMOS and fw_cfg. Null keeps the builder's
+    /// <see cref="VirtualMachineBuilder.VcpuCount"/> as it is when <see cref="PcLayout.AddPcDevices"/> runs.
+    /// </summary>
+    public int? VcpuCount { get; init; }
 }
 
 /// <summary>Typed access to the devices <see cref="PcLayout.AddPcDevices"/> created.</summary>
@@ -84,23 +103,32 @@ public static class PcLayout
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.VcpuCount is < 1 or > 255)
+        int vcpus = options.VcpuCount ?? builder.VcpuCount;
+        if (vcpus is < 1 or > 255)
         {
-            throw new Core.HypervisorConfigurationException($"A PC needs 1 to 255 vCPUs; {options.VcpuCount} were asked for.");
+            throw new Core.HypervisorConfigurationException($"A PC needs 1 to 255 vCPUs; {vcpus} were asked for.");
         }
 
-        if (options.Firmware is not null)
+        ReadOnlyMemory<byte> firmware = options.Firmware ?? ReadOnlyMemory<byte>.Empty;
+        if (!firmware.IsEmpty)
         {
-            GuestMemoryLayout.ValidateFirmware(options.Firmware.Length);
+            GuestMemoryLayout.ValidateFirmware(firmware.Length);
         }
 
         GuestMemoryLayout.AddRam(builder.Memory, options.MemorySizeInBytes);
-        if (options.Firmware is not null)
+        if (!firmware.IsEmpty)
         {
-            GuestMemoryLayout.AddFirmware(builder.Memory, options.Firmware);
+            if (options.WritableLowFirmware)
+            {
+                AddFirmwareWithWritableLowCopy(builder, firmware.Span);
+            }
+            else
+            {
+                GuestMemoryLayout.AddFirmware(builder.Memory, firmware.Span);
+            }
         }
 
-        builder.VcpuCount = options.VcpuCount;
+        builder.VcpuCount = vcpus;
         var ports = builder.Ports;
         var ioLock = builder.IoLock;
 
@@ -117,7 +145,7 @@ public static class PcLayout
         var rtc = new CmosRtc(builder.Clock, builder.Timers, pic.GetLine(8));
         ulong below4G = Math.Min(options.MemorySizeInBytes, GuestMemoryLayout.LowMemoryEnd);
         ulong above4G = options.MemorySizeInBytes - below4G;
-        rtc.SetMemoryLayout(below4G, above4G, options.VcpuCount);
+        rtc.SetMemoryLayout(below4G, above4G, vcpus);
         ports.Register(CmosRtc.BasePort, CmosRtc.PortCount, new BytePortAdapter(rtc, CmosRtc.PortCount), "rtc");
 
         var com1 = builder.AddSerialPort(pic, Uart16550.Com1Port, 4, options.SerialOutput, "com1");
@@ -143,10 +171,18 @@ public static class PcLayout
         Span<byte> buffer = stackalloc byte[8];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(buffer, options.MemorySizeInBytes);
         fwCfg.SetItem(FwCfgDevice.RamSizeKey, buffer);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(buffer, (ushort)options.VcpuCount);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(buffer, (ushort)vcpus);
         fwCfg.SetItem(FwCfgDevice.CpuCountKey, buffer[..2]);
         fwCfg.SetItem(FwCfgDevice.MaxCpuCountKey, buffer[..2]);
         fwCfg.AddFile("etc/e820", FwCfgDevice.BuildE820(E820(below4G, above4G)));
+        // QEMU's default reboot timeout (-1): after a failed boot, firmware waits instead of rebooting; a reboot would
+        // end the run here anyway (MachineStopReason.Reset).
+        fwCfg.AddFile("etc/boot-fail-wait", [0xFF, 0xFF, 0xFF, 0xFF]);
+        if (options.FirmwareSerialConsole)
+        {
+            fwCfg.AddFile("etc/sercon-port", [Uart16550.Com1Port & 0xFF, Uart16550.Com1Port >> 8]);
+        }
+
         ports.Register(FwCfgDevice.ControlPort, 2, fwCfg.ControlPorts, "fw_cfg");
         ports.Register(FwCfgDevice.DmaPort, 8, fwCfg.DmaPorts, "fw_cfg-dma");
 
@@ -176,6 +212,19 @@ public static class PcLayout
             name ?? $"uart-0x{basePort:X}");
         builder.AddDevice(uart);
         return uart;
+    }
+
+    /// <summary>
+    /// Maps the image read-only so that it ends at 4 GiB, and a writable RAM copy of its last 128 KiB (or all of it)
+    /// ending at 1 MiB.
+    /// </summary>
+    private static void AddFirmwareWithWritableLowCopy(VirtualMachineBuilder builder, ReadOnlySpan<byte> image)
+    {
+        builder.Memory.AddRom(new Core.Memory.GuestAddress(0x1_0000_0000UL - (ulong)image.Length), image, "firmware");
+        int lowSize = Math.Min(image.Length, 128 * 1024);
+        var lowStart = new Core.Memory.GuestAddress(0x100000UL - (ulong)lowSize);
+        builder.Memory.AddRam(lowStart, (ulong)lowSize, "firmware-low");
+        builder.Memory.Write(lowStart, image[^lowSize..]);
     }
 
     /// <summary>

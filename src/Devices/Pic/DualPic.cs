@@ -40,7 +40,7 @@ public sealed class DualPic : IInterruptSource
     private readonly IMachineControl _control;
     private readonly IoLock _ioLock;
     private readonly PicLine[] _lines = new PicLine[16];
-    private bool _intr;
+    private volatile bool _intr;
     private bool _intrRaisedSinceAck;
 
     /// <summary>Creates the pair; INTR rising is signalled through <paramref name="control"/>.</summary>
@@ -80,16 +80,11 @@ public sealed class DualPic : IInterruptSource
     }
 
     /// <inheritdoc />
-    public bool HasPendingInterrupt
-    {
-        get
-        {
-            lock (_ioLock.Sync)
-            {
-                return Master.PendingIrq() >= 0;
-            }
-        }
-    }
+    /// <remarks>
+    /// Lock-free (a volatile read of the INTR output, which every state change recomputes under the I/O lock), so a vCPU
+    /// can ask at every instruction boundary cheaply.
+    /// </remarks>
+    public bool HasPendingInterrupt => _intr;
 
     /// <inheritdoc />
     /// <remarks>
@@ -165,14 +160,13 @@ public sealed class DualPic : IInterruptSource
     {
         Master.SetInput(CascadeIrq, Slave.PendingIrq() >= 0);
         bool intr = Master.PendingIrq() >= 0;
-        if (intr && !_intr)
+        bool rising = intr && !_intr;
+        _intr = intr;
+        if (rising)
         {
             _intrRaisedSinceAck = true;
-            _intr = true;
             _control.NotifyInterruptPending();
         }
-
-        _intr = intr;
     }
 
     private sealed class PicLine(DualPic pic, int irq) : IInterruptLine

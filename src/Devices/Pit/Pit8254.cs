@@ -13,7 +13,7 @@
 // input pulses are (now - start) * 1193182 Hz, and a new count takes effect at once (also in modes 2 and 3, where the
 // chip would wait for the end of the current period), as QEMU's i8254 does. IRQ 0 is driven from a DeviceTimer at each
 // rising edge of counter 0's output (and each falling edge in mode 3), so that an edge-triggered PIC input latches
-// every period even when the timer runs late.
+// every period even when the timer runs late. At power-on every counter runs in mode 3 with count 65536, as QEMU's.
 using Hypervisor.Core.Io;
 using Hypervisor.Core.Timing;
 using Hypervisor.Devices.Bus;
@@ -55,6 +55,16 @@ public sealed class Pit8254 : IByteRegisterDevice
         }
 
         SpeakerPort = new SystemControlPortB(this, clock);
+        long now = clock.NowNanoseconds;
+        foreach (Channel ch in _channels)
+        {
+            ch.PowerOn(now);
+        }
+
+        // OUT0 starts high without an edge the PIC would latch (after a QEMU reset IRR is clear too).
+        _irqLevel = _channels[0].Output(now);
+        _lastIrqTicks = _channels[0].Elapsed(now);
+        Schedule(now);
     }
 
     /// <summary>Port 0x61 (counter 2 gate, speaker data, counter 2 output, refresh toggle).</summary>
@@ -224,6 +234,20 @@ public sealed class Pit8254 : IByteRegisterDevice
         private int Modulus => _bcd ? 10000 : 65536;
 
         private bool HardwareTriggered => Mode is 1 or 5;
+
+        /// <summary>
+        /// The state QEMU's i8254 resets to (the 8254 itself leaves it undefined): mode 3, LSB then MSB, count 65536,
+        /// counting from now where the gate is high; counter 0 thus runs at 18.2 Hz from power-on.
+        /// </summary>
+        public void PowerOn(long now)
+        {
+            Program(0x36);
+            Reload = 65536;
+            Loaded = true;
+            _nullCount = false;
+            _countingSince = now;
+            _counting = Gate;
+        }
 
         public void Program(byte control)
         {

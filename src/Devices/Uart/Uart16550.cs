@@ -19,7 +19,7 @@
 // device: transmission is instantaneous (THR and the transmitter are empty again as soon as a byte is written, so THRE
 // and TEMT stay set); the character timeout is signalled as soon as the receive FIFO holds data below its trigger level
 // and the host has nothing more queued; the IRQ output is not gated by MCR OUT2; without loopback the modem inputs
-// read as CTS, DSR and DCD asserted.
+// read as CTS, DSR and DCD asserted; MCR resets to 0x08 (OUT2), as QEMU's does.
 using Hypervisor.Core.Io;
 using Hypervisor.Devices.Bus;
 
@@ -167,7 +167,7 @@ public sealed class Uart16550 : IByteRegisterDevice
     {
         _ier = 0;
         _lcr = 0;
-        _mcr = 0;
+        _mcr = McrOut2; // QEMU's serial resets with OUT2 set (read back as MCR = 0x08)
         _scr = 0;
         _fcr = 0;
         _dll = 0;

@@ -42,6 +42,7 @@ internal static class AluForms
         AddBitInstructions(forms);
         AddBmi(forms);
         AddDecimal(forms);
+        AddMemoryForms(forms);
         return forms;
     }
 
@@ -87,6 +88,11 @@ internal static class AluForms
                 Name = $"CMPXCHG r/m{b}, r{b}",
                 Emit = a => a.AddInstruction(Instruction.Create(Code($"Cmpxchg_rm{bits}_r{bits}"), R(Rbx, bits), R(Rcx, bits))),
                 Operands = [new(Rax, b), new(Rbx, b)],
+                // SDM CMPXCHG: on a mismatch "DEST := TEMP" writes the destination back, which for a 32-bit register
+                // would clear its upper half; AMD processors leave the register untouched instead. Not compared.
+                UnspecifiedBits = bits == 32
+                    ? r => (r[Rax] & 0xFFFF_FFFF) != (r[Rbx] & 0xFFFF_FFFF) ? (Rbx, 0xFFFF_FFFF_0000_0000) : (Rbx, 0)
+                    : null,
                 // Equal operands are rare at random: make half of the random inputs take the "store" path.
                 ShapeRandom = (Random random, ref RegisterFile r, ulong _) =>
                 {
@@ -143,6 +149,121 @@ internal static class AluForms
             }
         }
     }
+
+    // ---- Memory operands: the same semantics, but through the interpreter's load/store paths (scratch block at RSI) ----
+    private static void AddMemoryForms(List<AluForm> forms)
+    {
+        foreach (int b in AllSizes)
+        {
+            int bits = b;
+            foreach ((string name, UnaryOp op) in new (string, UnaryOp)[]
+            {
+                ("NEG", AluOps.Neg), ("NOT", static (ulong a, int n, ref ulong f) => AluOps.Not(a, n)), ("INC", AluOps.Inc), ("DEC", AluOps.Dec),
+            })
+            {
+                forms.Add(MemoryForm($"{name} m{b}", $"{Title(name)}_rm{b}", b, [new(Memory, b)], name is "INC" or "DEC" ? CF : 0,
+                    _ => 0, (ulong m, ref RegisterFile r) => op(m, bits, ref r.Rflags)));
+            }
+
+            foreach ((string name, ShiftOp op) in new (string, ShiftOp)[] { ("SHL", AluOps.Shl), ("SAR", AluOps.Sar), ("ROL", AluOps.Rol), ("RCR", AluOps.Rcr) })
+            {
+                forms.Add(MemoryForm($"{name} m{b}, CL", $"{Title(name)}_rm{b}_CL", b, [new(Memory, b), new(Rcx, 8)], name == "RCR" ? CF : 0,
+                    r => ShiftUndefined(name, bits, r[Rcx]), (ulong m, ref RegisterFile r) => op(m, r[Rcx] & 0xFF, bits, ref r.Rflags)));
+            }
+
+            forms.Add(MemoryForm($"XADD m{b}, r{b}", $"Xadd_rm{b}_r{b}", b, [new(Memory, b), new(Rcx, b)], 0, _ => 0, (ulong m, ref RegisterFile r) =>
+            {
+                ulong sum = AluOps.Add(m, r[Rcx], bits, ref r.Rflags);
+                Set(ref r, Rcx, bits, m);
+                return sum;
+            }));
+            forms.Add(MemoryForm($"CMPXCHG m{b}, r{b}", $"Cmpxchg_rm{b}_r{b}", b, [new(Memory, b), new(Rax, b)], 0, _ => 0, (ulong m, ref RegisterFile r) =>
+            {
+                if (AluOps.CmpXchg(r[Rax], m, bits, ref r.Rflags))
+                {
+                    return Get(r, Rcx, bits);
+                }
+
+                Set(ref r, Rax, bits, m);
+                return m;
+            }));
+            forms.Add(MemoryForm($"MUL m{b}", $"Mul_rm{b}", b, [new(Memory, b), new(Rax, b)], 0, _ => SF | ZF | AF | PF, (ulong m, ref RegisterFile r) =>
+            {
+                ulong low = AluOps.Mul(r[Rax], m, bits, out ulong high, ref r.Rflags);
+                if (bits == 8)
+                {
+                    Set(ref r, Rax, 16, (high << 8) | low);
+                }
+                else
+                {
+                    Set(ref r, Rax, bits, low);
+                    Set(ref r, Rdx, bits, high);
+                }
+
+                return m;
+            }));
+
+            // Source in memory, destination a register.
+            forms.Add(new AluForm
+            {
+                Name = $"SUB r{b}, m{b}",
+                Emit = a => a.AddInstruction(Instruction.Create(Code($"Sub_r{bits}_rm{bits}"), R(Rax, bits), new MemoryOperand(Register.RSI))),
+                Operands = [new(Rax, b), new(Memory, b)],
+                Shape = (Random _, ref RegisterFile r, ulong scratch) => r.Rsi = scratch,
+                Emulate = (ref RegisterFile r) =>
+                {
+                    Set(ref r, Rax, bits, AluOps.Sub(r[Rax], ReadLittleEndian(r.Scratch[..(bits / 8)]), bits, ref r.Rflags));
+                    return true;
+                },
+            });
+
+            if (bits >= 16)
+            {
+                forms.Add(MemoryForm($"SHLD m{b}, r{b}, CL", $"Shld_rm{b}_r{b}_CL", b, [new(Memory, b), new(Rbx, b), new(Rcx, 8)], 0,
+                    r => DoubleShiftUndefined(bits, r[Rcx]), (ulong m, ref RegisterFile r) => AluOps.Shld(m, r[Rbx], r[Rcx] & 0xFF, bits, ref r.Rflags),
+                    r => ((int)r[Rcx] & AluOps.CountMask(bits)) > bits));
+            }
+        }
+    }
+
+    private delegate ulong MemoryEmulator(ulong memoryValue, ref RegisterFile registers);
+
+    /// <summary>A form whose first operand is <paramref name="bits"/> wide at [RSI] (the scratch block); the emulator returns the value stored back.</summary>
+    private static AluForm MemoryForm(string name, string code, int bits, Operand[] operands, ulong flagsIn, Func<RegisterFile, ulong> undefined,
+        MemoryEmulator emulate, Func<RegisterFile, bool>? resultUndefined = null) => new()
+    {
+        Name = name,
+        Emit = a =>
+        {
+            // The operands after [RSI] follow from the encoding's name: "_r" takes RCX (or RBX before CL), "_CL" takes CL.
+            Code c = Code(code);
+            var memory = new MemoryOperand(Register.RSI);
+            bool withCl = code.EndsWith("_CL", StringComparison.Ordinal);
+            bool withRegister = code.Split('_').Skip(2).Any(part => part.StartsWith('r'));
+            Instruction instruction = (withRegister, withCl) switch
+            {
+                (true, true) => Instruction.Create(c, memory, R(Rbx, bits), Register.CL),
+                (false, true) => Instruction.Create(c, memory, Register.CL),
+                (true, false) => Instruction.Create(c, memory, R(Rcx, bits)),
+                _ => Instruction.Create(c, memory),
+            };
+            a.AddInstruction(instruction);
+        },
+        Operands = operands,
+        FlagsIn = flagsIn,
+        UndefinedFlags = undefined,
+        ResultUndefined = resultUndefined,
+        Shape = (Random _, ref RegisterFile r, ulong scratch) => r.Rsi = scratch,
+        Emulate = (ref RegisterFile r) =>
+        {
+            Span<byte> bytes = r.Scratch[..(bits / 8)];
+            ulong stored = emulate(ReadLittleEndian(bytes), ref r);
+            WriteLittleEndian(r.Scratch[..(bits / 8)], stored);
+            return true;
+        },
+    };
+
+    private static string Title(string mnemonic) => mnemonic[0] + mnemonic[1..].ToLowerInvariant();
 
     // ---- SHL SHR SAR ROL ROR RCL RCR SHLD SHRD ----
     private static void AddShiftsAndRotates(List<AluForm> forms)
@@ -542,7 +663,7 @@ internal static class AluForms
 
             // SDM BSF/BSR: "The ZF flag is set to 1 if the source operand is 0; otherwise, the ZF flag is cleared. The CF, OF,
             // SF, AF, and PF flags are undefined." (The destination for a zero source is "undefined" in Intel's text and
-            // "unchanged" in AMD's; we check "not written at all", including the upper half of a 32-bit destination.)
+            // "unchanged" in AMD's; we check that the low half is unchanged.)
             foreach (string name in new[] { "BSF", "BSR" })
             {
                 forms.Add(new AluForm
@@ -551,6 +672,11 @@ internal static class AluForms
                     Emit = a => a.AddInstruction(Instruction.Create(Code($"{name[0]}{name[1..].ToLowerInvariant()}_r{bits}_rm{bits}"), R(Rax, bits), R(Rcx, bits))),
                     Operands = [new(Rax, b), new(Rcx, b)],
                     UndefinedFlags = _ => CF | OF | SF | AF | PF,
+                    // Whether a 32-bit destination that is left alone has its upper half cleared differs between
+                    // vendors (AMD: untouched); the low half must stay.
+                    UnspecifiedBits = bits == 32
+                        ? r => (r[Rcx] & 0xFFFF_FFFF) == 0 ? (Rax, 0xFFFF_FFFF_0000_0000) : (Rax, 0)
+                        : null,
                     Emulate = (ref RegisterFile r) =>
                     {
                         bool found = name == "BSF"

@@ -93,7 +93,7 @@ public sealed class AluRuleTests
     [Test]
     public void PortablePdepAndPextMatchTheHostInstructions()
     {
-        // Where the host has BMI2, IntAlu uses the instructions and the portable loops are dead code here; compare them
+        // Where the host has BMI2, Alu uses the instructions and the portable loops are dead code here; compare them
         // with the host's PDEP/PEXT so that hosts without BMI2 get the same answers.
         if (!Bmi2.X64.IsSupported)
         {

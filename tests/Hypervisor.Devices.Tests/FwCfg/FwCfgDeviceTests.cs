@@ -157,6 +157,57 @@ public class FwCfgDeviceTests
         Assert.DoesNotThrow(() => Kick(0xFFFF_0000), "a descriptor outside RAM is dropped, not thrown");
     }
 
+    /// <summary>Real-mode code that selects each key and copies the given number of data bytes to port 0xE9.</summary>
+    private static byte[] DumpItemsCode(IEnumerable<(ushort Key, ushort Length)> items)
+    {
+        var code = new List<byte>();
+        foreach ((ushort key, ushort length) in items)
+        {
+            code.AddRange([0xB8, (byte)key, (byte)(key >> 8)]);      // mov ax, key
+            code.AddRange([0xBA, 0x10, 0x05, 0xEF]);                  // mov dx, 0x510; out dx, ax
+            code.Add(0x42);                                           // inc dx
+            code.AddRange([0xB9, (byte)length, (byte)(length >> 8)]); // mov cx, length
+            code.AddRange([0xEC, 0xE6, 0xE9, 0xE2, 0xFB]);            // l: in al, dx; out 0xe9, al; loop l
+        }
+
+        code.AddRange([0xBA, 0x01, 0x05, 0xB0, 0x00, 0xEE, 0xF4]);    // isa-debug-exit
+        return code.ToArray();
+    }
+
+    // QEMU's isapc (the machine our PC layout resembles: no PCI) at 128 MiB: the files we also provide must have the
+    // same contents. The test asks QEMU for its directory first, then for the files by the keys it found there.
+    [TestCase("etc/e820")]
+    [TestCase("etc/boot-fail-wait")]
+    public void FilesMatchQemu(string name)
+    {
+        if (QemuRunner.FindQemu() is null)
+        {
+            Assert.Ignore("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86); it is the reference here.");
+        }
+
+        const string machine = "-M isapc -m 128";
+        byte[] dir = QemuRunner.RunAndCaptureDebugcon(QemuRunner.BuildFirmware(DumpItemsCode([(0x19, 4 + 64 * 32)])), machine);
+        int count = (int)BinaryPrimitives.ReadUInt32BigEndian(dir);
+        (ushort Key, int Size)? found = null;
+        for (int i = 0; i < Math.Min(count, 32); i++)
+        {
+            ReadOnlySpan<byte> e = dir.AsSpan(4 + 64 * i, 64);
+            if (Encoding.ASCII.GetString(e[8..]).TrimEnd('\0') == name)
+            {
+                found = (BinaryPrimitives.ReadUInt16BigEndian(e[4..]), (int)BinaryPrimitives.ReadUInt32BigEndian(e));
+            }
+        }
+
+        Assert.That(found, Is.Not.Null, $"QEMU provides {name}");
+        byte[] qemu = QemuRunner.RunAndCaptureDebugcon(
+            QemuRunner.BuildFirmware(DumpItemsCode([(found!.Value.Key, (ushort)found.Value.Size)])), machine);
+
+        using var builder = new Core.Machine.VirtualMachineBuilder(new Core.Timing.ManualClock(DateTimeOffset.UnixEpoch));
+        PcDevices pc = builder.AddPcDevices(new PcOptions { MemorySizeInBytes = 128UL << 20 });
+        int key = pc.FwCfg.GetFileKey(name);
+        Assert.That(pc.FwCfg.GetItem((ushort)key).ToArray(), Is.EqualTo(qemu));
+    }
+
     [Test]
     public void BasicItemsMatchQemu()
     {

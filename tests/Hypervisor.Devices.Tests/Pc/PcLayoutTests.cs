@@ -79,9 +79,7 @@ public class PcLayoutTests
         Out(0x43, 0x34);
         Out(0x40, 0xA9);
         Out(0x40, 0x04);
-        Assert.That(_pc.Pic.AcknowledgeInterrupt(), Is.EqualTo(0x08), "programming mode 2 raises OUT");
-        Out(0x20, 0x20);
-        Assert.That(_pc.Pic.HasPendingInterrupt, Is.False);
+        Assert.That(_pc.Pic.HasPendingInterrupt, Is.False, "OUT was already high (power-on mode 3): no edge yet");
         _clock.Advance(1_000_000);
         _builder.Timers.RunDue();
         Assert.That(_pc.Pic.AcknowledgeInterrupt(), Is.EqualTo(0x08));
@@ -91,6 +89,7 @@ public class PcLayoutTests
     public void RtcOnIrq8AndMemoryBytes()
     {
         InitPic();
+        Out(0x21, 0x01); // mask the PIT, which runs from power-on
         Out(0x70, 0x0B);
         Out(0x71, 0x12); // UIE
         _clock.Advance(1_000_000_000);
@@ -154,6 +153,24 @@ public class PcLayoutTests
         Assert.That(b[0], Is.EqualTo(0xEA));
         builder.Memory.Read(new GuestAddress(0xFFFF0), b);
         Assert.That(b[0], Is.EqualTo(0xEA));
+        Assert.DoesNotThrow(() => builder.Memory.Write(new GuestAddress(0xE0000), [1]), "the low copy is writable (SeaBIOS keeps data there)");
+        Assert.That(() => builder.Memory.Write(new GuestAddress(0xFFFE0000), [1]), Throws.InstanceOf<MemoryMapException>(), "the top copy is ROM");
+    }
+
+    [Test]
+    public void ReadOnlyLowFirmwareOnRequest()
+    {
+        using var builder = new VirtualMachineBuilder(_clock);
+        builder.AddPcDevices(new PcOptions { Firmware = new byte[64 * 1024], WritableLowFirmware = false });
+        Assert.That(() => builder.Memory.Write(new GuestAddress(0xF0000), [1]), Throws.InstanceOf<MemoryMapException>());
+    }
+
+    [Test]
+    public void FirmwareFilesAsQemuProvidesThem()
+    {
+        Assert.That(_pc.FwCfg.FileNames, Is.EquivalentTo(new[] { "etc/boot-fail-wait", "etc/e820", "etc/sercon-port" }));
+        Assert.That(_pc.FwCfg.GetItem((ushort)_pc.FwCfg.GetFileKey("etc/sercon-port")).ToArray(), Is.EqualTo(new byte[] { 0xF8, 0x03 }));
+        Assert.That(_pc.FwCfg.GetItem((ushort)_pc.FwCfg.GetFileKey("etc/boot-fail-wait")).ToArray(), Is.EqualTo(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF }));
     }
 
     [Test]
@@ -163,6 +180,15 @@ public class PcLayoutTests
         Assert.That(() => builder.AddPcDevices(new PcOptions { Firmware = new byte[1000] }), Throws.TypeOf<GuestImageException>());
         Assert.That(() => builder.AddPcDevices(new PcOptions { VcpuCount = 0 }), Throws.TypeOf<HypervisorConfigurationException>());
         Assert.That(builder.Memory.Regions, Is.Empty, "nothing half-built");
+    }
+
+    [Test]
+    public void ANullByteArrayMeansNoFirmware()
+    {
+        using var builder = new VirtualMachineBuilder(_clock);
+        byte[]? none = null;
+        builder.AddPcDevices(new PcOptions { Firmware = none });
+        Assert.That(builder.Memory.Regions.Select(r => r.Name), Has.None.StartsWith("firmware"));
     }
 
     [Test]

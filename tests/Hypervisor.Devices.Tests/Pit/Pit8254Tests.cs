@@ -51,7 +51,7 @@ public class Pit8254Tests
         Out(0x43, 0x34); // counter 0, LSB then MSB, mode 2, binary
         Out(0x40, n & 0xFF);
         Out(0x40, n >> 8);
-        Assert.That(_irq.Level, Is.True, "mode 2 output is high while counting");
+        Assert.That(_pit.GetOutput(0), Is.True, "mode 2 output is high while counting");
         int initial = _irq.RisingEdges; // programming mode 2 drives OUT high, which the PIC sees as an edge too
         for (int ms = 1; ms <= 1000; ms++)
         {
@@ -90,12 +90,13 @@ public class Pit8254Tests
         Out(0x40, 100);
         Out(0x40, 0);
         Assert.That(_irq.Level, Is.False, "mode 0 output is low while counting");
+        int initial = _irq.RisingEdges;
         AdvanceTo(NsForTicks(99));
         Assert.That(_irq.Level, Is.False);
         AdvanceTo(NsForTicks(100));
         Assert.That(_irq.Level, Is.True);
         AdvanceTo(NsForTicks(100_000));
-        Assert.That(_irq.RisingEdges, Is.EqualTo(1));
+        Assert.That(_irq.RisingEdges - initial, Is.EqualTo(1));
         Assert.That(_timers.NextDeadline, Is.Null);
     }
 
@@ -185,6 +186,22 @@ public class Pit8254Tests
     }
 
     [Test]
+    public void PowerOnStateIsMode3WithCount65536()
+    {
+        // QEMU's reset state: every counter in mode 3, count 0 (65536), LSB then MSB; counter 0 runs at 18.2 Hz.
+        Out(0x43, 0xE2);
+        Assert.That(In(0x40), Is.EqualTo(0x80 | 0x36));
+        int initial = _irq.RisingEdges;
+        for (long t = 0; t <= NsForTicks(65536 * 10); t += 5_000_000)
+        {
+            AdvanceTo(t);
+        }
+
+        AdvanceTo(NsForTicks(65536 * 10));
+        Assert.That(_irq.RisingEdges - initial, Is.EqualTo(10));
+    }
+
+    [Test]
     public void SquareWaveMode3()
     {
         Out(0x43, 0x36); // counter 0, mode 3
@@ -203,7 +220,7 @@ public class Pit8254Tests
         // N = 4: high for 2 pulses, low for 2; the count goes down by two each pulse and reloads every half period.
         Assert.That(outputs, Is.EqualTo(new[] { true, true, false, false, true, true, false, false }));
         Assert.That(counts, Is.EqualTo(new[] { 4, 2, 4, 2, 4, 2, 4, 2 }));
-        Assert.That(_irq.RisingEdges, Is.EqualTo(2), "initial high plus the rising edge at pulse 4");
+        Assert.That(_irq.RisingEdges, Is.EqualTo(1), "the rising edge at pulse 4 (OUT was already high from power-on)");
     }
 
     [Test]
@@ -216,7 +233,7 @@ public class Pit8254Tests
         Assert.That(_pit.GetOutput(0), Is.False, "one pulse low at terminal count");
         AdvanceTo(NsForTicks(11));
         Assert.That(_pit.GetOutput(0), Is.True);
-        Assert.That(_irq.RisingEdges, Is.EqualTo(2), "initial high plus the end of the strobe");
+        Assert.That(_irq.RisingEdges, Is.EqualTo(1), "the end of the strobe");
     }
 
     [Test]

@@ -39,7 +39,7 @@ internal static class QemuRunner
     }
 
     /// <summary>Runs the image and returns the bytes written to debugcon port 0xE9.</summary>
-    public static byte[] RunAndCaptureDebugcon(byte[] firmware, string extraArguments)
+    public static byte[] RunAndCaptureDebugcon(byte[] firmware, string extraArguments, string serial = "none")
     {
         string qemu = FindQemu() ?? throw new InvalidOperationException("QEMU is not installed.");
         string dir = Directory.CreateTempSubdirectory("hv-devices-qemu-").FullName;
@@ -50,7 +50,7 @@ internal static class QemuRunner
             File.WriteAllBytes(fw, firmware);
             var psi = new ProcessStartInfo(qemu)
             {
-                Arguments = $"-accel tcg -bios \"{fw}\" -display none -serial none -monitor none -no-reboot " +
+                Arguments = $"-accel tcg -bios \"{fw}\" -display none -serial {serial} -monitor none -no-reboot " +
                             $"-device isa-debug-exit -debugcon file:\"{output}\" {extraArguments}",
                 RedirectStandardError = true,
                 RedirectStandardOutput = true,
@@ -69,6 +69,40 @@ internal static class QemuRunner
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>Real-mode code that reads each port once (IN AL, DX) and writes the byte to port 0xE9, then exits.</summary>
+    public static byte[] PortDumpCode(IEnumerable<ushort> ports)
+    {
+        var code = new List<byte>();
+        foreach (ushort port in ports)
+        {
+            code.AddRange([0xBA, (byte)port, (byte)(port >> 8), 0xEC, 0xE6, 0xE9]); // mov dx, port; in al, dx; out 0xe9, al
+        }
+
+        code.AddRange([0xBA, 0x01, 0x05, 0xB0, 0x00, 0xEE, 0xF4]); // mov dx, 0x501; mov al, 0; out dx, al; hlt
+        return code.ToArray();
+    }
+
+    /// <summary>
+    /// Real-mode code that first writes the given CMOS registers, then reads the given ones (each to port 0xE9), then
+    /// exits through isa-debug-exit.
+    /// </summary>
+    public static byte[] CmosWriteThenReadCode(IEnumerable<(byte Index, byte Value)> writes, IEnumerable<byte> reads)
+    {
+        var code = new List<byte>();
+        foreach ((byte index, byte value) in writes)
+        {
+            code.AddRange([0xB0, index, 0xE6, 0x70, 0xB0, value, 0xE6, 0x71]); // mov al, i; out 0x70, al; mov al, v; out 0x71, al
+        }
+
+        foreach (byte index in reads)
+        {
+            code.AddRange([0xB0, index, 0xE6, 0x70, 0xE4, 0x71, 0xE6, 0xE9]); // mov al, i; out 0x70, al; in al, 0x71; out 0xe9, al
+        }
+
+        code.AddRange([0xBA, 0x01, 0x05, 0xB0, 0x00, 0xEE, 0xF4]);
+        return code.ToArray();
     }
 
     /// <summary>Real-mode code that writes CMOS bytes 0-127 to port 0xE9, then exits through isa-debug-exit.</summary>

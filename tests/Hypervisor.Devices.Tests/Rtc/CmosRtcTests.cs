@@ -202,6 +202,28 @@ public class CmosRtcTests
         Assert.That(Read(0x5F), Is.EqualTo(3));
     }
 
+    // QEMU's RTC started at a given date (-rtc base=..., clock=vm so host load cannot move it) must show the same
+    // registers as ours started at that date, in BCD/24-hour (power-on) and after switching to binary/12-hour.
+    [TestCase("2024-02-29T23:59:58", (byte)0x02)]
+    [TestCase("1999-12-31T13:05:09", (byte)0x04)]
+    [TestCase("2038-01-19T03:14:07", (byte)0x00)]
+    public void TimeRegistersMatchQemu(string start, byte registerB)
+    {
+        if (QemuRunner.FindQemu() is null)
+        {
+            Assert.Ignore("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86); it is the reference here.");
+        }
+
+        byte[] indices = [0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32, 0x0B];
+        byte[] code = QemuRunner.CmosWriteThenReadCode([(0x0B, registerB)], indices);
+        byte[] qemu = QemuRunner.RunAndCaptureDebugcon(QemuRunner.BuildFirmware(code), $"-m 16 -rtc base={start},clock=vm");
+
+        Create(new DateTimeOffset(DateTime.Parse(start, System.Globalization.CultureInfo.InvariantCulture), TimeSpan.Zero));
+        Write(0x0B, registerB);
+        byte[] ours = indices.Select(i => Read(i)).ToArray();
+        Assert.That(ours, Is.EqualTo(qemu));
+    }
+
     // QEMU 7.2 'pc' machine, RAM sizes below 3.5 GiB (where QEMU and our layout put all RAM below 4 GiB).
     [TestCase(128, 1)]
     [TestCase(20, 1)]

@@ -3,7 +3,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>
 /// Exception and interrupt delivery (Intel SDM Vol. 3A, chapter 6): IVT in real mode (20.1.4), IDT gates in protected
@@ -306,6 +306,46 @@ public class InterruptTests
         exit = m.Run();
         Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Halted));
         Assert.That(m.ReadQword(Record), Is.EqualTo(1UL), "the instruction after STI completes before the interrupt");
+    }
+
+    [Test]
+    public void TrapFlagRaisesDebugTrapAfterEachInstruction()
+    {
+        using var m = new TestMachine();
+        m.StartLong64(0x8000);
+        m.SetGate64(1, 0x9000);
+        m.Load(64, 0x9000, a =>
+        {
+            a.mov(rax, __qword_ptr[0x6000]);
+            a.mov(rdx, __qword_ptr[rsp]);
+            a.mov(__qword_ptr[rax * 8 + 0x6100], rdx);
+            a.inc(__qword_ptr[0x6000]);
+            a.iretq();
+        });
+        m.Load(64, 0x8000, a =>
+        {
+            a.pushfq();
+            a.or(__qword_ptr[rsp], 0x100);
+            a.popfq(); // TF was clear when POPFQ began: no trap after it
+            a.nop();
+            a.nop();
+            a.nop();
+            a.pushfq();
+            a.and(__qword_ptr[rsp], -0x101);
+            a.popfq();
+            a.hlt();
+        });
+
+        VcpuExit exit = m.Run();
+
+        // SDM Vol. 3A, 18.3.1.4: with TF set, a #DB trap follows each instruction; the saved RIP is the next one.
+        Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Halted), exit.Detail);
+        ulong firstNop = TestMachine.InstructionAddress(m, 64, 0x8000, 3);
+        Assert.That(m.ReadQword(0x6100), Is.EqualTo(firstNop + 1));
+        Assert.That(m.ReadQword(0x6108), Is.EqualTo(firstNop + 2));
+        Assert.That(m.ReadQword(0x6110), Is.EqualTo(firstNop + 3));
+        Assert.That(m.ReadQword(0x6118), Is.EqualTo(TestMachine.InstructionAddress(m, 64, 0x8000, 7)), "trap after PUSHFQ");
+        Assert.That(m.ReadQword(0x6120), Is.EqualTo(TestMachine.InstructionAddress(m, 64, 0x8000, 8)), "trap after AND");
     }
 
     /// <summary>An interrupt controller output with one latched vector.</summary>

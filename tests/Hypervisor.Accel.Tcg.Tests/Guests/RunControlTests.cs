@@ -5,7 +5,7 @@ using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>Run control: instruction budgets, kicks, port I/O, self-modifying code, and robustness on garbage.</summary>
 public class RunControlTests
@@ -236,6 +236,31 @@ public class RunControlTests
     }
 
     [Test]
+    public void LockPrefixOnlyOnMemoryReadModifyWrite()
+    {
+        using var m = new TestMachine();
+        m.StartLong64(0x8000);
+        m.SetGate64(6, 0x9000);
+        m.Load(64, 0x9000, a =>
+        {
+            a.mov(rdx, __qword_ptr[rsp]);
+            a.hlt();
+        });
+        m.Load(64, 0x8000, a =>
+        {
+            a.mov(rbx, 0x6000);
+            a.@lock.add(__dword_ptr[rbx], 5); // valid: memory destination
+            a.db(0xF0, 0x01, 0xC8); // LOCK ADD EAX, ECX: register destination, #UD (SDM Vol. 2, LOCK)
+            a.hlt();
+        });
+        m.WriteQword(0x6000, 10);
+
+        Assert.That(m.Run().Reason, Is.EqualTo(VcpuExitReason.Halted));
+        Assert.That(m.ReadQword(0x6000), Is.EqualTo(15UL));
+        Assert.That(m.Vcpu.GetGeneralRegisters().Rdx, Is.EqualTo(TestMachine.InstructionAddress(m, 64, 0x8000, 2)), "#UD at the LOCK ADD");
+    }
+
+    [Test]
     public void SyscallAndSysretRoundTrip()
     {
         using var m = new TestMachine();
@@ -316,10 +341,12 @@ public class RunControlTests
                     break;
             }
 
+            // HLT with IF=1 and no interrupt source waits for a kick (as on hardware): bound the run in time too.
+            using var watchdog = new Timer(_ => m.Vcpu.Kick(), null, 2000, Timeout.Infinite);
             VcpuExit exit = m.Vcpu.Run(20_000);
 
             Assert.That(exit.Reason, Is.AnyOf(VcpuExitReason.Halted, VcpuExitReason.Shutdown, VcpuExitReason.InstructionLimit,
-                VcpuExitReason.GuestError), exit.Detail);
+                VcpuExitReason.GuestError, VcpuExitReason.Interrupted), exit.Detail);
             if (exit.Reason == VcpuExitReason.GuestError)
             {
                 Assert.That(exit.Detail, Does.Not.Contain("internal error"), $"seed {seed} round {round}");

@@ -4,7 +4,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>
 /// The boot path every PC guest takes (Intel SDM Vol. 3A, 10.9 "Mode switching" and 10.8.5 "Initializing IA-32e

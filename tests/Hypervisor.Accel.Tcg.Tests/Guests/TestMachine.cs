@@ -7,7 +7,7 @@ using Hypervisor.Core.Registers;
 using Iced.Intel;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>A port device that records every access (the test's view of OUT/IN).</summary>
 internal sealed class RecordingPort(uint readValue = 0) : IPortDevice
@@ -80,6 +80,20 @@ internal sealed class TestMachine : IDisposable
         using var ms = new MemoryStream();
         a.Assemble(new StreamCodeWriter(ms), address);
         return ms.ToArray();
+    }
+
+    /// <summary>The address of instruction number <paramref name="index"/> from <paramref name="start"/>, as Iced's decoder sees it.</summary>
+    public static ulong InstructionAddress(TestMachine m, int bitness, ulong start, int index)
+    {
+        byte[] code = new byte[index * 15 + 15];
+        m.Memory.Read(new GuestAddress(start), code);
+        var decoder = Decoder.Create(bitness, new ByteArrayCodeReader(code), start);
+        for (int i = 0; i < index; i++)
+        {
+            decoder.Decode();
+        }
+
+        return decoder.IP;
     }
 
     public void WriteQword(ulong address, ulong value) => Memory.Write(new GuestAddress(address), BitConverter.GetBytes(value));

@@ -2,7 +2,7 @@ using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
 
-namespace Hypervisor.Accel.Tcg.Tests.System;
+namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>
 /// Paging (Intel SDM Vol. 3A, chapter 4): translation in every form and page-fault error codes and CR2 (4.7: bit 0
