@@ -224,8 +224,7 @@ internal static class X87Arithmetic
             flags |= FloatExceptions.Invalid;
             return indefinite;
         }
-        if (pa.Denormal)
-            flags |= FloatExceptions.Denormal;
+        // No DE: FIST and CVTSS2SI list only #IA/#P (SDM Vol. 2A), and the host agrees.
         if (inexact)
             flags |= FloatExceptions.Precision;
         c1 = up;
@@ -282,8 +281,7 @@ internal static class X87Arithmetic
             case FloatClass.Infinity:
                 return p;
         }
-        if (p.Denormal)
-            flags |= FloatExceptions.Denormal;
+        // No DE for a denormal source: "the denormal exception (#D) is not generated" (SDM Vol. 2A, FST/FSTP).
         return FloatCore.RoundPack(p.Sign, p.Exponent, (UInt128)p.Significand << 64, fmt, X87Control.Rounding(fcw),
             X87Control.UnderflowMasked(fcw), false, ref flags, out c1);
     }
