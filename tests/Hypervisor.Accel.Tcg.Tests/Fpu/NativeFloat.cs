@@ -73,8 +73,8 @@ internal sealed unsafe class NativeFloat : IDisposable
         a.stmxcsr(__dword_ptr[rdi + MxcsrOut]);
         a.fnstsw(__word_ptr[rdi + FswOut]);
         a.pushfq();
-        a.pop(rax);
-        a.mov(__qword_ptr[rdi + RflagsOut], rax);
+        a.pop(r11); // r11: scratch that no test body uses for its operands
+        a.mov(__qword_ptr[rdi + RflagsOut], r11);
     }
 
     public void Run(nint stub) => ((delegate* unmanaged<byte*, void>)stub)(Block);
