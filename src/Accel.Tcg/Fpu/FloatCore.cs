@@ -53,12 +53,23 @@ internal enum FloatClass : byte
 /// A binary format as the rounding core sees it: the precision in bits (including the integer bit), the exponent range
 /// of normal numbers, and the exponent of the smallest denormal's unit (the quantum floor).
 /// </summary>
-internal readonly struct FloatFormat(int precision, int minExponent, int maxExponent, int minQuantumExponent)
+internal readonly struct FloatFormat(int precision, int minExponent, int maxExponent, int minQuantumExponent,
+    bool wrapOverflow = false, bool wrapUnderflow = false)
 {
     public readonly int Precision = precision;
     public readonly int MinExponent = minExponent;
     public readonly int MaxExponent = maxExponent;
     public readonly int MinQuantumExponent = minQuantumExponent;
+
+    /// <summary>
+    /// x87 with OE unmasked and a register destination: an overflowing result is delivered rounded with its exponent
+    /// reduced by 24576 (SDM Vol. 1, 8.5.3); likewise <see cref="WrapUnderflow"/> (UE unmasked) adds 24576 to a tiny
+    /// result rounded as if the exponent range were unbounded (8.5.4).
+    /// </summary>
+    public readonly bool WrapOverflow = wrapOverflow;
+    public readonly bool WrapUnderflow = wrapUnderflow;
+
+    public const int X87WrapBias = 24576;
 
     public static FloatFormat Single => new(24, -126, 127, -149);
     public static FloatFormat Double => new(53, -1022, 1023, -1074);
@@ -69,7 +80,8 @@ internal readonly struct FloatFormat(int precision, int minExponent, int maxExpo
     /// stays the extended one (SDM Vol. 1, 8.1.5.2); a tiny result is denormalized at that precision too, so its unit
     /// is 2^(-16382 - (precision - 1)) (observed on hardware: 0 + smallest denormal under PC=24 gives 0 with UE PE).
     /// </summary>
-    public static FloatFormat ExtendedWithPrecision(int precision) => new(precision, -16382, 16383, -16382 - (precision - 1));
+    public static FloatFormat ExtendedWithPrecision(int precision, bool wrapOverflow = false, bool wrapUnderflow = false) =>
+        new(precision, -16382, 16383, -16382 - (precision - 1), wrapOverflow, wrapUnderflow);
 }
 
 /// <summary>
@@ -139,6 +151,13 @@ internal static class FloatCore
             }
         }
 
+        if (tiny && format.WrapUnderflow)
+        {
+            var m = RoundInteger(sig, 128 - p, sign, mode, out bool inex, out roundedUp);
+            flags |= FloatExceptions.Underflow | (inex ? FloatExceptions.Precision : 0);
+            return Wrapped(sign, m, exp - (p - 1), p, FloatFormat.X87WrapBias);
+        }
+
         int q = Math.Max(exp - (p - 1), format.MinQuantumExponent);
         int drop = q - exp + 127;
         UInt128 n = RoundInteger(sig, drop, sign, mode, out bool inexact, out roundedUp);
@@ -163,6 +182,11 @@ internal static class FloatCore
         }
         int msb = 127 - (int)UInt128.LeadingZeroCount(n);
         int e = q + msb;
+        if (e > format.MaxExponent && format.WrapOverflow)
+        {
+            flags |= FloatExceptions.Overflow | (inexact ? FloatExceptions.Precision : 0);
+            return Wrapped(sign, n, q, p, -FloatFormat.X87WrapBias);
+        }
         if (e > format.MaxExponent)
         {
             flags |= FloatExceptions.Overflow | FloatExceptions.Precision;
@@ -182,6 +206,18 @@ internal static class FloatCore
         int shift = q - (field - 63);
         ulong s = (ulong)(n << shift);
         return new FloatParts { Class = FloatClass.Finite, Sign = sign, Exponent = field, Significand = s };
+    }
+
+    // n * 2^q (n below 2^(p+1)), normalized, with the exponent moved by `bias` (x87 unmasked OE/UE responses).
+    private static FloatParts Wrapped(bool sign, UInt128 n, int q, int p, int bias)
+    {
+        if ((n >> p) != 0)
+        {
+            n >>= 1;
+            q++;
+        }
+        int msb = 127 - (int)UInt128.LeadingZeroCount(n);
+        return FloatParts.Finite(sign, q + msb + bias, (ulong)(n << (63 - msb)));
     }
 
     /// <summary>Rounds <c>sig / 2^drop</c> to an integer under the given mode.</summary>

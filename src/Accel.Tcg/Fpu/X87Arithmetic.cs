@@ -177,6 +177,26 @@ internal static class X87Arithmetic
         _ => 0x45,
     };
 
+    /// <summary>
+    /// FXAM class bits C3 C2 C0 for a non-empty register: unsupported 000, NaN 001, normal 010, infinity 011, zero 100,
+    /// denormal (and pseudo-denormal) 110.
+    /// </summary>
+    public static ushort ExamineClass(ExtendedFloat v)
+    {
+        const ushort c0 = 0x0100, c2 = 0x0400, c3 = 0x4000;
+        int e = v.BiasedExponent;
+        ulong m = v.Significand;
+        if (e == 0x7FFF)
+        {
+            if ((m >> 63) == 0)
+                return 0;
+            return (m << 1) == 0 ? (ushort)(c2 | c0) : c0;
+        }
+        if (e == 0)
+            return m == 0 ? c3 : (ushort)(c3 | c2);
+        return (m >> 63) != 0 ? c2 : (ushort)0;
+    }
+
     /// <summary>FILD: every 16/32/64-bit integer is exact in extended precision.</summary>
     public static ExtendedFloat FromInt64(long value)
     {
@@ -230,6 +250,25 @@ internal static class X87Arithmetic
         c1 = up;
         long v = (long)(ulong)n;
         return pa.Sign ? -v : v;
+    }
+
+    /// <summary>
+    /// A binary32 memory operand of an arithmetic instruction (FADD m32fp ...): widened exactly, an SNaN kept signalling
+    /// so that the operation applies the NaN rules; <paramref name="denormal"/> reports a denormal source (DE).
+    /// </summary>
+    public static ExtendedFloat WidenSingle(uint bits, out bool denormal)
+    {
+        var p = FloatCodec.UnpackSingle(bits);
+        denormal = p.Denormal;
+        return ExtendedFloat.Pack(p);
+    }
+
+    /// <summary>A binary64 memory operand, widened exactly (see <see cref="WidenSingle"/>).</summary>
+    public static ExtendedFloat WidenDouble(ulong bits, out bool denormal)
+    {
+        var p = FloatCodec.UnpackDouble(bits);
+        denormal = p.Denormal;
+        return ExtendedFloat.Pack(p);
     }
 
     /// <summary>FLD m32fp: exact; DE for a denormal source, IE and quieting for an SNaN.</summary>
@@ -386,7 +425,9 @@ internal static class X87Control
         _ => 64,
     };
 
-    public static FloatFormat Format(ushort fcw) => FloatFormat.ExtendedWithPrecision(Precision(fcw));
+    /// <summary>The destination format for a register result: FCW.PC, with the unmasked OE/UE wrapping responses.</summary>
+    public static FloatFormat Format(ushort fcw) =>
+        FloatFormat.ExtendedWithPrecision(Precision(fcw), wrapOverflow: (fcw & 0x08) == 0, wrapUnderflow: (fcw & 0x10) == 0);
 
     public static bool UnderflowMasked(ushort fcw) => (fcw & 0x10) != 0;
 

@@ -16,7 +16,7 @@ internal sealed unsafe class NativeFloat : IDisposable
 {
     // Data block layout (byte offsets).
     public const int MxcsrIn = 0, MxcsrOut = 4, FcwIn = 8, FswOut = 10, RflagsOut = 16, IntIn = 24, IntOut = 32;
-    public const int A = 48, B = 64, Result = 80, Result2 = 96, C = 112, Save = 128, BlockSize = 128 + 1024;
+    public const int A = 48, B = 64, Result = 80, Result2 = 96, C = 112, Save = 128, Env = 640, SaveLegacy = 672, Values = 800, BlockSize = 1152;
 
     private const int ArenaSize = 1 << 20;
     private readonly nint _arena;
