@@ -100,10 +100,16 @@ internal static class X87Instructions
     /// </summary>
     private static bool Finish(ref X87State s, int dst, ExtendedFloat r, FloatExceptions flags, bool c1, bool pop)
     {
+        if ((X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
+        {
+            // An unmasked pre-computation exception stops the instruction before the result is computed: no
+            // post-computation flags, C1 cleared (observed on the host; SDM Vol. 1, 4.9.2 and 8.5).
+            s.SetC1(false);
+            s.Raise(flags & PreComputation);
+            return false;
+        }
         s.SetC1(c1);
         bool unmasked = s.Raise(flags);
-        if (unmasked && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
-            return false;
         s.SetSt(dst, r);
         if (pop)
             s.Pop();
@@ -242,12 +248,24 @@ internal static class X87Instructions
             result = bits == 32 ? X87Arithmetic.ToSingle(v, s.Fcw, ref flags, out c1) : X87Arithmetic.ToDouble(v, s.Fcw, ref flags, out c1);
         }
         s.SetC1(c1);
-        if (s.Raise(flags))
-            return false;
-        write = true;
-        if (pop)
+        return FinishStore(ref s, flags, pop, out write);
+    }
+
+    // A memory store is suppressed by an unmasked IE, DE, ZE, OE or UE; an unmasked PE alone still stores (and pops).
+    private static bool FinishStore(ref X87State s, FloatExceptions flags, bool pop, out bool write)
+    {
+        var stopping = X87Control.Unmasked(s.Fcw, flags) & ~FloatExceptions.Precision;
+        if (stopping != 0)
+        {
+            // Nothing is stored, so PE and the round-up C1 are not reported (observed on the host for OE and UE).
+            s.SetC1(false);
+            flags &= ~FloatExceptions.Precision;
+        }
+        bool unmasked = s.Raise(flags);
+        write = stopping == 0;
+        if (write && pop)
             s.Pop();
-        return true;
+        return !unmasked;
     }
 
     /// <summary>FIST/FISTP/FISTTP m16/m32/m64int: a masked invalid stores the integer indefinite.</summary>
@@ -268,12 +286,7 @@ internal static class X87Instructions
         var flags = FloatExceptions.None;
         result = X87Arithmetic.ToInteger(s.St(0), bits, s.Fcw, truncate, ref flags, out bool c1);
         s.SetC1(c1);
-        if (s.Raise(flags))
-            return false;
-        write = true;
-        if (pop)
-            s.Pop();
-        return true;
+        return FinishStore(ref s, flags, pop, out write);
     }
 
     /// <summary>FXAM: C1 = sign; C3 C2 C0 = class (SDM Vol. 2A, FXAM Table 3-45). Works on an empty ST(0).</summary>
