@@ -15,7 +15,7 @@ internal enum FloatComparison : byte
 /// an unmasked exception in <c>flags &amp; ~FCW</c> raises it instead of storing (see <see cref="X87Control"/>).
 /// <c>c1</c> is the status-word C1 "rounded up" indication (SDM Vol. 1, 8.1.3.3).
 /// </summary>
-internal static class X87Arithmetic
+internal static partial class X87Arithmetic
 {
     public static ExtendedFloat Add(ExtendedFloat a, ExtendedFloat b, ushort fcw, ref FloatExceptions flags, out bool c1) =>
         AddCore(a.Unpack(), b.Unpack(), fcw, ref flags, out c1);
