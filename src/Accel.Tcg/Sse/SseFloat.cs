@@ -20,7 +20,7 @@ internal enum SseBinaryOp : byte
 /// operation yields the default NaN (FFC00000h / FFF8000000000000h). Detected exceptions are ORed into <c>flags</c>; if
 /// <see cref="Mxcsr.Unmasked"/> is non-zero the caller raises #XM and discards the result.
 /// </summary>
-internal static class SseFloat
+internal static partial class SseFloat
 {
     public const uint DefaultNaNSingle = 0xFFC0_0000;
     public const ulong DefaultNaNDouble = 0xFFF8_0000_0000_0000;

@@ -140,4 +140,48 @@ public sealed class SseFloatTests : NativeFixture
             return X87Arithmetic.EflagsBits(SseFloat.CompareScalar((ulong)x & mask, (ulong)y & mask, isDouble, quiet, mx, ref f));
         }, 600);
     }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void ScalarSqrt(bool isDouble) =>
+        Run(isDouble ? "sqrtsd" : "sqrtss", a => { if (isDouble) a.sqrtsd(xmm0, xmm1); else a.sqrtss(xmm0, xmm1); }, isDouble,
+            (UInt128 x, UInt128 y, uint mx, ref FloatExceptions f) => SseFloat.ScalarSqrt(x, y, isDouble, mx, ref f), 600);
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AddSub(bool isDouble) =>
+        Run(isDouble ? "addsubpd" : "addsubps", a => { if (isDouble) a.addsubpd(xmm0, xmm1); else a.addsubps(xmm0, xmm1); }, isDouble,
+            (UInt128 x, UInt128 y, uint mx, ref FloatExceptions f) => SseFloat.AddSub(x, y, isDouble, mx, ref f), 600);
+
+    [Test]
+    public void Horizontal([Values] bool isDouble, [Values] bool subtract) =>
+        Run($"h{(subtract ? "sub" : "add")}p{(isDouble ? "d" : "s")}", a =>
+        {
+            if (isDouble && subtract) a.hsubpd(xmm0, xmm1);
+            else if (isDouble) a.haddpd(xmm0, xmm1);
+            else if (subtract) a.hsubps(xmm0, xmm1);
+            else a.haddps(xmm0, xmm1);
+        }, isDouble, (UInt128 x, UInt128 y, uint mx, ref FloatExceptions f) => SseFloat.Horizontal(x, y, isDouble, subtract, mx, ref f), 600);
+
+    [Test]
+    public void Round([Values] bool isDouble, [Values] bool scalar, [Values(0, 1, 2, 3, 4, 8, 11, 12)] int imm) =>
+        Run($"round{(scalar ? "s" : "p")}{(isDouble ? "d" : "s")}{imm}", a =>
+        {
+            if (isDouble && scalar) a.roundsd(xmm0, xmm1, (sbyte)imm);
+            else if (isDouble) a.roundpd(xmm0, xmm1, (sbyte)imm);
+            else if (scalar) a.roundss(xmm0, xmm1, (sbyte)imm);
+            else a.roundps(xmm0, xmm1, (sbyte)imm);
+        }, isDouble, (UInt128 x, UInt128 y, uint mx, ref FloatExceptions f) => scalar
+            ? SseFloat.ScalarRound(x, y, isDouble, (byte)imm, mx, ref f)
+            : SseFloat.PackedRound(y, isDouble, (byte)imm, mx, ref f), 300);
+
+    [Test]
+    public void DotProduct([Values] bool isDouble, [Values(0xFF, 0xF1, 0x31, 0x5A, 0x33, 0x12, 0x0F)] int imm) =>
+        Run($"dpp{(isDouble ? "d" : "s")}{imm}", a => { if (isDouble) a.dppd(xmm0, xmm1, (byte)imm); else a.dpps(xmm0, xmm1, (byte)imm); }, isDouble,
+            (UInt128 x, UInt128 y, uint mx, ref FloatExceptions f) => SseFloat.DotProduct(x, y, isDouble, (byte)imm, mx, ref f), 400);
+
+    [Test]
+    public void InsertPs([Values(0x00, 0x4E, 0xB1, 0xF0, 0x3F, 0x9C)] int imm) =>
+        Run($"insertps{imm}", a => a.insertps(xmm0, xmm1, (byte)imm), false,
+            (UInt128 x, UInt128 y, uint mx, ref FloatExceptions f) => SseFloat.InsertPs(x, y, (byte)imm), 100);
 }
