@@ -3,10 +3,10 @@ using System.Numerics;
 namespace Hypervisor.Accel.Tcg.Fpu;
 
 /// <summary>
-/// F2XM1, FYL2X and FYL2XP1 computed with a 128-bit-significand software float (no <c>double</c>) and rounded once
+/// F2XM1, FYL2X, FYL2XP1 and FPATAN computed with a 128-bit-significand software float (no <c>double</c>) and rounded once
 /// per FCW.RC at 64 bits. The results are correctly rounded (to the precision of the 128-bit evaluation); real x87
 /// hardware is only specified to within one unit in the last place, so they match the host bit for bit in most but not
-/// all cases (see the tests). FSIN, FCOS, FSINCOS, FPTAN and FPATAN are not implemented yet.
+/// all cases (see the tests). FSIN, FCOS, FSINCOS and FPTAN are not implemented yet.
 /// </summary>
 internal static class X87Transcendental
 {
@@ -19,6 +19,8 @@ internal static class X87Transcendental
     // ln 2 and log2 e to 128 bits (see X87Arithmetic.Constant for how they were derived).
     private static readonly Wide Ln2 = new(false, -1, ((UInt128)0xB172_17F7_D1CF_79ABUL << 64) | 0xC9E3_B398_03F2_F6AFUL);
     private static readonly Wide Log2E = new(false, 0, ((UInt128)0xB8AA_3B29_5C17_F0BBUL << 64) | 0xBE87_FED0_691D_3E88UL);
+
+    private static readonly Wide Pi = new(false, 1, ((UInt128)0xC90F_DAA2_2168_C234UL << 64) | 0xC4C6_628B_80DC_1CD1UL);
 
     private static Wide Normalize(bool neg, int exp, UInt128 mant)
     {
@@ -264,5 +266,77 @@ internal static class X87Transcendental
         }
         Wide result = Mul(FromParts(py), log2);
         return Round(result, exact, fcw, ref flags, out c1);
+    }
+
+    /// <summary>atan(t) for 0 &lt;= t &lt;= 1 by Euler's series: sum of T_n, T_0 = t / (1 + t^2), T_n = T_(n-1) * z * 2n / (2n + 1), z = t^2 / (1 + t^2) &lt;= 1/2.</summary>
+    private static Wide Atan(Wide t)
+    {
+        if (t.IsZero)
+            return t;
+        Wide one = new(false, 0, UInt128.One << 127);
+        Wide t2 = Mul(t, t), den = Add(one, t2);
+        Wide term = Div(t, den), z = Div(t2, den), sum = term;
+        for (uint n = 1; n < 400; n++)
+        {
+            term = DivSmall(Mul(Mul(term, z), new Wide(false, 127 - (int)UInt128.LeadingZeroCount((UInt128)(2 * n)), (UInt128)(2 * n) << (int)UInt128.LeadingZeroCount((UInt128)(2 * n)))), 2 * n + 1);
+            if (Negligible(term, sum))
+                break;
+            sum = Add(sum, term);
+        }
+        return sum;
+    }
+
+    /// <summary>FPATAN: atan2(ST(1), ST(0)) with the signed-zero and infinity cases of SDM Vol. 2A, FPATAN Table 3-30 (those of C's atan2).</summary>
+    public static ExtendedFloat PartialArctangent(ExtendedFloat x, ExtendedFloat y, ushort fcw, ref FloatExceptions flags, out bool c1)
+    {
+        c1 = false;
+        var px = x.Unpack();
+        var py = y.Unpack();
+        if (px.Class == FloatClass.Unsupported || py.Class == FloatClass.Unsupported)
+        {
+            flags |= FloatExceptions.Invalid;
+            return ExtendedFloat.Indefinite;
+        }
+        if (px.IsNaN || py.IsNaN)
+        {
+            var dummy = FloatExceptions.None;
+            var r = X87Arithmetic.Add(x, y, fcw, ref dummy, out _);
+            flags |= dummy & FloatExceptions.Invalid;
+            return r;
+        }
+        if (px.Denormal || py.Denormal)
+            flags |= FloatExceptions.Denormal;
+        bool sign = py.Sign;
+        Wide half = Pi with { Exp = 0 }, quarter = Pi with { Exp = -1 };
+        Wide angle;
+        if (py.Class == FloatClass.Zero)
+        {
+            if (!px.Sign)
+                return ExtendedFloat.Pack(FloatParts.Zero(sign));
+            angle = Pi;
+        }
+        else if (px.Class == FloatClass.Zero)
+        {
+            angle = half;
+        }
+        else if (py.Class == FloatClass.Infinity)
+        {
+            angle = px.Class == FloatClass.Infinity ? (px.Sign ? Add(Pi, quarter with { Neg = true }) : quarter) : half;
+        }
+        else if (px.Class == FloatClass.Infinity)
+        {
+            if (!px.Sign)
+                return ExtendedFloat.Pack(FloatParts.Zero(sign));
+            angle = Pi;
+        }
+        else
+        {
+            Wide ax = FromParts(px) with { Neg = false }, ay = FromParts(py) with { Neg = false };
+            bool swap = ay.Exp > ax.Exp || (ay.Exp == ax.Exp && ay.Mant > ax.Mant);
+            angle = swap ? Add(half, Atan(Div(ax, ay)) with { Neg = true }) : Atan(Div(ay, ax));
+            if (px.Sign)
+                angle = Add(Pi, angle with { Neg = true });
+        }
+        return Round(angle with { Neg = sign }, false, fcw, ref flags, out c1);
     }
 }

@@ -5,7 +5,7 @@ using static Iced.Intel.AssemblerRegisters;
 namespace Hypervisor.Accel.Tcg.Tests.Fpu;
 
 /// <summary>
-/// F2XM1, FYL2X and FYL2XP1 against the host. Hardware transcendentals are not correctly rounded (the SDM promises
+/// F2XM1, FYL2X, FYL2XP1 and FPATAN against the host. Hardware transcendentals are not correctly rounded (the SDM promises
 /// an error within one ulp), so the rule here is: special cases (NaN, infinities, zeros, invalid operands) and all
 /// exception flags except PE must match bit for bit; finite results must be within one ulp of the host's. The share
 /// of bit-exact results is printed and must stay above 95% (measured on the development host, an AMD Zen part:
@@ -80,4 +80,9 @@ public sealed class X87TranscendentalTests : NativeFixture
     public void Fyl2xp1() => Run("fyl2xp1", a => a.fyl2xp1(),
         (ExtendedFloat x, ExtendedFloat y, ushort fcw, ref FloatExceptions f, out bool c1) => X87Transcendental.YLog2XPlusOne(x, y, fcw, ref f, out c1),
         r => Fraction(r, -2), x => x.BiasedExponent < ExtendedFloat.Bias - 2 || x.BiasedExponent == 0x7FFF); // SDM: undefined for |x| >= 1 - sqrt(2)/2
+
+    [Test]
+    public void Fpatan() => Run("fpatan", a => a.fpatan(),
+        (ExtendedFloat x, ExtendedFloat y, ushort fcw, ref FloatExceptions f, out bool c1) => X87Transcendental.PartialArctangent(x, y, fcw, ref f, out c1),
+        X87Values.Random, _ => true);
 }
