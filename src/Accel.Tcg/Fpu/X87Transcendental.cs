@@ -22,6 +22,9 @@ internal static class X87Transcendental
 
     private static readonly Wide Pi = new(false, 1, ((UInt128)0xC90F_DAA2_2168_C234UL << 64) | 0xC4C6_628B_80DC_1CD1UL);
 
+    // pi rounded to 66 bits: the x87's reduction constant.
+    private static readonly Wide Pi66 = new(false, 1, ((UInt128)0xC90F_DAA2_2168_C234UL << 64) | 0xC000_0000_0000_0000UL);
+
     private static Wide Normalize(bool neg, int exp, UInt128 mant)
     {
         if (mant == UInt128.Zero)
@@ -110,12 +113,16 @@ internal static class X87Transcendental
         return new Wide(sum.Neg, sum.Exp + 1, sum.Mant);
     }
 
-    private static ExtendedFloat Round(Wide v, bool exact, ushort fcw, ref FloatExceptions flags, out bool c1)
+    // `shrink`: the neglected tail of a series points towards zero, so the value lies just below |v| (matters when |v|
+    // falls exactly on a rounding boundary, e.g. sin(x) = x - x^3/6 for tiny x).
+    private static ExtendedFloat Round(Wide v, bool exact, ushort fcw, ref FloatExceptions flags, out bool c1, bool shrink = false)
     {
         c1 = false;
         if (v.IsZero)
             return ExtendedFloat.PositiveZero;
         var fmt = FloatFormat.ExtendedWithPrecision(64, (fcw & 0x08) == 0, (fcw & 0x10) == 0);
+        if (shrink && !exact)
+            v = Normalize(v.Neg, v.Exp, v.Mant - 1);
         UInt128 sig = exact ? v.Mant : v.Mant | 1;
         var r = ExtendedFloat.Pack(FloatCore.RoundPack(v.Neg, v.Exp, sig, fmt, X87Control.Rounding(fcw), X87Control.UnderflowMasked(fcw), false, ref flags, out c1));
         // The host reports UE for a tiny result of these instructions even when it happens to be exact.
@@ -338,5 +345,99 @@ internal static class X87Transcendental
                 angle = Add(Pi, angle with { Neg = true });
         }
         return Round(angle with { Neg = sign }, false, fcw, ref flags, out c1);
+    }
+
+    /// <summary>sin(r) and cos(r) for |r| &lt;= pi/4 by their Taylor series.</summary>
+    private static (Wide Sin, Wide Cos, bool SinShrinks, bool CosShrinks) SinCosSmall(Wide r)
+    {
+        Wide one = new(false, 0, UInt128.One << 127);
+        Wide r2 = Mul(r, r) with { Neg = true };
+        Wide sTerm = r, sSum = r, cTerm = one, cSum = one;
+        bool sDone = false, cDone = false, sShrink = false, cShrink = false;
+        for (uint k = 1; k < 60 && !(sDone && cDone); k++)
+        {
+            sTerm = DivSmall(Mul(sTerm, r2), (2 * k) * (2 * k + 1));
+            cTerm = DivSmall(Mul(cTerm, r2), (2 * k - 1) * (2 * k));
+            if (!sDone && Negligible(sTerm, sSum))
+            {
+                sDone = true;
+                sShrink = !sTerm.IsZero && sTerm.Neg != sSum.Neg;
+            }
+            if (!cDone && Negligible(cTerm, cSum))
+            {
+                cDone = true;
+                cShrink = !cTerm.IsZero && cTerm.Neg != cSum.Neg;
+            }
+            if (!sDone)
+                sSum = Add(sSum, sTerm);
+            if (!cDone)
+                cSum = Add(cSum, cTerm);
+        }
+        return (sSum, cSum, sShrink, cShrink);
+    }
+
+    /// <summary>
+    /// FSIN/FCOS/FSINCOS/FPTAN core: returns false (C2 = 1, operand unchanged) when |x| &gt;= 2^63. The reduction modulo
+    /// pi/2 uses the 66-bit approximation of pi that the SDM documents for the x87 (Vol. 1, 8.3.10), as hardware does;
+    /// results for arguments close to multiples of pi/2 or very large still depend on the host's internal precision.
+    /// </summary>
+    public static bool SinCos(ExtendedFloat x, ushort fcw, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos)
+    {
+        var flags = FloatExceptions.None;
+        bool done = SinCosCore(x, fcw, ref flags, ref sinFlags, ref cosFlags, out sin, out cos);
+        sinFlags |= flags;
+        cosFlags |= flags;
+        return done;
+    }
+
+    private static bool SinCosCore(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos)
+    {
+        sin = cos = ExtendedFloat.Indefinite;
+        var p = x.Unpack();
+        switch (p.Class)
+        {
+            case FloatClass.Unsupported:
+            case FloatClass.Infinity:
+                flags |= FloatExceptions.Invalid;
+                return true;
+            case FloatClass.SignalingNaN:
+            case FloatClass.QuietNaN:
+                if (p.Class == FloatClass.SignalingNaN)
+                    flags |= FloatExceptions.Invalid;
+                sin = cos = ExtendedFloat.Pack(p.Quieted());
+                return true;
+            case FloatClass.Zero:
+                sin = x;
+                cos = ExtendedFloat.One;
+                return true;
+        }
+        if (p.Exponent >= 63)
+            return false;
+        if (p.Denormal)
+            flags |= FloatExceptions.Denormal;
+        // q = nearest integer to |x| / (pi/2); r = |x| - q pi/2.
+        Wide ax = FromParts(p) with { Neg = false };
+        Wide halfPi = Pi66 with { Exp = 0 };
+        Wide ratio = Div(ax, halfPi);
+        ulong q = 0;
+        if (ratio.Exp >= -1)
+        {
+            UInt128 scaled = ratio.Mant >> (126 - ratio.Exp); // twice the ratio, as an integer
+            q = (ulong)((scaled + 1) >> 1);
+        }
+        Wide r = q == 0 ? ax : Add(ax, Mul(halfPi, Normalize(false, 127, q)) with { Neg = true });
+        var (s, c, sShrink, cShrink) = SinCosSmall(r);
+        (Wide rs, Wide rc, bool rsShrink, bool rcShrink) = (q & 3) switch
+        {
+            0 => (s, c, sShrink, cShrink),
+            1 => (c, s with { Neg = !s.Neg }, cShrink, sShrink),
+            2 => (s with { Neg = !s.Neg }, c with { Neg = !c.Neg }, sShrink, cShrink),
+            _ => (c with { Neg = !c.Neg }, s, cShrink, sShrink),
+        };
+        if (p.Sign)
+            rs = rs with { Neg = !rs.Neg };
+        sin = Round(rs, false, fcw, ref sinFlags, out _, rsShrink);
+        cos = Round(rc, false, fcw, ref cosFlags, out _, rcShrink);
+        return true;
     }
 }
