@@ -440,4 +440,49 @@ internal static class X87Transcendental
         cos = Round(rc, false, fcw, ref cosFlags, out _, rcShrink);
         return true;
     }
+
+    /// <summary>
+    /// FPTAN core: tan(x) (the caller then pushes +1.0); false (C2 = 1, operand unchanged) when |x| &gt;= 2^63. Same
+    /// reduction as <see cref="SinCos"/>.
+    /// </summary>
+    public static bool Tan(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, out ExtendedFloat tan)
+    {
+        tan = ExtendedFloat.Indefinite;
+        var p = x.Unpack();
+        switch (p.Class)
+        {
+            case FloatClass.Unsupported:
+            case FloatClass.Infinity:
+                flags |= FloatExceptions.Invalid;
+                return true;
+            case FloatClass.SignalingNaN:
+            case FloatClass.QuietNaN:
+                if (p.Class == FloatClass.SignalingNaN)
+                    flags |= FloatExceptions.Invalid;
+                tan = ExtendedFloat.Pack(p.Quieted());
+                return true;
+            case FloatClass.Zero:
+                tan = x;
+                return true;
+        }
+        if (p.Exponent >= 63)
+            return false;
+        if (p.Denormal)
+            flags |= FloatExceptions.Denormal;
+        Wide ax = FromParts(p) with { Neg = false };
+        Wide halfPi = Pi66 with { Exp = 0 };
+        Wide ratio = Div(ax, halfPi);
+        ulong q = 0;
+        if (ratio.Exp >= -1)
+            q = (ulong)(((ratio.Mant >> (126 - ratio.Exp)) + 1) >> 1);
+        Wide r = q == 0 ? ax : Add(ax, Mul(halfPi, Normalize(false, 127, q)) with { Neg = true });
+        var (s, c, sShrink, _) = SinCosSmall(r);
+        // tan(r + q pi/2) = tan(r) for even q, -cot(r) for odd q. tan(r) = r + r^3/3 + ...: its tail grows |r|.
+        Wide t = (q & 1) == 0 ? Div(s, c) : Div(c, s) with { Neg = !(c.Neg ^ s.Neg) };
+        if (p.Sign)
+            t = t with { Neg = !t.Neg };
+        _ = sShrink;
+        tan = Round(t, false, fcw, ref flags, out _);
+        return true;
+    }
 }

@@ -8,14 +8,14 @@ namespace Hypervisor.Accel.Tcg.Tests.Fpu;
 /// F2XM1, FYL2X, FYL2XP1 and FPATAN against the host. Hardware transcendentals are not correctly rounded (the SDM promises
 /// an error within one ulp), so the rule here is: special cases (NaN, infinities, zeros, invalid operands) and all
 /// exception flags except PE must match bit for bit; finite results must be within one ulp of the host's. The share
-/// of bit-exact results is printed and must stay above 95% (measured on the development host, an AMD Zen part:
-/// about 97%), so that a regression in the evaluation shows.
+/// of bit-exact results is printed and must stay above 95% (90% for FPTAN); measured on the development host, an AMD
+/// Zen part: F2XM1 97.4%, FYL2X 97.3%, FYL2XP1 96.7%, FPATAN 98.4%, FSIN 99.8%, FCOS 99.9%, FPTAN 93.1%.
 /// </summary>
 public sealed class X87TranscendentalTests : NativeFixture
 {
     private delegate ExtendedFloat Model(ExtendedFloat x, ExtendedFloat y, ushort fcw, ref FloatExceptions flags, out bool c1);
 
-    private void Run(string name, Action<Assembler> op, Model model, Func<Random, ExtendedFloat> xs, Func<ExtendedFloat, bool> defined)
+    private void Run(string name, Action<Assembler> op, Model model, Func<Random, ExtendedFloat> xs, Func<ExtendedFloat, bool> defined, int minExactPercent = 95)
     {
         nint stub = Native.Stub(name, a =>
         {
@@ -51,7 +51,7 @@ public sealed class X87TranscendentalTests : NativeFixture
         }
         TestContext.Out.WriteLine($"{name}: {exact} of {total} bit-exact ({100.0 * exact / total:F2}%)");
         m.AssertNone();
-        Assert.That(exact, Is.GreaterThan(total * 95 / 100), "bit-exact share");
+        Assert.That(exact, Is.GreaterThan(total * minExactPercent / 100), "bit-exact share");
     }
 
     private static bool WithinOneUlp(ExtendedFloat a, ExtendedFloat b)
@@ -112,4 +112,17 @@ public sealed class X87TranscendentalTests : NativeFixture
             X87Transcendental.SinCos(x, fcw, ref sinFlags, ref f, out _, out var c);
             return c;
         }, Angle, Moderate);
+
+    [Test]
+    public void Fptan() => Run("fptan", a =>
+        {
+            a.fptan();
+            a.fstp(st0); // drop the pushed 1.0 (FSTP ST(0) raises nothing); the flags are captured after it
+        },
+        (ExtendedFloat x, ExtendedFloat _, ushort fcw, ref FloatExceptions f, out bool c1) =>
+        {
+            c1 = false;
+            X87Transcendental.Tan(x, fcw, ref f, out var t);
+            return t;
+        }, Angle, Moderate, minExactPercent: 90); // measured: 93% (the host's FPTAN is the least accurate of these)
 }
