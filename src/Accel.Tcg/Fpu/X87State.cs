@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using Hypervisor.Core.Registers;
 
 namespace Hypervisor.Accel.Tcg.Fpu;
 
@@ -398,4 +399,40 @@ internal struct X87State
 
     private static void W32(Span<byte> s, int at, uint v) => BinaryPrimitives.WriteUInt32LittleEndian(s[at..], v);
     private static void W16(Span<byte> s, int at, ushort v) => BinaryPrimitives.WriteUInt16LittleEndian(s[at..], v);
+
+    /// <summary>
+    /// Copies the x87 part into the core register file (FXSAVE semantics: <c>St[i]</c> is ST(i), the tag word abridged,
+    /// <c>LastIp</c>/<c>LastDp</c> the 64-bit pointers). XMM and MXCSR are the caller's.
+    /// </summary>
+    public readonly void CopyTo(ref FpuRegisters registers)
+    {
+        for (int i = 0; i < 8; i++)
+        {
+            var v = St(i);
+            registers.St[i] = new Float80(v.Significand, v.SignExponent);
+        }
+        registers.Fcw = Fcw;
+        registers.Fsw = Fsw;
+        registers.Ftw = AbridgedTag();
+        registers.LastOpcode = Fop;
+        registers.LastIp = Fip;
+        registers.LastDp = Fdp;
+    }
+
+    /// <summary>Loads the x87 part from the core register file, rebuilding the full tag word as FXRSTOR does.</summary>
+    public void CopyFrom(in FpuRegisters registers)
+    {
+        Fcw = registers.Fcw;
+        Fsw = registers.Fsw;
+        Fop = (ushort)(registers.LastOpcode & 0x7FF);
+        Fip = registers.LastIp;
+        Fdp = registers.LastDp;
+        for (int i = 0; i < 8; i++)
+        {
+            var v = registers.St[i];
+            Registers[Physical(i)] = new ExtendedFloat(v.Significand, v.SignExponent);
+        }
+        for (int p = 0; p < 8; p++)
+            SetTag(p, ((registers.Ftw >> p) & 1) != 0 ? Classify(Registers[p]) : X87Tag.Empty);
+    }
 }

@@ -218,4 +218,25 @@ public sealed class X87StateTests : NativeFixture
             }
         }
     }
+
+    [Test]
+    public void CoreRegisterFileRoundTrip()
+    {
+        // The core register file carries the FXSAVE view; copying out and back must reproduce the full tag word.
+        var r = new Random(11);
+        for (int n = 0; n < 100; n++)
+        {
+            var s = X87State.Initial();
+            int pushes = r.Next(0, 9);
+            for (int i = 0; i < pushes; i++)
+                X87Instructions.Load(ref s, r.Next(3) == 0 ? X87Values.Edges[r.Next(X87Values.Edges.Length)] : X87Values.Random(r));
+            var regs = new Hypervisor.Core.Registers.FpuRegisters();
+            s.CopyTo(ref regs);
+            var back = default(X87State);
+            back.CopyFrom(regs);
+            Assert.That((back.Fsw, back.Ftw, back.Fcw), Is.EqualTo((s.Fsw, s.Ftw, s.Fcw)));
+            for (int i = 0; i < 8; i++)
+                Assert.That(back.St(i), Is.EqualTo(s.St(i)));
+        }
+    }
 }
