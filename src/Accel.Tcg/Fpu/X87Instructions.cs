@@ -89,7 +89,9 @@ internal static class X87Instructions
             X87ArithmeticOp.Div => X87Arithmetic.Div(d, other, s.Fcw, ref flags, out c1),
             _ => X87Arithmetic.Div(other, d, s.Fcw, ref flags, out c1),
         };
-        if (extra != 0 && (flags & FloatExceptions.Invalid) == 0)
+        // A denormal memory operand (normal once widened) signals DE unless a NaN operand, IE or ZE takes priority
+        // (SDM Vol. 1, 4.9.2; matches the host).
+        if (extra != 0 && (flags & (FloatExceptions.Invalid | FloatExceptions.ZeroDivide)) == 0 && !d.Unpack().IsNaN && !other.Unpack().IsNaN)
             flags |= extra;
         return Finish(ref s, dst, r, flags, c1, pop);
     }
