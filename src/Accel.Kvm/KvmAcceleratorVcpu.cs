@@ -1,0 +1,347 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Runtime.Versioning;
+using Hypervisor.Accel.Kvm.Interop;
+using Hypervisor.Core.Io;
+using Hypervisor.Core.Machine;
+using Hypervisor.Core.Memory;
+using Hypervisor.Core.Registers;
+using static Hypervisor.Accel.Kvm.Interop.KvmConstants;
+
+namespace Hypervisor.Accel.Kvm;
+
+/// <summary>
+/// The kvm adapter's vCPU: runs <c>KVM_RUN</c> in a loop, answers port I/O and MMIO through the machine's buses,
+/// injects interrupts from the interrupt source when the guest can take them, sleeps on HLT with interrupts enabled,
+/// and returns only control exits.
+/// </summary>
+[SupportedOSPlatform("linux")]
+internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
+{
+    private readonly KvmVcpu _vcpu;
+    private readonly IMemoryMap _memory;
+    private readonly PortIoBus _ports;
+    private readonly IInterruptSource? _interrupts;
+    private readonly ManualResetEventSlim _wake = new(false);
+    private int _stopRequested;
+    private int _pendingVector = -1; // acknowledged at the PIC but not yet accepted by KVM_INTERRUPT
+    private long _exits;
+
+    internal KvmAcceleratorVcpu(KvmAcceleratorVm vm, int index)
+    {
+        Index = index;
+        _memory = vm.Memory;
+        _ports = vm.Ports;
+        _interrupts = vm.Interrupts;
+        _vcpu = vm.Vm.CreateVcpu(index);
+        try
+        {
+            _vcpu.SetCpuid(BuildCpuid(vm.SupportedCpuid, index));
+            SetSystemRegisters(ResetState.System());
+            SetGeneralRegisters(ResetState.General());
+            SetFpuRegisters(ResetState.Fpu());
+        }
+        catch
+        {
+            _vcpu.Dispose();
+            throw;
+        }
+    }
+
+    public int Index { get; }
+
+    public VcpuStatistics Statistics => new(-1, Interlocked.Read(ref _exits));
+
+    internal KvmVcpu Wrapper => _vcpu;
+
+    public VcpuExit Run(long instructionLimit = long.MaxValue)
+    {
+        while (true)
+        {
+            if (_interrupts is not null)
+            {
+                PrepareInterruptDelivery(_interrupts);
+            }
+
+            KvmExit exit = _vcpu.Run();
+            _exits++;
+            switch (exit.Reason)
+            {
+                case KVM_EXIT_IO:
+                    CompletePortIo(exit);
+                    continue;
+
+                case KVM_EXIT_MMIO:
+                    CompleteMmio(exit);
+                    continue;
+
+                case KVM_EXIT_IRQ_WINDOW_OPEN:
+                    continue; // the loop head injects
+
+                case KVM_EXIT_INTR:
+                    if (Interlocked.Exchange(ref _stopRequested, 0) != 0)
+                    {
+                        return Control(VcpuExitReason.Interrupted);
+                    }
+
+                    continue; // NotifyInterruptPending pulled us out to inject
+
+                case KVM_EXIT_HLT:
+                    if (!_vcpu.InterruptFlag || _interrupts is null)
+                    {
+                        return Control(VcpuExitReason.Halted);
+                    }
+
+                    WaitForInterrupt(_interrupts);
+                    continue; // a kick during the wait makes the next KVM_RUN return KVM_EXIT_INTR at once
+
+                case KVM_EXIT_SHUTDOWN:
+                    return Control(VcpuExitReason.Shutdown, "triple fault (KVM_EXIT_SHUTDOWN)");
+
+                case KVM_EXIT_SYSTEM_EVENT:
+                    return SystemEvent(exit);
+
+                case KVM_EXIT_FAIL_ENTRY:
+                    return Control(VcpuExitReason.GuestError, string.Create(CultureInfo.InvariantCulture,
+                        $"KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY): hardware entry failure reason 0x{exit.FailEntry.hardware_entry_failure_reason:X} on host CPU {exit.FailEntry.cpu}"));
+
+                case KVM_EXIT_INTERNAL_ERROR:
+                    return Control(VcpuExitReason.GuestError, DescribeInternalError(exit));
+
+                case KVM_EXIT_DEBUG:
+                    return Control(VcpuExitReason.Debug, string.Create(CultureInfo.InvariantCulture,
+                        $"debug exception {exit.Debug.exception} at 0x{exit.Debug.pc:X} (DR6 0x{exit.Debug.dr6:X})"));
+
+                case KVM_EXIT_EXCEPTION:
+                    return Control(VcpuExitReason.GuestError, string.Create(CultureInfo.InvariantCulture,
+                        $"unhandled guest exception {exit.Exception.exception} (error code 0x{exit.Exception.error_code:X})"));
+
+                case KVM_EXIT_UNKNOWN:
+                    return Control(VcpuExitReason.GuestError, string.Create(CultureInfo.InvariantCulture,
+                        $"KVM_EXIT_UNKNOWN: hardware exit reason 0x{exit.Hardware.hardware_exit_reason:X}"));
+
+                default:
+                    return Control(VcpuExitReason.GuestError, string.Create(CultureInfo.InvariantCulture,
+                        $"unexpected KVM exit reason {exit.Reason}"));
+            }
+        }
+    }
+
+    public void Kick()
+    {
+        Interlocked.Exchange(ref _stopRequested, 1);
+        _vcpu.Kick();
+        Wake();
+    }
+
+    public void NotifyInterruptPending()
+    {
+        Wake();
+        // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
+        // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
+        // pending kick makes that entry return at once. The wrapper reports KVM_EXIT_INTR, which the loop absorbs
+        // because no stop was requested.
+        _vcpu.Kick();
+    }
+
+    /// <summary>Wakes a vCPU sleeping on HLT. Kicks and interrupt notifications may race with Dispose; they then do nothing.</summary>
+    private void Wake()
+    {
+        if (_vcpu.IsDisposed)
+        {
+            return;
+        }
+
+        try
+        {
+            _wake.Set();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private void PrepareInterruptDelivery(IInterruptSource interrupts)
+    {
+        // ready_for_interrupt_injection is what the last exit reported; before the first run it reads 0, so KVM is
+        // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, struct kvm_run).
+        bool ready = _vcpu.ReadyForInterruptInjection;
+        if (_pendingVector < 0 && ready && interrupts.HasPendingInterrupt)
+        {
+            _pendingVector = interrupts.AcknowledgeInterrupt(); // -1 if the request went away meanwhile
+        }
+
+        // KVM_INTERRUPT refuses (EEXIST) while it still holds an undelivered vector; keep ours for the next window.
+        if (_pendingVector >= 0 && ready && _vcpu.TryInterrupt((byte)_pendingVector))
+        {
+            _pendingVector = -1;
+        }
+
+        _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
+    }
+
+    private void WaitForInterrupt(IInterruptSource interrupts)
+    {
+        while (_pendingVector < 0 && !interrupts.HasPendingInterrupt && Volatile.Read(ref _stopRequested) == 0)
+        {
+            _wake.Wait(100);
+            _wake.Reset();
+        }
+
+        // The interrupt is injected at the loop head; the HLT exit left ready_for_interrupt_injection set.
+    }
+
+    private void CompletePortIo(KvmExit exit)
+    {
+        kvm_run_io io = exit.Io;
+        Span<byte> data = exit.IoData;
+        int size = io.size;
+        for (int offset = 0; offset + size <= data.Length; offset += size)
+        {
+            Span<byte> item = data.Slice(offset, size);
+            if (io.direction == KVM_EXIT_IO_OUT)
+            {
+                uint value = size switch
+                {
+                    1 => item[0],
+                    2 => BinaryPrimitives.ReadUInt16LittleEndian(item),
+                    _ => BinaryPrimitives.ReadUInt32LittleEndian(item),
+                };
+                _ports.Write(io.port, size, value);
+            }
+            else
+            {
+                uint value = _ports.Read(io.port, size);
+                switch (size)
+                {
+                    case 1: item[0] = (byte)value; break;
+                    case 2: BinaryPrimitives.WriteUInt16LittleEndian(item, (ushort)value); break;
+                    default: BinaryPrimitives.WriteUInt32LittleEndian(item, value); break;
+                }
+            }
+        }
+    }
+
+    private void CompleteMmio(KvmExit exit)
+    {
+        kvm_run_mmio mmio = exit.Mmio;
+        Span<byte> data = exit.MmioData;
+        var address = new GuestAddress(mmio.phys_addr);
+        Span<byte> value = stackalloc byte[8];
+        if (mmio.is_write != 0)
+        {
+            value.Clear();
+            data.CopyTo(value);
+            _memory.WriteMmio(address, data.Length, BinaryPrimitives.ReadUInt64LittleEndian(value));
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(value, _memory.ReadMmio(address, data.Length));
+            value[..data.Length].CopyTo(data);
+        }
+    }
+
+    private VcpuExit SystemEvent(KvmExit exit)
+    {
+        uint type = exit.SystemEvent.type;
+        string what = type switch
+        {
+            KVM_SYSTEM_EVENT_SHUTDOWN => "shutdown",
+            KVM_SYSTEM_EVENT_RESET => "reset",
+            KVM_SYSTEM_EVENT_CRASH => "crash",
+            _ => "type " + type.ToString(CultureInfo.InvariantCulture),
+        };
+        return Control(VcpuExitReason.Shutdown, $"KVM system event: {what}");
+    }
+
+    private static string DescribeInternalError(KvmExit exit)
+    {
+        ref readonly kvm_run_internal e = ref exit.Internal;
+        string kind = e.suberror switch
+        {
+            KVM_INTERNAL_ERROR_EMULATION => "KVM could not emulate an instruction",
+            KVM_INTERNAL_ERROR_SIMUL_EX => "an exception occurred while delivering another",
+            KVM_INTERNAL_ERROR_DELIVERY_EV => "an exit occurred while delivering an event",
+            KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON => "unexpected hardware exit reason",
+            _ => "suberror " + e.suberror.ToString(CultureInfo.InvariantCulture),
+        };
+        var text = new System.Text.StringBuilder("KVM internal error: ").Append(kind);
+        uint count = Math.Min(e.ndata, 16u);
+        if (count > 0)
+        {
+            text.Append(" (data");
+            for (int i = 0; i < count; i++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $" 0x{e.data[i]:X}");
+            }
+
+            text.Append(')');
+        }
+
+        return text.ToString();
+    }
+
+    private VcpuExit Control(VcpuExitReason reason, string? detail = null)
+    {
+        ulong rip = _vcpu.GetRegs().rip;
+        return new VcpuExit(reason, rip, detail);
+    }
+
+    public GeneralRegisters GetGeneralRegisters() => KvmRegisterMapping.ToCore(_vcpu.GetRegs());
+
+    public void SetGeneralRegisters(in GeneralRegisters registers) => _vcpu.SetRegs(KvmRegisterMapping.ToKvm(registers));
+
+    public SystemRegisters GetSystemRegisters() => KvmRegisterMapping.ToCore(_vcpu.GetSregs());
+
+    public void SetSystemRegisters(in SystemRegisters registers)
+    {
+        kvm_sregs sregs = _vcpu.GetSregs(); // keeps interrupt_bitmap (a pending interrupt) as KVM has it
+        KvmRegisterMapping.ToKvm(registers, ref sregs);
+        _vcpu.SetSregs(sregs);
+    }
+
+    public FpuRegisters GetFpuRegisters() => KvmRegisterMapping.ToCore(_vcpu.GetFpu());
+
+    public void SetFpuRegisters(in FpuRegisters registers) => _vcpu.SetFpu(KvmRegisterMapping.ToKvm(registers));
+
+    public bool TryGetMsr(uint index, out ulong value)
+    {
+        Span<kvm_msr_entry> entry = [new kvm_msr_entry { index = index }];
+        bool ok = _vcpu.GetMsrs(entry) == 1;
+        value = ok ? entry[0].data : 0;
+        return ok;
+    }
+
+    public bool TrySetMsr(uint index, ulong value)
+    {
+        ReadOnlySpan<kvm_msr_entry> entry = [new kvm_msr_entry { index = index, data = value }];
+        return _vcpu.SetMsrs(entry) == 1;
+    }
+
+    public void Dispose()
+    {
+        _vcpu.Dispose(); // throws while running
+        _wake.Dispose();
+    }
+
+    /// <summary>
+    /// The CPUID the guest sees: what KVM supports on this host, with leaf 1 made to agree with the core's CPU model
+    /// where that is only a number: EAX is <see cref="ResetState.ProcessorSignature"/> (the value EDX holds after
+    /// reset, as on real hardware and on tcg) and the initial APIC ID (EBX[31:24]) is this vCPU's index (Intel SDM
+    /// vol. 2A, CPUID leaf 01H). Feature bits stay what the host's KVM can virtualize.
+    /// </summary>
+    private static kvm_cpuid_entry2[] BuildCpuid(ReadOnlySpan<kvm_cpuid_entry2> supported, int index)
+    {
+        kvm_cpuid_entry2[] entries = supported.ToArray();
+        for (int i = 0; i < entries.Length; i++)
+        {
+            if (entries[i].function == 1)
+            {
+                entries[i].eax = ResetState.ProcessorSignature;
+                entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | ((uint)index << 24);
+            }
+        }
+
+        return entries;
+    }
+}

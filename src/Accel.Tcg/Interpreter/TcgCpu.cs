@@ -1,0 +1,482 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using Hypervisor.Accel.Tcg.Decoding;
+using Hypervisor.Accel.Tcg.Mmu;
+using Hypervisor.Accel.Tcg.State;
+using Hypervisor.Core.Io;
+using Hypervisor.Core.Machine;
+using Hypervisor.Core.Registers;
+using Iced.Intel;
+
+namespace Hypervisor.Accel.Tcg.Interpreter;
+
+/// <summary>
+/// The tcg vCPU: an interpreter of decoded blocks over <see cref="CpuState"/>, with a software MMU, precise
+/// exceptions, interrupt delivery and the <see cref="IVcpu"/> contract.
+/// </summary>
+internal sealed partial class TcgCpu : IVcpu
+{
+    private const int BlockCacheSize = 4096;
+
+    internal CpuState S;
+
+    private readonly PortIoBus _ports;
+    private readonly IInterruptSource? _interrupts;
+    private readonly GuestCodeReader _reader;
+    private readonly Decoder _decoder16;
+    private readonly Decoder _decoder32;
+    private readonly Decoder _decoder64;
+    private readonly DecodedBlock?[] _blocks = new DecodedBlock?[BlockCacheSize];
+    private readonly DecodedBlock _scratchBlock = new();
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly long[] _unimplemented = new long[(int)Mnemonic.Vpdpbssd + 2048];
+
+    private ulong _nextRip;
+    private bool _endBlock;
+    private bool _inhibitOnce;
+    private bool _halted;
+    private bool _singleStepTrap;
+    private ulong _currentPage = ulong.MaxValue;
+    private long _retired;
+    private long _exits;
+    private volatile int _kick;
+    private volatile int _irqHint;
+    private string? _shutdownDetail;
+    private int _deliveryDepth;
+
+    public TcgCpu(int index, PhysicalMemory physical, PortIoBus ports, IInterruptSource? interrupts)
+    {
+        Index = index;
+        Physical = physical;
+        _ports = ports;
+        _interrupts = interrupts;
+        _reader = new GuestCodeReader(this);
+        _decoder16 = Decoder.Create(16, _reader);
+        _decoder32 = Decoder.Create(32, _reader);
+        _decoder64 = Decoder.Create(64, _reader);
+        Reset();
+    }
+
+    /// <inheritdoc />
+    public int Index { get; }
+
+    /// <summary>Guest-physical memory.</summary>
+    internal PhysicalMemory Physical { get; }
+
+    /// <summary>Optional hook called before every instruction with the linear RIP (tests and tracing; slows the CPU).</summary>
+    internal Action<TcgCpu>? TraceHook { get; set; }
+
+    /// <summary>How often each mnemonic the interpreter does not implement was met (raised #UD).</summary>
+    internal IReadOnlyDictionary<Mnemonic, long> UnimplementedCounts
+    {
+        get
+        {
+            var d = new Dictionary<Mnemonic, long>();
+            for (int i = 0; i < _unimplemented.Length; i++)
+            {
+                long n = Interlocked.Read(ref _unimplemented[i]);
+                if (n != 0)
+                {
+                    d[(Mnemonic)i] = n;
+                }
+            }
+
+            return d;
+        }
+    }
+
+    /// <inheritdoc />
+    public VcpuStatistics Statistics => new(Interlocked.Read(ref _retired), Interlocked.Read(ref _exits) + Physical.BusAccesses);
+
+    /// <summary>The architectural reset state (Intel SDM Vol. 3A, 10.1.1).</summary>
+    internal void Reset()
+    {
+        S = default;
+        SetGeneralRegisters(ResetState.General());
+        SetSystemRegisters(ResetState.System());
+        S.Pat = 0x0007_0406_0007_0406; // SDM Vol. 3A, 13.12.4: the PAT power-up value
+        S.Dr6 = 0xFFFF_0FF0;
+        S.Dr7 = 0x400;
+        S.Xcr0 = 1;
+        S.MiscEnable = 1; // fast strings
+        _halted = false;
+        _inhibitOnce = false;
+        FlushTlb();
+    }
+
+    /// <inheritdoc />
+    public void Kick()
+    {
+        _kick = 1;
+        _wake.Release();
+    }
+
+    /// <inheritdoc />
+    public void NotifyInterruptPending()
+    {
+        _irqHint = 1;
+        _wake.Release();
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _wake.Dispose();
+
+    /// <inheritdoc />
+    public VcpuExit Run(long instructionLimit = long.MaxValue)
+    {
+        try
+        {
+            return RunCore(instructionLimit < 0 ? 0 : instructionLimit);
+        }
+        catch (GuestUnsupported u)
+        {
+            return new VcpuExit(VcpuExitReason.GuestError, S.Rip, u.Message);
+        }
+#pragma warning disable CA1031 // a bug in the interpreter must end the run with a value, never take the host down
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            return new VcpuExit(VcpuExitReason.GuestError, S.Rip,
+                $"tcg internal error at RIP 0x{S.Rip:X}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private VcpuExit RunCore(long budget)
+    {
+        while (true)
+        {
+            if (_kick != 0)
+            {
+                _kick = 0;
+                return new VcpuExit(VcpuExitReason.Interrupted, S.Rip);
+            }
+
+            if (!_inhibitOnce && (S.Rflags & Fl.IF) != 0 && _irqHint != 0 && _interrupts is not null)
+            {
+                TryDeliverExternal();
+                if (_shutdownDetail is not null)
+                {
+                    return ShutdownExit();
+                }
+            }
+
+            if (_halted)
+            {
+                if ((S.Rflags & Fl.IF) == 0)
+                {
+                    return new VcpuExit(VcpuExitReason.Halted, S.Rip);
+                }
+
+                // Sleep until an interrupt is signalled or the vCPU is kicked (no busy spin).
+                if (_irqHint == 0 && _kick == 0)
+                {
+                    _wake.Wait(100);
+                }
+
+                continue;
+            }
+
+            if (budget == 0)
+            {
+                return new VcpuExit(VcpuExitReason.InstructionLimit, S.Rip);
+            }
+
+            try
+            {
+                ExecuteBlock(budget);
+            }
+            catch (GuestFault f)
+            {
+                _endBlock = false;
+                _inhibitOnce = false;
+                DeliverEvent(f.Vector, f.ErrorCode, f.HasErrorCode, EventKind.Fault, S.Rip);
+                budget--; // a delivered fault uses budget, so fault loops that retire nothing still end
+            }
+
+            budget -= _lastExecuted;
+            Volatile.Write(ref _retired, _retired + _lastExecuted); // one writer: this thread
+            if (_singleStepTrap)
+            {
+                _singleStepTrap = false;
+                S.Dr6 |= 1UL << 14; // BS
+                DeliverEvent(Vec.DB, 0, false, EventKind.Fault, S.Rip);
+            }
+
+            if (_shutdownDetail is not null)
+            {
+                return ShutdownExit();
+            }
+        }
+    }
+
+    private long _lastExecuted;
+
+    private VcpuExit ShutdownExit()
+    {
+        string d = _shutdownDetail!;
+        _shutdownDetail = null;
+        return new VcpuExit(VcpuExitReason.Shutdown, S.Rip, d);
+    }
+
+    private void TryDeliverExternal()
+    {
+        _irqHint = 0;
+        if (!_interrupts!.HasPendingInterrupt)
+        {
+            return;
+        }
+
+        int vector = _interrupts.AcknowledgeInterrupt();
+        _irqHint = 1; // more may be pending; the next boundary asks again
+        if (vector < 0)
+        {
+            return;
+        }
+
+        _halted = false;
+        Interlocked.Increment(ref _exits);
+        DeliverEvent(vector & 0xFF, 0, false, EventKind.External, S.Rip);
+    }
+
+    /// <summary>Executes up to one block (bounded by <paramref name="budget"/>); returns the count via <see cref="_lastExecuted"/>.</summary>
+    private long ExecuteBlock(long budget)
+    {
+        _lastExecuted = 0;
+        DecodedBlock block = GetBlock();
+        int count = block.Count;
+        if (count == 0)
+        {
+            throw new GuestFault(block.FetchFaultVector, block.FetchFaultError, block.FetchFaultVector is Vec.PF or Vec.GP);
+        }
+
+        bool inhibit = _inhibitOnce;
+        _inhibitOnce = false;
+        Action<TcgCpu>? trace = TraceHook;
+        bool singleStep = (S.Rflags & Fl.TF) != 0;
+        if (inhibit || trace is not null || singleStep)
+        {
+            count = 1;
+        }
+
+        if (count > budget)
+        {
+            count = (int)budget;
+        }
+
+        _currentPage = block.Page;
+        Instruction[] instructions = block.Instructions;
+        ulong ripMask = block.Bitness == 64 ? ulong.MaxValue : block.Bitness == 32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
+        for (int i = 0; i < count; i++)
+        {
+            ref Instruction ins = ref instructions[i];
+            _nextRip = ins.NextIP & ripMask;
+            trace?.Invoke(this);
+            Execute(ref ins);
+            S.Rip = _nextRip;
+            _lastExecuted++;
+            if (singleStep)
+            {
+                // TF was set when the instruction began: a single-step trap follows it (SDM Vol. 3A, 18.3.1.4).
+                _singleStepTrap = true;
+            }
+
+            if (_endBlock)
+            {
+                _endBlock = false;
+                break;
+            }
+        }
+
+        if (!block.Cached && block.Count == 0)
+        {
+            _currentPage = ulong.MaxValue;
+        }
+
+        return _lastExecuted;
+    }
+
+    /// <summary>Ends the current block after this instruction (mode change, self-modifying code, interrupt window).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EndBlock() => _endBlock = true;
+
+    private int CodeBitness => S.Seg[Seg.CS].Long && (S.Efer & Cr.EferLma) != 0 ? 64 : S.Seg[Seg.CS].Big ? 32 : 16;
+
+    /// <summary>Wraps a linear address of a code fetch the way the current mode does (32-bit outside long mode).</summary>
+    internal ulong CodeLinearWrap(ulong linear) => (S.Efer & Cr.EferLma) != 0 ? linear : linear & 0xFFFF_FFFF;
+
+    private DecodedBlock GetBlock()
+    {
+        int bitness = CodeBitness;
+        ulong rip = S.Rip;
+        ref SegmentCache cs = ref S.Seg[Seg.CS];
+        ulong linear = bitness == 64 ? rip : (cs.Base + rip) & 0xFFFF_FFFF;
+        if (bitness == 64 && !IsCanonical(linear))
+        {
+            throw new GuestFault(Vec.GP, 0, true);
+        }
+
+        if (bitness != 64 && rip > cs.Limit)
+        {
+            throw new GuestFault(Vec.GP, 0, true);
+        }
+
+        if (!TryTranslateFetch(linear, out ulong phys, out int vector, out uint error))
+        {
+            if (vector == Vec.PF)
+            {
+                S.Cr2 = linear;
+            }
+
+            throw new GuestFault(vector, error, true);
+        }
+
+        ulong page = phys >> PhysicalMemory.PageShift;
+        int slot = (int)((phys ^ (phys >> 12) ^ (rip >> 2)) & (BlockCacheSize - 1));
+        DecodedBlock? b = _blocks[slot];
+        if (b is not null && b.PhysicalAddress == phys && b.Rip == rip && b.Bitness == bitness &&
+            b.Generation == Physical.Generation(page))
+        {
+            return b;
+        }
+
+        bool cacheable = Physical.IsTracked(page);
+        if (cacheable)
+        {
+            b ??= new DecodedBlock();
+            _blocks[slot] = b;
+        }
+        else
+        {
+            b = _scratchBlock;
+        }
+
+        // Read the generation before decoding so that a write racing with the decode invalidates the block.
+        uint generation = Physical.Generation(page);
+        Physical.MarkCode(page);
+        Decode(b, bitness, rip, linear, phys, page, bitness == 64 ? ulong.MaxValue : cs.Limit);
+        b.Generation = generation;
+        b.Cached = cacheable;
+        if (!cacheable)
+        {
+            b.Generation = uint.MaxValue;
+        }
+
+        return b;
+    }
+
+    private void Decode(DecodedBlock b, int bitness, ulong rip, ulong linear, ulong phys, ulong page, ulong limit)
+    {
+        b.Rip = rip;
+        b.PhysicalAddress = phys;
+        b.Page = page;
+        b.Bitness = bitness;
+        b.Count = 0;
+        b.FetchFaultVector = -1;
+        Decoder decoder = bitness == 64 ? _decoder64 : bitness == 32 ? _decoder32 : _decoder16;
+        _reader.Reset(rip, linear, limit, page, Physical.HostPage(page, false));
+        decoder.IP = rip;
+        ulong ipMask = bitness == 64 ? ulong.MaxValue : bitness == 32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
+        while (b.Count < DecodedBlock.MaxInstructions)
+        {
+            _reader.CrossedPage = false;
+            ref Instruction ins = ref b.Instructions[b.Count];
+            decoder.Decode(out ins);
+            if (_reader.Faulted)
+            {
+                if (b.Count == 0)
+                {
+                    b.FetchFaultVector = _reader.FaultVector;
+                    b.FetchFaultError = _reader.FaultError;
+                    if (_reader.FaultVector == Vec.PF)
+                    {
+                        S.Cr2 = _reader.FaultAddress;
+                    }
+                }
+
+                return;
+            }
+
+            // An instruction that spills into the next page is executed from a block of its own, so that every
+            // cached block depends on exactly one physical page.
+            if (_reader.CrossedPage && b.Count > 0)
+            {
+                return;
+            }
+
+            b.Count++;
+            if (ins.IsInvalid || EndsBlock(ref ins) || _reader.CrossedPage)
+            {
+                return;
+            }
+
+            if (((ins.NextIP & ipMask) & 0xFFF) == 0 || (ins.NextIP & ipMask) != ins.NextIP)
+            {
+                return;
+            }
+
+            decoder.IP = ins.NextIP;
+        }
+    }
+
+    private static bool EndsBlock(ref Instruction ins)
+    {
+        FlowControl fc = ins.FlowControl;
+        if (fc != FlowControl.Next)
+        {
+            return true;
+        }
+
+        switch (ins.Mnemonic)
+        {
+            case Mnemonic.Mov:
+                return ins.Op0Kind == OpKind.Register && (ins.Op0Register is Register.SS || ins.Op0Register.IsCR() || ins.Op0Register.IsDR() || ins.Op0Register.IsSegmentRegister());
+            case Mnemonic.Pop:
+                return ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister();
+            case Mnemonic.Sti:
+            case Mnemonic.Cli:
+            case Mnemonic.Popf:
+            case Mnemonic.Popfd:
+            case Mnemonic.Popfq:
+            case Mnemonic.Hlt:
+            case Mnemonic.Wrmsr:
+            case Mnemonic.Lmsw:
+            case Mnemonic.Clts:
+            case Mnemonic.Invlpg:
+            case Mnemonic.Lgdt:
+            case Mnemonic.Lidt:
+            case Mnemonic.Lldt:
+            case Mnemonic.Ltr:
+            case Mnemonic.Lss:
+            case Mnemonic.Lds:
+            case Mnemonic.Les:
+            case Mnemonic.Lfs:
+            case Mnemonic.Lgs:
+            case Mnemonic.Swapgs:
+            case Mnemonic.In:
+            case Mnemonic.Out:
+            case Mnemonic.Insb:
+            case Mnemonic.Insw:
+            case Mnemonic.Insd:
+            case Mnemonic.Outsb:
+            case Mnemonic.Outsw:
+            case Mnemonic.Outsd:
+            case Mnemonic.Xsetbv:
+            case Mnemonic.Cpuid:
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private void CountUnimplemented(Mnemonic m)
+    {
+        int i = (int)m;
+        if ((uint)i < (uint)_unimplemented.Length)
+        {
+            Interlocked.Increment(ref _unimplemented[i]);
+        }
+    }
+
+    [Conditional("DEBUG_TCG")]
+    private static void Trace(string message) => Debug.WriteLine(message);
+}
