@@ -1,0 +1,303 @@
+namespace Hypervisor.Accel.Tcg.Fpu;
+
+/// <summary>The x87 two-operand arithmetic instructions.</summary>
+internal enum X87ArithmeticOp : byte
+{
+    Add,
+    Mul,
+    /// <summary>FSUB: destination - source.</summary>
+    Sub,
+    /// <summary>FSUBR: source - destination.</summary>
+    SubReverse,
+    /// <summary>FDIV: destination / source.</summary>
+    Div,
+    /// <summary>FDIVR: source / destination.</summary>
+    DivReverse,
+}
+
+/// <summary>
+/// x87 instructions over <see cref="X87State"/>: stack checks, exception recording and the masked and unmasked
+/// responses (SDM Vol. 1, 8.5). Each returns <c>false</c> when an unmasked exception stopped it (FSW.ES set); the
+/// interpreter then delivers #MF at the next waiting instruction. Memory operands are passed in already read, and
+/// memory results are returned through <c>out</c> with a flag telling whether to write them.
+/// </summary>
+internal static class X87Instructions
+{
+    private const FloatExceptions StackFault = (FloatExceptions)0x40;
+    private const FloatExceptions PreComputation = FloatExceptions.Invalid | FloatExceptions.Denormal | FloatExceptions.ZeroDivide;
+
+    /// <summary>FLD m80fp / FILD / FLD1 and the other constants (a value known exactly): push.</summary>
+    public static bool Load(ref X87State s, ExtendedFloat value) => s.Push(value);
+
+    /// <summary>FLD m32fp / m64fp after <see cref="X87Arithmetic.FromSingle"/> or <see cref="X87Arithmetic.FromDouble"/> produced the value and flags.</summary>
+    public static bool LoadConverted(ref X87State s, ExtendedFloat value, FloatExceptions flags)
+    {
+        if (!s.IsEmpty(-1))
+            return s.Push(value); // stack overflow takes priority
+        if (s.Raise(flags))
+            return false;
+        return s.Push(value);
+    }
+
+    /// <summary>
+    /// FLD ST(i). An empty source is a stack underflow (C1=0) even if the new top is also occupied; masked, the indefinite
+    /// is pushed over whatever is there (observed on the host, consistent with underflow being checked first).
+    /// </summary>
+    public static bool LoadRegister(ref X87State s, int i)
+    {
+        if (s.IsEmpty(i))
+        {
+            if (s.Underflow())
+                return false;
+            s.Top = (s.Top - 1) & 7;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            return true;
+        }
+        return s.Push(s.St(i));
+    }
+
+    /// <summary>
+    /// Register forms: ST(<paramref name="dst"/>) = ST(dst) op ST(<paramref name="src"/>), then pop if <paramref name="pop"/>
+    /// (FADD ST(0),ST(i); FADD ST(i),ST(0); FADDP ...).
+    /// </summary>
+    public static bool Arithmetic(ref X87State s, X87ArithmeticOp op, int dst, int src, bool pop)
+    {
+        if (s.IsEmpty(dst) || s.IsEmpty(src))
+            return Underflowed(ref s, dst, pop);
+        return Complete(ref s, op, dst, s.St(src), FloatExceptions.None, pop);
+    }
+
+    /// <summary>Memory forms (FADD m32fp/m64fp, FIADD m16int/m32int): ST(0) = ST(0) op operand, operand widened exactly.</summary>
+    public static bool ArithmeticMemory(ref X87State s, X87ArithmeticOp op, ExtendedFloat operand, bool operandDenormal)
+    {
+        if (s.IsEmpty(0))
+            return Underflowed(ref s, 0, false);
+        return Complete(ref s, op, 0, operand, operandDenormal ? FloatExceptions.Denormal : FloatExceptions.None, false);
+    }
+
+    private static bool Complete(ref X87State s, X87ArithmeticOp op, int dst, ExtendedFloat other, FloatExceptions extra, bool pop)
+    {
+        var d = s.St(dst);
+        var flags = FloatExceptions.None;
+        bool c1;
+        ExtendedFloat r = op switch
+        {
+            X87ArithmeticOp.Add => X87Arithmetic.Add(d, other, s.Fcw, ref flags, out c1),
+            X87ArithmeticOp.Mul => X87Arithmetic.Mul(d, other, s.Fcw, ref flags, out c1),
+            X87ArithmeticOp.Sub => X87Arithmetic.Sub(d, other, s.Fcw, ref flags, out c1),
+            X87ArithmeticOp.SubReverse => X87Arithmetic.Sub(other, d, s.Fcw, ref flags, out c1),
+            X87ArithmeticOp.Div => X87Arithmetic.Div(d, other, s.Fcw, ref flags, out c1),
+            _ => X87Arithmetic.Div(other, d, s.Fcw, ref flags, out c1),
+        };
+        // A denormal memory operand (normal once widened) signals DE unless a NaN operand, IE or ZE takes priority
+        // (SDM Vol. 1, 4.9.2; matches the host).
+        if (extra != 0 && (flags & (FloatExceptions.Invalid | FloatExceptions.ZeroDivide)) == 0 && !d.Unpack().IsNaN && !other.Unpack().IsNaN)
+            flags |= extra;
+        return Finish(ref s, dst, r, flags, c1, pop);
+    }
+
+    /// <summary>
+    /// Records the flags and writes the result: an unmasked IE, DE or ZE leaves the destination and the stack unchanged;
+    /// an unmasked OE or UE still writes the (exponent-wrapped) result.
+    /// </summary>
+    private static bool Finish(ref X87State s, int dst, ExtendedFloat r, FloatExceptions flags, bool c1, bool pop)
+    {
+        if ((X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
+        {
+            // An unmasked pre-computation exception stops the instruction before the result is computed: no
+            // post-computation flags, C1 cleared (observed on the host; SDM Vol. 1, 4.9.2 and 8.5).
+            s.SetC1(false);
+            s.Raise(flags & PreComputation);
+            return false;
+        }
+        s.SetC1(c1);
+        bool unmasked = s.Raise(flags);
+        s.SetSt(dst, r);
+        if (pop)
+            s.Pop();
+        return !unmasked;
+    }
+
+    private static bool Underflowed(ref X87State s, int dst, bool pop)
+    {
+        if (s.Underflow())
+            return false;
+        s.SetSt(dst, ExtendedFloat.Indefinite);
+        if (pop)
+            s.Pop();
+        return true;
+    }
+
+    /// <summary>FSQRT and FRNDINT on ST(0).</summary>
+    public static bool Unary(ref X87State s, bool sqrt)
+    {
+        if (s.IsEmpty(0))
+            return Underflowed(ref s, 0, false);
+        var flags = FloatExceptions.None;
+        bool c1;
+        var r = sqrt ? X87Arithmetic.Sqrt(s.St(0), s.Fcw, ref flags, out c1) : X87Arithmetic.RoundToInteger(s.St(0), s.Fcw, ref flags, out c1);
+        return Finish(ref s, 0, r, flags, c1, false);
+    }
+
+    /// <summary>FCHS (<paramref name="abs"/> false) and FABS: no exceptions besides stack underflow; C1 cleared.</summary>
+    public static bool SignOp(ref X87State s, bool abs)
+    {
+        if (s.IsEmpty(0))
+            return Underflowed(ref s, 0, false);
+        var v = s.St(0);
+        s.SetSt(0, abs ? v.Abs() : v.Negate());
+        s.SetC1(false);
+        return true;
+    }
+
+    /// <summary>FXCH ST(i): an empty operand is first replaced by the indefinite when underflow is masked.</summary>
+    public static bool Exchange(ref X87State s, int i)
+    {
+        if (s.IsEmpty(0) || s.IsEmpty(i))
+        {
+            if (s.Underflow())
+                return false;
+            if (s.IsEmpty(0))
+                s.SetSt(0, ExtendedFloat.Indefinite);
+            if (s.IsEmpty(i))
+                s.SetSt(i, ExtendedFloat.Indefinite);
+        }
+        else
+        {
+            s.SetC1(false);
+        }
+        var a = s.St(0);
+        s.SetSt(0, s.St(i));
+        s.SetSt(i, a);
+        return true;
+    }
+
+    /// <summary>
+    /// FCOM/FCOMP/FCOMPP/FUCOM*/FICOM* (<paramref name="eflags"/> false: C3 C2 C0 set, C1 cleared) and FCOMI/FUCOMI/FCOMIP/FUCOMIP
+    /// (<paramref name="eflags"/> true: ZF PF CF returned in <paramref name="eflagsBits"/>, condition codes other than C1 untouched).
+    /// An empty operand is a stack underflow whose masked response is "unordered". Pops <paramref name="pops"/> times.
+    /// </summary>
+    public static bool Compare(ref X87State s, ExtendedFloat? memoryOperand, int src, bool quiet, bool eflags, int pops, out uint eflagsBits)
+    {
+        eflagsBits = 0;
+        var flags = FloatExceptions.None;
+        FloatComparison c;
+        if (s.IsEmpty(0) || (memoryOperand is null && s.IsEmpty(src)))
+        {
+            if (s.Underflow())
+                return false;
+            c = FloatComparison.Unordered;
+        }
+        else
+        {
+            c = X87Arithmetic.Compare(s.St(0), memoryOperand ?? s.St(src), quiet, ref flags);
+            s.SetC1(false);
+            if (s.Raise(flags) && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
+                return false;
+        }
+        if (eflags)
+            eflagsBits = X87Arithmetic.EflagsBits(c);
+        else
+            s.SetConditionCodes(X87Arithmetic.ConditionCodes(c));
+        for (int i = 0; i < pops; i++)
+            s.Pop();
+        return true;
+    }
+
+    /// <summary>FST/FSTP ST(i).</summary>
+    public static bool StoreRegister(ref X87State s, int i, bool pop)
+    {
+        if (s.IsEmpty(0))
+            return Underflowed(ref s, i, pop);
+        s.SetSt(i, s.St(0));
+        s.SetC1(false);
+        if (pop)
+            s.Pop();
+        return true;
+    }
+
+    /// <summary>
+    /// FST/FSTP m32fp, m64fp, m80fp (<paramref name="bits"/> 32, 64, 80; for 80 the value is <c>result</c>'s low 64 bits plus
+    /// <paramref name="high16"/>). Returns false with <paramref name="write"/> false when an unmasked exception suppresses the store.
+    /// </summary>
+    public static bool StoreMemory(ref X87State s, int bits, bool pop, out ulong result, out ushort high16, out bool write)
+    {
+        high16 = 0;
+        write = false;
+        result = 0;
+        if (s.IsEmpty(0))
+        {
+            if (s.Underflow())
+                return false;
+            var ind = ExtendedFloat.Indefinite;
+            result = bits switch { 32 => 0xFFC0_0000, 64 => 0xFFF8_0000_0000_0000, _ => ind.Significand };
+            high16 = ind.SignExponent;
+            write = true;
+            if (pop)
+                s.Pop();
+            return true;
+        }
+        var v = s.St(0);
+        var flags = FloatExceptions.None;
+        bool c1 = false;
+        if (bits == 80)
+        {
+            result = v.Significand;
+            high16 = v.SignExponent;
+        }
+        else
+        {
+            result = bits == 32 ? X87Arithmetic.ToSingle(v, s.Fcw, ref flags, out c1) : X87Arithmetic.ToDouble(v, s.Fcw, ref flags, out c1);
+        }
+        s.SetC1(c1);
+        return FinishStore(ref s, flags, pop, out write);
+    }
+
+    // A memory store is suppressed by an unmasked IE, DE, ZE, OE or UE; an unmasked PE alone still stores (and pops).
+    private static bool FinishStore(ref X87State s, FloatExceptions flags, bool pop, out bool write)
+    {
+        var stopping = X87Control.Unmasked(s.Fcw, flags) & ~FloatExceptions.Precision;
+        if (stopping != 0)
+        {
+            // Nothing is stored, so PE and the round-up C1 are not reported (observed on the host for OE and UE).
+            s.SetC1(false);
+            flags &= ~FloatExceptions.Precision;
+        }
+        bool unmasked = s.Raise(flags);
+        write = stopping == 0;
+        if (write && pop)
+            s.Pop();
+        return !unmasked;
+    }
+
+    /// <summary>FIST/FISTP/FISTTP m16/m32/m64int: a masked invalid stores the integer indefinite.</summary>
+    public static bool StoreInteger(ref X87State s, int bits, bool truncate, bool pop, out long result, out bool write)
+    {
+        write = false;
+        result = 0;
+        if (s.IsEmpty(0))
+        {
+            if (s.Underflow())
+                return false;
+            result = bits == 64 ? long.MinValue : -(1L << (bits - 1));
+            write = true;
+            if (pop)
+                s.Pop();
+            return true;
+        }
+        var flags = FloatExceptions.None;
+        result = X87Arithmetic.ToInteger(s.St(0), bits, s.Fcw, truncate, ref flags, out bool c1);
+        s.SetC1(c1);
+        return FinishStore(ref s, flags, pop, out write);
+    }
+
+    /// <summary>FXAM: C1 = sign; C3 C2 C0 = class (SDM Vol. 2A, FXAM Table 3-45). Works on an empty ST(0).</summary>
+    public static void Examine(ref X87State s)
+    {
+        var v = s.St(0);
+        ushort c = s.IsEmpty(0) ? (ushort)(X87State.C3 | X87State.C0) : X87Arithmetic.ExamineClass(v);
+        if (v.Sign)
+            c |= X87State.C1;
+        s.SetConditionCodes(c);
+    }
+}
