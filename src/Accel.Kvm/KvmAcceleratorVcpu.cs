@@ -24,6 +24,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private readonly IInterruptSource? _interrupts;
     private readonly ManualResetEventSlim _wake = new(false);
     private int _stopRequested;
+    private int _pendingVector = -1; // acknowledged at the PIC but not yet accepted by KVM_INTERRUPT
     private long _exits;
 
     internal KvmAcceleratorVcpu(KvmAcceleratorVm vm, int index)
@@ -130,53 +131,58 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         Interlocked.Exchange(ref _stopRequested, 1);
         _vcpu.Kick();
-        _wake.Set();
+        Wake();
     }
 
     public void NotifyInterruptPending()
     {
-        _wake.Set();
-        // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. The wrapper
-        // reports that as KVM_EXIT_INTR, which the loop absorbs because no stop was requested.
-        if (_vcpu.IsRunning)
+        Wake();
+        // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
+        // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
+        // pending kick makes that entry return at once. The wrapper reports KVM_EXIT_INTR, which the loop absorbs
+        // because no stop was requested.
+        _vcpu.Kick();
+    }
+
+    /// <summary>Wakes a vCPU sleeping on HLT. Kicks and interrupt notifications may race with Dispose; they then do nothing.</summary>
+    private void Wake()
+    {
+        if (_vcpu.IsDisposed)
         {
-            _vcpu.Kick();
+            return;
+        }
+
+        try
+        {
+            _wake.Set();
+        }
+        catch (ObjectDisposedException)
+        {
         }
     }
 
     private void PrepareInterruptDelivery(IInterruptSource interrupts)
     {
-        if (!interrupts.HasPendingInterrupt)
-        {
-            _vcpu.RequestInterruptWindow = false;
-            return;
-        }
-
         // ready_for_interrupt_injection is what the last exit reported; before the first run it reads 0, so KVM is
-        // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, kvm_run).
-        if (_vcpu.ReadyForInterruptInjection)
+        // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, struct kvm_run).
+        bool ready = _vcpu.ReadyForInterruptInjection;
+        if (_pendingVector < 0 && ready && interrupts.HasPendingInterrupt)
         {
-            int vector = interrupts.AcknowledgeInterrupt();
-            if (vector >= 0 && !_vcpu.TryInterrupt((byte)vector))
-            {
-                // KVM still holds an undelivered one; this acknowledged vector would be lost, so re-queue it later.
-                _pendingVector = vector;
-            }
+            _pendingVector = interrupts.AcknowledgeInterrupt(); // -1 if the request went away meanwhile
         }
 
-        if (_pendingVector >= 0 && _vcpu.ReadyForInterruptInjection && _vcpu.TryInterrupt((byte)_pendingVector))
+        // KVM_INTERRUPT refuses (EEXIST) while it still holds an undelivered vector; keep ours for the next window.
+        if (_pendingVector >= 0 && ready && _vcpu.TryInterrupt((byte)_pendingVector))
         {
             _pendingVector = -1;
         }
 
-        _vcpu.RequestInterruptWindow = interrupts.HasPendingInterrupt || _pendingVector >= 0;
+        _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
     }
-
-    private int _pendingVector = -1;
 
     private void WaitForInterrupt(IInterruptSource interrupts)
     {
-        while (!interrupts.HasPendingInterrupt && Volatile.Read(ref _stopRequested) == 0)
+        while (_pendingVector < 0 && !interrupts.HasPendingInterrupt && Volatile.Read(ref _stopRequested) == 0)
         {
             _wake.Wait(100);
             _wake.Reset();
@@ -319,8 +325,10 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     }
 
     /// <summary>
-    /// The CPUID the guest sees: what KVM supports on this host, with the initial APIC ID of leaf 1 (EBX[31:24]) set
-    /// to this vCPU's index (Intel SDM vol. 2A, CPUID leaf 01H).
+    /// The CPUID the guest sees: what KVM supports on this host, with leaf 1 made to agree with the core's CPU model
+    /// where that is only a number: EAX is <see cref="ResetState.ProcessorSignature"/> (the value EDX holds after
+    /// reset, as on real hardware and on tcg) and the initial APIC ID (EBX[31:24]) is this vCPU's index (Intel SDM
+    /// vol. 2A, CPUID leaf 01H). Feature bits stay what the host's KVM can virtualize.
     /// </summary>
     private static kvm_cpuid_entry2[] BuildCpuid(ReadOnlySpan<kvm_cpuid_entry2> supported, int index)
     {
@@ -329,6 +337,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         {
             if (entries[i].function == 1)
             {
+                entries[i].eax = ResetState.ProcessorSignature;
                 entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | ((uint)index << 24);
             }
         }

@@ -15,6 +15,12 @@ internal static class KvmProbe
                 return Unavailable($"kvm needs Linux; this is {RuntimeInformation.OSDescription}");
             }
 
+            string? module = UnsupportedKvmModule("/sys/module");
+            if (module is not null)
+            {
+                return Unavailable(module);
+            }
+
             return KvmSystem.ProbeLinux(path);
         }
 #pragma warning disable CA1031 // probing must never throw: every failure becomes a reason
@@ -23,6 +29,25 @@ internal static class KvmProbe
         {
             return Unavailable($"probing {path} failed unexpectedly: {e.GetType().Name}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// Returns why the loaded KVM module cannot run our guests, or null when a hardware module (kvm_intel, kvm_amd) is
+    /// loaded or nothing can be told. Some cloud sandboxes expose <c>/dev/kvm</c> through <c>kvm_pvm</c> (Pagetable-based
+    /// Virtual Machine, nested virtualization without VT-x/AMD-V): it answers every ioctl, but runs only PVM-aware Linux
+    /// guest kernels and fails with internal errors on firmware that starts in real mode.
+    /// </summary>
+    internal static string? UnsupportedKvmModule(string sysModule)
+    {
+        bool hardware = Directory.Exists(Path.Combine(sysModule, "kvm_intel")) || Directory.Exists(Path.Combine(sysModule, "kvm_amd"));
+        if (!hardware && Directory.Exists(Path.Combine(sysModule, "kvm_pvm")))
+        {
+            return "/dev/kvm is provided by kvm_pvm (Pagetable-based Virtual Machine: nested virtualization without VT-x/AMD-V), "
+                + "which runs only PVM-aware Linux guest kernels, not firmware from the reset vector; "
+                + "use a host with VT-x/AMD-V and kvm_intel or kvm_amd loaded";
+        }
+
+        return null;
     }
 
     private static KvmProbeResult Unavailable(string reason) => new(false, reason, null);

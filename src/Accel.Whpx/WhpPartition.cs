@@ -33,9 +33,8 @@ internal sealed unsafe class WhpPartition : IDisposable
             property.ProcessorCount = processorCount;
             SetProperty(handle, WHV_PARTITION_PROPERTY_CODE.WHvPartitionPropertyCodeProcessorCount, ref property);
 
-            property = default;
-            property.LocalApicEmulationMode = WHV_X64_LOCAL_APIC_EMULATION_MODE.WHvX64LocalApicEmulationModeNone;
-            SetProperty(handle, WHV_PARTITION_PROPERTY_CODE.WHvPartitionPropertyCodeLocalApicEmulationMode, ref property);
+            // The local APIC emulation mode is left at its default, WHvX64LocalApicEmulationModeNone: setting it
+            // explicitly would fail on builds that predate the property, for no change in behaviour.
 
             WhpxException.ThrowIfFailed(WinHvPlatform.WHvSetupPartition(handle), nameof(WinHvPlatform.WHvSetupPartition));
             return new WhpPartition(handle, processorCount);
@@ -94,6 +93,8 @@ internal sealed unsafe class WhpVirtualProcessor : IDisposable, IWhpxEmulatorTar
             nameof(WinHvPlatform.WHvCreateVirtualProcessor));
         Values = (WHV_REGISTER_VALUE*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(ValueCapacity * sizeof(WHV_REGISTER_VALUE)), 16);
         ExitContext = (WHV_RUN_VP_EXIT_CONTEXT*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)sizeof(WHV_RUN_VP_EXIT_CONTEXT), 16);
+        System.Runtime.InteropServices.NativeMemory.Clear(Values, (nuint)(ValueCapacity * sizeof(WHV_REGISTER_VALUE)));
+        System.Runtime.InteropServices.NativeMemory.Clear(ExitContext, (nuint)sizeof(WHV_RUN_VP_EXIT_CONTEXT));
     }
 
     public uint Index { get; }

@@ -174,6 +174,13 @@ internal sealed unsafe class WhpxVcpu : IVcpu
 
             while (true)
             {
+                // A kick that arrived while an exit was being handled (outside WHvRunVirtualProcessor) is seen here
+                // rather than relying on the cancel reaching the next run.
+                if (Volatile.Read(ref _kick) != 0 && Interlocked.Exchange(ref _kick, 0) != 0)
+                {
+                    return new VcpuExit(VcpuExitReason.Interrupted, ReadRip());
+                }
+
                 PrepareInterrupts();
                 _vp.Run();
                 Interlocked.Increment(ref _exits);
@@ -193,8 +200,9 @@ internal sealed unsafe class WhpxVcpu : IVcpu
                         break;
 
                     case WhpxExitAction.Halt:
-                        if (!exit.InterruptsEnabled)
+                        if (!exit.InterruptsEnabled || _interrupts is null)
                         {
+                            // Nothing can wake it: interrupts are off, or there is no interrupt controller.
                             return new VcpuExit(VcpuExitReason.Halted, exit.Rip);
                         }
 

@@ -30,13 +30,13 @@ internal sealed class ConsoleInputPump : IDisposable
         {
             if (!Console.IsInputRedirected)
             {
+                Span<byte> b = stackalloc byte[4];
                 while (!_cancellation.IsCancellationRequested)
                 {
                     ConsoleKeyInfo key = Console.ReadKey(intercept: true);
                     char c = key.KeyChar == '\n' ? '\r' : key.KeyChar;
                     if (c != '\0')
                     {
-                        Span<byte> b = stackalloc byte[4];
                         int n = System.Text.Encoding.UTF8.GetBytes([c], b);
                         _uart.EnqueueInput(b[..n]);
                     }

@@ -422,8 +422,9 @@ public sealed unsafe class KvmWrapperTests
         stopwatch.Stop();
         Assert.That(joined, Is.True, "the kicked vCPU did not return");
         Assert.That(reason, Is.EqualTo(KVM_EXIT_INTR));
-        // Native KVM stops within microseconds; the emulated kvm-guest is ~50x slower per exit.
-        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromMilliseconds(KvmHost.InEmulatedGuest ? 500 : 50)));
+        // Native KVM stops within microseconds (the bound allows for a loaded host); the emulated kvm-guest is tens of
+        // times slower per exit and varies with the load of the shared host.
+        Assert.That(stopwatch.Elapsed, Is.LessThan(TimeSpan.FromMilliseconds(KvmHost.InEmulatedGuest ? 2000 : 250)));
     }
 
     [Test]

@@ -29,7 +29,14 @@ internal static class Qemu
     /// Runs <paramref name="image"/> as QEMU's -bios with COM1 on stdout, isa-debug-exit and -no-reboot; returns what
     /// the guest printed on COM1 and QEMU's exit status.
     /// </summary>
-    public static (byte[] Serial, int ExitCode) RunFirmware(byte[] image, TimeSpan timeout, string machine = "pc", string memory = "128")
+    public static (byte[] Serial, int ExitCode) RunFirmware(byte[] image, TimeSpan timeout, string machine = "pc", string memory = "128") =>
+        RunFirmware(image, timeout, null, ["-M", machine, "-display", "none", "-serial", "stdio", "-monitor", "none", "-m", memory]);
+
+    /// <summary>
+    /// Runs <paramref name="image"/> as QEMU's -bios with <paramref name="arguments"/> (which must route COM1 to stdio),
+    /// isa-debug-exit and -no-reboot. Stops early once the serial output contains <paramref name="stopMarker"/>.
+    /// </summary>
+    public static (byte[] Serial, int ExitCode) RunFirmware(byte[] image, TimeSpan timeout, string? stopMarker, IEnumerable<string> arguments)
     {
         string qemu = RequireBinary();
         string path = Path.Combine(Path.GetTempPath(), $"hv-qemu-{Guid.NewGuid():N}.bin");
@@ -43,21 +50,27 @@ internal static class Qemu
                 RedirectStandardInput = true,
                 UseShellExecute = false,
             };
-            foreach (string a in new[]
-            {
-                "-M", machine, "-accel", "tcg", "-bios", path, "-m", memory, "-display", "none", "-serial", "stdio",
-                "-monitor", "none", "-device", "isa-debug-exit", "-no-reboot",
-            })
+            foreach (string a in arguments.Concat(["-accel", "tcg", "-bios", path, "-device", "isa-debug-exit", "-no-reboot"]))
             {
                 psi.ArgumentList.Add(a);
             }
 
             using Process p = Process.Start(psi)!;
             p.StandardInput.Close();
-            var stdout = new MemoryStream();
+            var stdout = new MarkerStream(stopMarker);
             Task copy = p.StandardOutput.BaseStream.CopyToAsync(stdout);
             Task<string> err = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(timeout))
+            Task exited = p.WaitForExitAsync();
+            Task.WaitAny([exited, stdout.MarkerSeen], timeout);
+            if (stdout.MarkerSeen.IsCompleted && !p.HasExited)
+            {
+                p.Kill(entireProcessTree: true);
+                p.WaitForExit();
+                copy.Wait(TimeSpan.FromSeconds(5));
+                return (stdout.ToArray(), -2);
+            }
+
+            if (!p.HasExited)
             {
                 p.Kill(entireProcessTree: true);
                 p.WaitForExit();

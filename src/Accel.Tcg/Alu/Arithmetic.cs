@@ -4,7 +4,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Integer add/subtract family (Intel SDM Vol. 2: ADD, ADC, SUB, SBB, CMP, NEG, INC, DEC, CMPXCHG, XADD, ADCX, ADOX).
 // Operands may carry garbage above `bits`; results are zero-extended to 64 bits.
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>ADD: returns a + b; sets CF PF AF ZF SF OF. Also the flag update of XADD.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -2,7 +2,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Decimal adjust (Intel SDM Vol. 2: DAA, DAS, AAA, AAS, AAM, AAD). These are invalid in 64-bit mode (#UD) but valid in
 // legacy and compatibility mode; the interpreter checks the mode, these only compute.
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>DAA: decimal adjust AL after addition. CF AF SF ZF PF set per the SDM pseudocode; OF undefined (cleared).</summary>
     public static byte Daa(byte al, ref ulong rflags)

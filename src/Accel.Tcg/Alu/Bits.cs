@@ -6,7 +6,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Bit instructions (Intel SDM Vol. 2: BT, BTS, BTR, BTC, BSF, BSR, POPCNT, LZCNT, TZCNT, BSWAP, and the BMI1/BMI2
 // groups). Where the SDM leaves a flag undefined these methods keep its old value unless the summary says otherwise.
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>BT (register bit offset): CF = bit (offset mod bits) of value; ZF unchanged, OF SF AF PF undefined (unchanged).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -62,7 +62,7 @@ internal static partial class IntAlu
         return !zero;
     }
 
-    /// <summary>BSR: as <see cref="Bsf"/>, with the index of the highest set bit.</summary>
+    /// <summary>BSR: as <see cref="Bsf(ulong, int, out ulong, ref ulong)"/>, with the index of the highest set bit.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Bsr(ulong src, int bits, out ulong index, ref ulong rflags)
     {
@@ -72,6 +72,20 @@ internal static partial class IntAlu
         index = (ulong)(63 - BitOperations.LeadingZeroCount(src)) & 63;
         return !zero;
     }
+
+    /// <summary>
+    /// BSF in "value" form: the index of the lowest set bit, or <paramref name="dest"/> (masked to the operand size) when
+    /// the source is 0. Prefer <see cref="Bsf(ulong, int, out ulong, ref ulong)"/>: writing this result back to a 32-bit
+    /// register zero-extends it, while the hardware leaves the whole register untouched for a zero source.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Bsf(ulong dest, ulong src, int bits, ref ulong rflags) =>
+        Bsf(src, bits, out ulong index, ref rflags) ? index : dest & Mask(bits);
+
+    /// <summary>BSR in "value" form; see <see cref="Bsf(ulong, ulong, int, ref ulong)"/> for the zero-source caveat.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Bsr(ulong dest, ulong src, int bits, ref ulong rflags) =>
+        Bsr(src, bits, out ulong index, ref rflags) ? index : dest & Mask(bits);
 
     /// <summary>POPCNT: number of set bits; ZF = (src == 0), OF SF AF CF PF cleared.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -28,7 +28,7 @@ internal static class AluFlags
 }
 
 /// <summary>Shared helpers for the ALU: operand masks, parity and the flags computed from a result.</summary>
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>Bit positions of the flags, so a 0/1 value can be shifted into place without a branch.</summary>
     private const int CfBit = 0, PfBit = 2, AfBit = 4, ZfBit = 6, SfBit = 7, OfBit = 11;

@@ -4,7 +4,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 
 // Bitwise logic (Intel SDM Vol. 2: AND, OR, XOR, TEST, NOT, ANDN). CF and OF are cleared, SF ZF PF follow the
 // result, AF is undefined: we clear it.
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>AND: returns a &amp; b; CF=OF=0, SF ZF PF from the result, AF undefined (cleared).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace Hypervisor.Accel.Tcg.Alu;
 
 // Multiply and divide (Intel SDM Vol. 2: MUL, IMUL, DIV, IDIV, MULX).
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>
     /// MUL (unsigned): returns the low half of a * b and the high half in <paramref name="high"/> (AH, DX, EDX, RDX).

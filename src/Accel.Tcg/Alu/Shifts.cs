@@ -6,7 +6,7 @@ namespace Hypervisor.Accel.Tcg.Alu;
 // The count is masked to 5 bits (6 for 64-bit operands); a masked count of 0 changes neither the value nor the
 // flags. Undefined results are computed deterministically: OF for counts above 1 uses the count-1 formula, AF after
 // a shift is cleared.
-internal static partial class IntAlu
+internal static partial class Alu
 {
     /// <summary>The count mask of shifts and rotates: 0x3F for 64-bit operands, else 0x1F.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,6 +1,6 @@
 using Hypervisor.Accel.Tcg.State;
 using Iced.Intel;
-using static Hypervisor.Accel.Tcg.Alu.IntAlu;
+using static Hypervisor.Accel.Tcg.Alu.Alu;
 
 namespace Hypervisor.Accel.Tcg.Interpreter;
 

@@ -243,9 +243,9 @@ internal sealed partial class TcgCpu
         int sz = OpSize(ref ins, 0);
         int seg = SegIndex(ins.MemorySegment);
         ulong ea = EffectiveAddress(ref ins);
-        long index = Alu.IntAlu.SignExtend(GetReg(ins.Op0Register), sz * 8);
-        long lower = Alu.IntAlu.SignExtend(ReadMem(seg, ea, sz), sz * 8);
-        long upper = Alu.IntAlu.SignExtend(ReadMem(seg, MaskAddress(ref ins, ea + (ulong)sz), sz), sz * 8);
+        long index = Alu.Alu.SignExtend(GetReg(ins.Op0Register), sz * 8);
+        long lower = Alu.Alu.SignExtend(ReadMem(seg, ea, sz), sz * 8);
+        long upper = Alu.Alu.SignExtend(ReadMem(seg, MaskAddress(ref ins, ea + (ulong)sz), sz), sz * 8);
         if (index < lower || index > upper)
         {
             throw new GuestFault(Vec.BR, 0, false);

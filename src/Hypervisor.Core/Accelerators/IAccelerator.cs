@@ -47,7 +47,11 @@ public sealed record VmCreationContext(
     PortIoBus Ports,
     IInterruptSource? Interrupts,
     AcceleratorOptions Options,
-    ILoggerFactory LoggerFactory);
+    ILoggerFactory LoggerFactory)
+{
+    /// <summary>How many vCPUs the machine will create (whpx sets the partition's processor count from it).</summary>
+    public int VcpuCount { get; init; } = 1;
+}
 
 /// <summary>An accelerator failed to do something the host should have allowed (an ioctl, an HRESULT).</summary>
 public class AcceleratorException : HypervisorException

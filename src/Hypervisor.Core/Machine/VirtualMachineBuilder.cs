@@ -87,7 +87,7 @@ public sealed class VirtualMachineBuilder : IDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         Memory.Freeze();
         AcceleratorSelection selection = selector.Select(spec,
-            options => new VmCreationContext(Memory, Ports, InterruptSource, options, loggerFactory));
+            options => new VmCreationContext(Memory, Ports, InterruptSource, options, loggerFactory) { VcpuCount = VcpuCount });
         var vcpus = new List<IVcpu>();
         try
         {

@@ -48,8 +48,10 @@ public static class DemoGuest
         "Hypervisor demo guest: real mode\r\n\0"u8.CopyTo(image.AsSpan(RealModeMessageOffset));
         "Hypervisor demo guest: 32-bit protected mode\r\n\0"u8.CopyTo(image.AsSpan(ProtectedModeMessageOffset));
 
-        // GDT: null, 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code (Intel SDM Vol. 3A 3.4.5).
-        ulong[] gdt = [0, 0x00CF_9A00_0000_FFFF, 0x00CF_9200_0000_FFFF, 0x00AF_9A00_0000_FFFF];
+        // GDT: null, 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code (Intel SDM Vol. 3A 3.4.5). The accessed
+        // bits are preset (types 0xB and 0x3): the table lives in ROM, and a CPU that loads a descriptor with the bit
+        // clear writes it back (SDM 3.4.5.1), which hardware virtualization cannot complete into read-only memory.
+        ulong[] gdt = [0, 0x00CF_9B00_0000_FFFF, 0x00CF_9300_0000_FFFF, 0x00AF_9B00_0000_FFFF];
         for (int i = 0; i < gdt.Length; i++)
         {
             BitConverter.TryWriteBytes(image.AsSpan(GdtOffset + (i * 8)), gdt[i]);

@@ -9,7 +9,7 @@ public sealed class MachineRequest
     /// A raw firmware image (64 KiB to 16 MiB, as <c>qemu-system-x86_64 -bios</c> takes it); null runs the built-in
     /// demo guest (<see cref="Guests.DemoGuest"/>).
     /// </summary>
-    public ReadOnlyMemory<byte>? Firmware { get; init; }
+    public byte[]? Firmware { get; init; }
 
     /// <summary>The accelerator specification; null uses <see cref="Core.Hosting.HypervisorOptions.Accelerator"/>.</summary>
     public string? Accelerator { get; init; }

@@ -45,7 +45,7 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
         HypervisorOptions options = _options.Value;
         AcceleratorSpec spec = _selector.Parse(request.Accelerator ?? options.Accelerator);
         ulong memory = MemorySize.Parse(request.Memory ?? options.Memory);
-        ReadOnlyMemory<byte> firmware = request.Firmware ?? DemoGuest.Build();
+        byte[] firmware = request.Firmware ?? DemoGuest.Build();
         GuestMemoryLayout.ValidateFirmware(firmware.Length);
         if (options.Vcpus < 1)
         {
@@ -55,13 +55,13 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
         var builder = new VirtualMachineBuilder(request.Clock);
         try
         {
-            builder.VcpuCount = options.Vcpus;
             PcDevices devices = builder.AddPcDevices(new PcOptions
             {
                 MemorySizeInBytes = memory,
                 Firmware = firmware,
                 SerialOutput = request.SerialOutput,
-                DebugconOutput = request.DebugconOutput,
+                DebugConsoleOutput = request.DebugconOutput,
+                VcpuCount = options.Vcpus,
             });
             builder.AddDevice(devices);
             return builder.Build(_selector, spec, _loggerFactory);

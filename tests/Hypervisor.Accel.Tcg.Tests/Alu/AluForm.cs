@@ -38,6 +38,16 @@ internal sealed class AluForm
     /// <summary>True when the SDM leaves the register results undefined for this input (only defined flags are compared).</summary>
     public Func<RegisterFile, bool>? ResultUndefined { get; init; }
 
+    /// <summary>
+    /// Bits of one register that are not compared for this input because the SDM or the vendors leave them open (for
+    /// example whether a 32-bit destination that is not written is zero-extended). Null: compare everything.
+    /// </summary>
+    public Func<RegisterFile, (int Register, ulong Bits)>? UnspecifiedBits { get; init; }
+
+    /// <summary>The mask of register <paramref name="register"/> that is compared for <paramref name="input"/>.</summary>
+    public ulong ComparedBits(RegisterFile input, int register) =>
+        UnspecifiedBits?.Invoke(input) is { } open && open.Register == register ? ~open.Bits : ulong.MaxValue;
+
     /// <summary>The SDM's fault rule, computed independently of the ALU: such inputs never reach the host CPU.</summary>
     public Func<RegisterFile, bool>? Faults { get; init; }
 

@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.Intrinsics.X86;
+using AluOps = Hypervisor.Accel.Tcg.Alu.Alu;
 using Hypervisor.Accel.Tcg.Alu;
 
 namespace Hypervisor.Accel.Tcg.Tests.Alu;
@@ -17,7 +19,7 @@ public sealed class AluRuleTests
         for (int value = 0; value < 256; value++)
         {
             ulong even = BitOperations.PopCount((uint)value) % 2 == 0 ? 1UL : 0UL;
-            Assert.That(IntAlu.Parity((ulong)value | 0xABCD_EF00), Is.EqualTo(even), $"byte {value:X2}");
+            Assert.That(AluOps.Parity((ulong)value | 0xABCD_EF00), Is.EqualTo(even), $"byte {value:X2}");
         }
     }
 
@@ -28,7 +30,7 @@ public sealed class AluRuleTests
         for (int al = 0; al < 256; al++)
         {
             ulong flags = AluFlags.Status | 2;
-            Assert.That(IntAlu.Aam((byte)al, 0, out _, ref flags), Is.False, $"AL {al:X2}");
+            Assert.That(AluOps.Aam((byte)al, 0, out _, ref flags), Is.False, $"AL {al:X2}");
             Assert.That(flags, Is.EqualTo(AluFlags.Status | 2));
         }
     }
@@ -41,11 +43,11 @@ public sealed class AluRuleTests
     {
         // SDM DIV/IDIV: "IF SRC = 0 THEN #DE". Garbage above the operand size must not turn a zero divisor into a
         // non-zero one.
-        ulong garbage = bits == 64 ? 0 : ~IntAlu.Mask(bits);
+        ulong garbage = bits == 64 ? 0 : ~AluOps.Mask(bits);
         Assert.Multiple(() =>
         {
-            Assert.That(IntAlu.Div(0, 1, garbage, bits, out _, out _), Is.False);
-            Assert.That(IntAlu.Idiv(0, 1, garbage, bits, out _, out _), Is.False);
+            Assert.That(AluOps.Div(0, 1, garbage, bits, out _, out _), Is.False);
+            Assert.That(AluOps.Idiv(0, 1, garbage, bits, out _, out _), Is.False);
         });
     }
 
@@ -57,9 +59,9 @@ public sealed class AluRuleTests
     {
         // SDM IDIV: #DE when the quotient is too large for the destination; MIN / -1 = -MIN is the classic case, and it
         // also overflows C#'s own division (which would throw instead of reporting).
-        ulong min = IntAlu.SignBit(bits);
-        ulong high = IntAlu.Mask(bits); // sign extension of MIN into the high half
-        Assert.That(IntAlu.Idiv(high, min, IntAlu.Mask(bits), bits, out _, out _), Is.False);
+        ulong min = AluOps.SignBit(bits);
+        ulong high = AluOps.Mask(bits); // sign extension of MIN into the high half
+        Assert.That(AluOps.Idiv(high, min, AluOps.Mask(bits), bits, out _, out _), Is.False);
     }
 
     [TestCase(8)]
@@ -77,11 +79,11 @@ public sealed class AluRuleTests
             ulong count = (ulong)random.NextInt64();
             ulong masked = count & (bits == 64 ? 0x3FUL : 0x1FUL);
             ulong flags = (ulong)random.Next() & AluFlags.Status, f1 = flags, f2 = flags;
-            Assert.That(IntAlu.Rcl(value, count, bits, ref f1), Is.EqualTo(IntAlu.Rcl(value, masked, bits, ref f2)));
-            Assert.That(IntAlu.Sar(value, count, bits, ref f1), Is.EqualTo(IntAlu.Sar(value, masked, bits, ref f2)));
+            Assert.That(AluOps.Rcl(value, count, bits, ref f1), Is.EqualTo(AluOps.Rcl(value, masked, bits, ref f2)));
+            Assert.That(AluOps.Sar(value, count, bits, ref f1), Is.EqualTo(AluOps.Sar(value, masked, bits, ref f2)));
             if (bits > 8)
             {
-                Assert.That(IntAlu.Shrd(value, src, count, bits, ref f1), Is.EqualTo(IntAlu.Shrd(value, src, masked, bits, ref f2)));
+                Assert.That(AluOps.Shrd(value, src, count, bits, ref f1), Is.EqualTo(AluOps.Shrd(value, src, masked, bits, ref f2)));
             }
 
             Assert.That(f1, Is.EqualTo(f2));
@@ -91,9 +93,9 @@ public sealed class AluRuleTests
     [Test]
     public void PortablePdepAndPextMatchTheHostInstructions()
     {
-        // Where the host has BMI2, IntAlu uses the instructions and the portable loops are dead code here; compare them
+        // Where the host has BMI2, Alu uses the instructions and the portable loops are dead code here; compare them
         // with the host's PDEP/PEXT so that hosts without BMI2 get the same answers.
-        if (!System.Runtime.Intrinsics.X86.Bmi2.X64.IsSupported)
+        if (!Bmi2.X64.IsSupported)
         {
             Assert.Ignore("the host CPU has no BMI2 to compare the portable PDEP/PEXT with");
         }
@@ -104,8 +106,8 @@ public sealed class AluRuleTests
             ulong src = (ulong)random.NextInt64() ^ ((ulong)random.Next(2) << 63);
             ulong mask = (ulong)random.NextInt64() >> random.Next(64);
             mask = random.Next(3) == 0 ? ~mask : mask;
-            Assert.That(IntAlu.PdepPortable(src, mask), Is.EqualTo(System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitDeposit(src, mask)), $"PDEP {src:X} {mask:X}");
-            Assert.That(IntAlu.PextPortable(src, mask), Is.EqualTo(System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitExtract(src, mask)), $"PEXT {src:X} {mask:X}");
+            Assert.That(AluOps.PdepPortable(src, mask), Is.EqualTo(Bmi2.X64.ParallelBitDeposit(src, mask)), $"PDEP {src:X} {mask:X}");
+            Assert.That(AluOps.PextPortable(src, mask), Is.EqualTo(Bmi2.X64.ParallelBitExtract(src, mask)), $"PEXT {src:X} {mask:X}");
         }
     }
 
@@ -131,40 +133,40 @@ public sealed class AluRuleTests
         for (int bits = 8; bits <= 64; bits *= 2)
         {
             ulong a = 0x8123_4567_89AB_CDEF, b = 0xFEDC_BA98_7654_3211;
-            sink += IntAlu.Add(a, b, bits, ref f) + IntAlu.Adc(a, b, bits, ref f) + IntAlu.Sub(a, b, bits, ref f) + IntAlu.Sbb(a, b, bits, ref f);
-            IntAlu.Cmp(a, b, bits, ref f);
-            IntAlu.Test(a, b, bits, ref f);
-            sink += IntAlu.Neg(a, bits, ref f) + IntAlu.Inc(a, bits, ref f) + IntAlu.Dec(a, bits, ref f) + IntAlu.Not(a, bits);
-            sink += IntAlu.And(a, b, bits, ref f) + IntAlu.Or(a, b, bits, ref f) + IntAlu.Xor(a, b, bits, ref f);
-            sink += IntAlu.CmpXchg(a, b, bits, ref f) ? 1UL : 0UL;
-            sink += IntAlu.Shl(a, 5, bits, ref f) + IntAlu.Shr(a, 5, bits, ref f) + IntAlu.Sar(a, 5, bits, ref f);
-            sink += IntAlu.Rol(a, 5, bits, ref f) + IntAlu.Ror(a, 5, bits, ref f) + IntAlu.Rcl(a, 5, bits, ref f) + IntAlu.Rcr(a, 5, bits, ref f);
-            sink += IntAlu.Mul(a, b, bits, out ulong high, ref f) + high + IntAlu.Imul(a, b, bits, out high, ref f) + high;
-            sink += IntAlu.Div(1, b, a, bits, out ulong q, out ulong r) ? q + r : 0;
-            sink += IntAlu.Idiv(ulong.MaxValue, b, a, bits, out q, out r) ? q + r : 0;
-            sink += IntAlu.Bts(a, b, bits, ref f) + IntAlu.Btr(a, b, bits, ref f) + IntAlu.Btc(a, b, bits, ref f);
-            sink += IntAlu.Bsf(a, bits, out ulong index, ref f) ? index : 0;
-            sink += IntAlu.Bsr(a, bits, out index, ref f) ? index : 0;
-            sink += IntAlu.Popcnt(a, bits, ref f) + IntAlu.Lzcnt(a, bits, ref f) + IntAlu.Tzcnt(a, bits, ref f);
+            sink += AluOps.Add(a, b, bits, ref f) + AluOps.Adc(a, b, bits, ref f) + AluOps.Sub(a, b, bits, ref f) + AluOps.Sbb(a, b, bits, ref f);
+            AluOps.Cmp(a, b, bits, ref f);
+            AluOps.Test(a, b, bits, ref f);
+            sink += AluOps.Neg(a, bits, ref f) + AluOps.Inc(a, bits, ref f) + AluOps.Dec(a, bits, ref f) + AluOps.Not(a, bits);
+            sink += AluOps.And(a, b, bits, ref f) + AluOps.Or(a, b, bits, ref f) + AluOps.Xor(a, b, bits, ref f);
+            sink += AluOps.CmpXchg(a, b, bits, ref f) ? 1UL : 0UL;
+            sink += AluOps.Shl(a, 5, bits, ref f) + AluOps.Shr(a, 5, bits, ref f) + AluOps.Sar(a, 5, bits, ref f);
+            sink += AluOps.Rol(a, 5, bits, ref f) + AluOps.Ror(a, 5, bits, ref f) + AluOps.Rcl(a, 5, bits, ref f) + AluOps.Rcr(a, 5, bits, ref f);
+            sink += AluOps.Mul(a, b, bits, out ulong high, ref f) + high + AluOps.Imul(a, b, bits, out high, ref f) + high;
+            sink += AluOps.Div(1, b, a, bits, out ulong q, out ulong r) ? q + r : 0;
+            sink += AluOps.Idiv(ulong.MaxValue, b, a, bits, out q, out r) ? q + r : 0;
+            sink += AluOps.Bts(a, b, bits, ref f) + AluOps.Btr(a, b, bits, ref f) + AluOps.Btc(a, b, bits, ref f);
+            sink += AluOps.Bsf(a, bits, out ulong index, ref f) ? index : 0;
+            sink += AluOps.Bsr(a, bits, out index, ref f) ? index : 0;
+            sink += AluOps.Popcnt(a, bits, ref f) + AluOps.Lzcnt(a, bits, ref f) + AluOps.Tzcnt(a, bits, ref f);
             if (bits >= 16)
             {
-                sink += IntAlu.Shld(a, b, 7, bits, ref f) + IntAlu.Shrd(a, b, 7, bits, ref f) + IntAlu.Bswap(a, bits);
+                sink += AluOps.Shld(a, b, 7, bits, ref f) + AluOps.Shrd(a, b, 7, bits, ref f) + AluOps.Bswap(a, bits);
             }
 
             if (bits >= 32)
             {
-                sink += IntAlu.Adcx(a, b, bits, ref f) + IntAlu.Adox(a, b, bits, ref f) + IntAlu.Andn(a, b, bits, ref f);
-                sink += IntAlu.Bextr(a, 0x0804, bits, ref f) + IntAlu.Blsi(a, bits, ref f) + IntAlu.Blsmsk(a, bits, ref f) + IntAlu.Blsr(a, bits, ref f);
-                sink += IntAlu.Bzhi(a, 9, bits, ref f) + IntAlu.Mulx(a, b, bits, out high) + high;
-                sink += IntAlu.Pdep(a, b, bits) + IntAlu.Pext(a, b, bits) + IntAlu.Rorx(a, 3, bits);
-                sink += IntAlu.Sarx(a, 3, bits) + IntAlu.Shlx(a, 3, bits) + IntAlu.Shrx(a, 3, bits);
+                sink += AluOps.Adcx(a, b, bits, ref f) + AluOps.Adox(a, b, bits, ref f) + AluOps.Andn(a, b, bits, ref f);
+                sink += AluOps.Bextr(a, 0x0804, bits, ref f) + AluOps.Blsi(a, bits, ref f) + AluOps.Blsmsk(a, bits, ref f) + AluOps.Blsr(a, bits, ref f);
+                sink += AluOps.Bzhi(a, 9, bits, ref f) + AluOps.Mulx(a, b, bits, out high) + high;
+                sink += AluOps.Pdep(a, b, bits) + AluOps.Pext(a, b, bits) + AluOps.Rorx(a, 3, bits);
+                sink += AluOps.Sarx(a, 3, bits) + AluOps.Shlx(a, 3, bits) + AluOps.Shrx(a, 3, bits);
             }
         }
 
-        sink += (ulong)IntAlu.Daa(0x9A, ref f) + IntAlu.Das(0x9A, ref f) + IntAlu.Aaa(0x1FA, ref f) + IntAlu.Aas(0x1FA, ref f);
-        sink += IntAlu.Aam(0x55, 10, out ushort ax, ref f) ? ax : 0UL;
-        sink += IntAlu.Aad(0x0505, 10, ref f) + f;
+        sink += (ulong)AluOps.Daa(0x9A, ref f) + AluOps.Das(0x9A, ref f) + AluOps.Aaa(0x1FA, ref f) + AluOps.Aas(0x1FA, ref f);
+        sink += AluOps.Aam(0x55, 10, out ushort ax, ref f) ? ax : 0UL;
+        sink += AluOps.Aad(0x0505, 10, ref f) + f;
         // A 128-bit division, the one path that could be tempted to box or allocate.
-        sink += IntAlu.Div(5, 7, ulong.MaxValue, 64, out ulong q128, out ulong r128) ? q128 + r128 : 0;
+        sink += AluOps.Div(5, 7, ulong.MaxValue, 64, out ulong q128, out ulong r128) ? q128 + r128 : 0;
     }
 }

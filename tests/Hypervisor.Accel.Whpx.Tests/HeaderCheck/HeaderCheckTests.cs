@@ -50,6 +50,12 @@ public sealed class HeaderCheckTests
             Assert.That(labels, Does.Contain("sizeof(WHV_REGISTER_VALUE)"));
             Assert.That(labels, Does.Contain("WHvRunVirtualProcessor"));
             Assert.That(labels, Does.Contain("WHvRegisterPendingInterruption"));
+            Assert.That(items.OfType<CallbackCheck>().Select(c => c.Typedef), Is.EquivalentTo(new[]
+            {
+                "WHV_EMULATOR_IO_PORT_CALLBACK", "WHV_EMULATOR_MEMORY_CALLBACK",
+                "WHV_EMULATOR_GET_VIRTUAL_PROCESSOR_REGISTERS_CALLBACK", "WHV_EMULATOR_SET_VIRTUAL_PROCESSOR_REGISTERS_CALLBACK",
+                "WHV_EMULATOR_TRANSLATE_GVA_PAGE_CALLBACK",
+            }));
         });
     }
 
@@ -75,6 +81,7 @@ public sealed class HeaderCheckTests
     [TestCase("enum")]
     [TestCase("bitfield")]
     [TestCase("signature")]
+    [TestCase("callback")]
     public void AWrongAssertionFailsTheCompile(string kind)
     {
         var compiler = RequireCompiler();
@@ -86,6 +93,7 @@ public sealed class HeaderCheckTests
             "enum" => items.FindIndex(i => i is EnumValueCheck { Member: "WHvRunVpExitReasonX64Halt" }),
             "bitfield" => items.FindIndex(i => i is BitFieldCheck { Label: "WHV_X64_PENDING_INTERRUPTION_REGISTER.InterruptionVector" }),
             "signature" => items.FindIndex(i => i is FunctionCheck { Name: "WHvSetVirtualProcessorRegisters" }),
+            "callback" => items.FindIndex(i => i is CallbackCheck { Typedef: "WHV_EMULATOR_SET_VIRTUAL_PROCESSOR_REGISTERS_CALLBACK" }),
             _ => -1,
         };
         Assert.That(index, Is.Not.EqualTo(-1), $"no {kind} check to corrupt");
@@ -97,6 +105,7 @@ public sealed class HeaderCheckTests
             EnumValueCheck e => e with { Value = e.Value + 1 },
             BitFieldCheck b => b with { Mask = b.Mask << 1 },
             FunctionCheck f => f with { Parameters = [.. f.Parameters.Select(p => p.Replace("const ", string.Empty, StringComparison.Ordinal))] },
+            CallbackCheck c => c with { Parameters = [.. c.Parameters.Take(2), "UINT64", .. c.Parameters.Skip(3)] },
             _ => original,
         };
         items[index] = wrong;

@@ -70,7 +70,7 @@ internal sealed record FunctionCheck(string Name, string ReturnType, IReadOnlyLi
 /// <summary>Our <c>[UnmanagedCallersOnly]</c> callback's signature must be the header's callback typedef.</summary>
 internal sealed record CallbackCheck(string Typedef, string Method, string ReturnType, IReadOnlyList<string> Parameters) : HeaderCheckItem
 {
-    public override string Label => $"{Method} as {Typedef}";
+    public override string Label => Typedef;
 
     public override string ToC(int index) =>
         $"{Typedef} const callback_{index}_{Method} = ({ReturnType} (CALLBACK *)({string.Join(", ", Parameters)}))0;";

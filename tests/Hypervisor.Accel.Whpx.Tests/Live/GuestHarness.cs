@@ -12,7 +12,13 @@ internal static class GuestHarness
 {
     public sealed record Outcome(MachineRunResult Result, string Serial);
 
-    public static Outcome RunOnWhpx(byte[] image, Action<VirtualMachineBuilder>? configure = null, TimeSpan? timeout = null)
+    public static Outcome RunOnWhpx(byte[] image, Action<VirtualMachineBuilder>? configure = null, TimeSpan? timeout = null) =>
+        Run(new WhpxAccelerator(), image, configure, timeout);
+
+    public static Outcome RunOnTcg(byte[] image, Action<VirtualMachineBuilder>? configure = null, TimeSpan? timeout = null) =>
+        Run(new Hypervisor.Accel.Tcg.TcgAccelerator(), image, configure, timeout);
+
+    private static Outcome Run(IAccelerator accelerator, byte[] image, Action<VirtualMachineBuilder>? configure, TimeSpan? timeout)
     {
         using var builder = new VirtualMachineBuilder();
         GuestMemoryLayout.AddRam(builder.Memory, 16 * 1024 * 1024);
@@ -21,8 +27,8 @@ internal static class GuestHarness
         builder.Ports.Register(TestGuests.SerialPort, 8, serial, "com1");
         builder.Ports.Register(TestGuests.DebugExitPort, 2, new DebugExit(builder.Control), "isa-debug-exit");
         configure?.Invoke(builder);
-        var selector = new AcceleratorSelector([new WhpxAccelerator()]);
-        using VirtualMachine vm = builder.Build(selector, selector.Parse("whpx"));
+        var selector = new AcceleratorSelector([accelerator]);
+        using VirtualMachine vm = builder.Build(selector, selector.Parse(accelerator.Name));
         MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: timeout ?? TimeSpan.FromSeconds(20)));
         return new Outcome(result, serial.Text);
     }
@@ -109,6 +115,41 @@ internal static class GuestHarness
 
         public void Write(ushort offset, int size, uint value) =>
             control.RequestStop(MachineStopReason.DebugExit, (int)((value << 1) | 1));
+    }
+}
+
+/// <summary>
+/// An interrupt controller output that, like a device raising its line, asserts one vector once the machine runs and
+/// keeps notifying the vCPUs until the vector has been acknowledged (once).
+/// </summary>
+internal sealed class OneShotInterrupt(byte vector) : IInterruptSource, IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private int _acknowledged;
+    private int _raised;
+
+    public int Acknowledged => Volatile.Read(ref _acknowledged);
+
+    public bool HasPendingInterrupt => Volatile.Read(ref _raised) != 0 && Acknowledged == 0;
+
+    public int AcknowledgeInterrupt() => HasPendingInterrupt && Interlocked.Increment(ref _acknowledged) == 1 ? vector : -1;
+
+    /// <summary>Raises the line after <paramref name="delay"/> and notifies every 10 ms until acknowledged.</summary>
+    public void RaiseAfter(TimeSpan delay, IMachineControl control) => _ = Task.Run(async () =>
+    {
+        await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+        Volatile.Write(ref _raised, 1);
+        while (Acknowledged == 0 && !_stop.IsCancellationRequested)
+        {
+            control.NotifyInterruptPending();
+            await Task.Delay(10, _stop.Token).ConfigureAwait(false);
+        }
+    });
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _stop.Dispose();
     }
 }
 

@@ -67,6 +67,51 @@ internal static class TestGuests
         a.hlt();
     });
 
+    /// <summary>The vector <see cref="InterruptThenExit"/> installs a handler for.</summary>
+    public const byte TestVector = 0x20;
+
+    /// <summary>
+    /// Installs an IVT handler for <see cref="TestVector"/> that prints 'I', enables interrupts and halts; after the
+    /// interrupt wakes it, prints 'D' and exits with 0x12. The handler runs at F000:offset, where the image's low
+    /// alias (0xF0000) holds the same bytes.
+    /// </summary>
+    public static byte[] InterruptThenExit()
+    {
+        const ushort handlerOffset = 0x100;
+        byte[] image = Build(a =>
+        {
+            a.cli();
+            a.xor(ax, ax);
+            a.mov(ds, ax);
+            a.mov(__word_ptr[TestVector * 4], handlerOffset);
+            a.mov(__word_ptr[TestVector * 4 + 2], 0xF000);
+            a.mov(ss, ax);
+            a.mov(sp, 0x7000);
+            a.sti();
+            a.hlt();
+            a.mov(dx, SerialPort);
+            a.mov(al, (byte)'D');
+            a.@out(dx, al);
+            a.mov(dx, DebugExitPort);
+            a.mov(al, 0x12);
+            a.@out(dx, al);
+            a.cli();
+            a.hlt();
+        });
+
+        var handler = new Assembler(16);
+        handler.push(ax);
+        handler.push(dx);
+        handler.mov(dx, SerialPort);
+        handler.mov(al, (byte)'I');
+        handler.@out(dx, al);
+        handler.pop(dx);
+        handler.pop(ax);
+        handler.iret();
+        Assemble(handler, handlerOffset).CopyTo(image, handlerOffset);
+        return image;
+    }
+
     /// <summary>Disables interrupts and halts: nothing can wake it.</summary>
     public static byte[] HaltWithInterruptsOff() => Build(a =>
     {
@@ -89,9 +134,13 @@ internal static class TestGuests
 
         var code = new Assembler(16);
         body(code);
-        var stream = new MemoryStream();
-        code.Assemble(new StreamCodeWriter(stream), 0);
-        stream.ToArray().CopyTo(image, 0);
+        byte[] bytes = Assemble(code, 0);
+        if (bytes.Length > 0x100)
+        {
+            throw new InvalidOperationException("test guest code must fit below offset 0x100");
+        }
+
+        bytes.CopyTo(image, 0);
 
         // JMP rel16 (E9) at IP 0xFFF0 to IP 0: the new IP is (0xFFF3 + rel16) truncated to 16 bits (SDM Vol. 2A, JMP),
         // so rel16 = 0x000D. Written by hand because the assembler does not wrap the target within the segment.
@@ -101,5 +150,12 @@ internal static class TestGuests
         image[resetVector + 1] = (byte)rel16;
         image[resetVector + 2] = (byte)(rel16 >> 8);
         return image;
+    }
+
+    private static byte[] Assemble(Assembler assembler, ulong ip)
+    {
+        var stream = new MemoryStream();
+        assembler.Assemble(new StreamCodeWriter(stream), ip);
+        return stream.ToArray();
     }
 }
