@@ -64,6 +64,7 @@ internal sealed class TcgVm : IAcceleratorVm
 {
     private readonly VmCreationContext _context;
     private readonly PhysicalMemory _physical;
+    private readonly ILogger _logger;
     private readonly List<TcgCpu> _vcpus = [];
 
     public TcgVm(TcgAccelerator accelerator, VmCreationContext context)
@@ -71,6 +72,7 @@ internal sealed class TcgVm : IAcceleratorVm
         Accelerator = accelerator;
         _context = context;
         _physical = new PhysicalMemory(context.Memory);
+        _logger = context.LoggerFactory.CreateLogger<TcgVm>();
     }
 
     public IAccelerator Accelerator { get; }
@@ -86,6 +88,14 @@ internal sealed class TcgVm : IAcceleratorVm
     {
         foreach (TcgCpu c in _vcpus)
         {
+            // Instructions the guest used that tcg does not implement (each raised #UD in the guest).
+            IReadOnlyDictionary<Iced.Intel.Mnemonic, long> missing = c.UnimplementedCounts;
+            if (missing.Count > 0)
+            {
+                _logger.LogInformation("tcg vCPU {Index}: unimplemented instructions raised #UD: {Counts}", c.Index,
+                    string.Join(", ", missing.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} x{kv.Value}")));
+            }
+
             c.Dispose();
         }
 

@@ -22,30 +22,8 @@ internal sealed partial class TcgCpu
             case Mnemonic.Xor:
             case Mnemonic.Cmp:
             case Mnemonic.Test:
-            {
-                int sz = OpSize(ref ins, 0);
-                int bits = sz * 8;
-                ulong a = ReadOp(ref ins, 0, sz);
-                ulong b = ReadOp(ref ins, 1, sz);
-                ulong r = m switch
-                {
-                    Mnemonic.Add => Add(a, b, bits, ref f),
-                    Mnemonic.Or => Or(a, b, bits, ref f),
-                    Mnemonic.Adc => Adc(a, b, bits, ref f),
-                    Mnemonic.Sbb => Sbb(a, b, bits, ref f),
-                    Mnemonic.And => And(a, b, bits, ref f),
-                    Mnemonic.Sub => Sub(a, b, bits, ref f),
-                    Mnemonic.Xor => Xor(a, b, bits, ref f),
-                    Mnemonic.Cmp => CmpValue(a, b, bits, ref f),
-                    _ => TestValue(a, b, bits, ref f),
-                };
-                if (m is not (Mnemonic.Cmp or Mnemonic.Test))
-                {
-                    WriteOp(ref ins, 0, sz, r);
-                }
-
+                ExecBinary(ref ins, m, ref f);
                 break;
-            }
 
             case Mnemonic.Inc:
             case Mnemonic.Dec:
@@ -257,6 +235,29 @@ internal sealed partial class TcgCpu
         }
 
         S.Rflags = f;
+    }
+
+    private void ExecBinary(ref Instruction ins, Mnemonic m, ref ulong f)
+    {
+        int sz = OpSize(ref ins, 0);
+        int bits = sz * 8;
+        ulong a = ReadOp(ref ins, 0, sz);
+        ulong b = ReadOp(ref ins, 1, sz);
+        ulong r;
+        switch (m)
+        {
+            case Mnemonic.Add: r = Add(a, b, bits, ref f); break;
+            case Mnemonic.Or: r = Or(a, b, bits, ref f); break;
+            case Mnemonic.Adc: r = Adc(a, b, bits, ref f); break;
+            case Mnemonic.Sbb: r = Sbb(a, b, bits, ref f); break;
+            case Mnemonic.And: r = And(a, b, bits, ref f); break;
+            case Mnemonic.Sub: r = Sub(a, b, bits, ref f); break;
+            case Mnemonic.Xor: r = Xor(a, b, bits, ref f); break;
+            case Mnemonic.Cmp: Cmp(a, b, bits, ref f); return;
+            default: Test(a, b, bits, ref f); return;
+        }
+
+        WriteOp(ref ins, 0, sz, r);
     }
 
     private static ulong CmpValue(ulong a, ulong b, int bits, ref ulong f)

@@ -33,6 +33,7 @@ internal sealed partial class TcgCpu
         S.Rip = registers.Rip;
         S.Rflags = (registers.Rflags & Fl.Writable) | Fl.Fixed1;
         _halted = false;
+        WaitingForSipi = false; // a host that sets an AP's registers wants it to run from them
     }
 
     /// <inheritdoc />

@@ -268,6 +268,11 @@ internal sealed partial class TcgCpu
         {
             ResolveGate(selector, d, out selector, out offset, out d, out addr, call: true);
             opSize = _gateSize;
+            if (_gateInner)
+            {
+                CallGateInner(selector, offset, d, addr, retCs, retIp, opSize);
+                return;
+            }
         }
 
         SegmentCache cs = CheckCodeSegment(selector, d, _cpl, forReturn: false);
@@ -281,6 +286,8 @@ internal sealed partial class TcgCpu
     }
 
     private int _gateSize;
+    private int _gateParams;
+    private bool _gateInner;
 
     /// <summary>
     /// Follows a call gate for a far JMP/CALL to a code segment of the same privilege. Gates that change privilege and
@@ -329,13 +336,140 @@ internal sealed partial class TcgCpu
         _gateSize = LongMode ? 8 : gate32 ? 4 : 2;
         targetDesc = ReadDescriptor(targetSel, out targetAddr);
         SegmentCache target = ParseDescriptor(targetSel, targetDesc);
+        _gateParams = (int)((d >> 32) & 0x1F);
+        _gateInner = false;
         if (target.IsCode && (target.Type & 4) == 0 && target.Dpl < _cpl)
         {
-            throw new GuestUnsupported($"call gate 0x{selector:X4} to a more privileged code segment (stack switch through a call gate) is not implemented by tcg");
+            if (!call)
+            {
+                throw Gp((uint)(targetSel & 0xFFFC)); // JMP through a gate cannot raise privilege (SDM Vol. 2, JMP)
+            }
+
+            _gateInner = true;
+            return;
         }
 
         // The gate's target is used with RPL = CPL (no privilege change).
         targetSel = (ushort)((targetSel & 0xFFFC) | _cpl);
+    }
+
+    /// <summary>
+    /// CALL through a call gate to a more privileged non-conforming code segment (SDM Vol. 2, CALL,
+    /// "CALL-GATE ... MORE-PRIVILEGE"): the new stack comes from the TSS, the caller's SS:ESP and the gate's parameters
+    /// are pushed on it (64-bit gates copy none, and SS becomes a null selector with RPL = new CPL).
+    /// </summary>
+    private void CallGateInner(ushort selector, ulong offset, ulong d, ulong addr, ushort retCs, ulong retIp, int size)
+    {
+        SegmentCache cs = ParseDescriptor(selector, d);
+        uint err = (uint)(selector & 0xFFFC);
+        if (!cs.IsCode || cs.Dpl > _cpl)
+        {
+            throw Gp(err);
+        }
+
+        if (!cs.Present)
+        {
+            throw new GuestFault(Vec.NP, err, true);
+        }
+
+        int newCpl = cs.Dpl;
+        cs.Selector = (ushort)((selector & 0xFFFC) | newCpl);
+        cs.Attributes |= 1;
+        ulong oldRsp = S.Gpr[4];
+        ushort oldSs = S.Seg[Seg.SS].Selector;
+        int oldCpl = _cpl;
+        if (LongMode)
+        {
+            if (!cs.Long || cs.Big)
+            {
+                throw Gp(err);
+            }
+
+            CheckTargetOffset(cs, offset);
+            ulong rsp = ReadTss64(4 + (ulong)newCpl * 8);
+            _cpl = newCpl;
+            try
+            {
+                PushLinear64(ref rsp, oldSs);
+                PushLinear64(ref rsp, oldRsp);
+                PushLinear64(ref rsp, retCs);
+                PushLinear64(ref rsp, retIp);
+            }
+            catch
+            {
+                _cpl = oldCpl;
+                throw;
+            }
+
+            SetAccessed(addr, d);
+            ref SegmentCache ss = ref S.Seg[Seg.SS];
+            ss.Selector = (ushort)newCpl;
+            ss.Unusable = true;
+            ss.Attributes = (ushort)((ss.Attributes & ~0x60) | (newCpl << 5));
+            S.Gpr[4] = rsp;
+            CommitCs(cs, newCpl);
+            _nextRip = offset;
+            return;
+        }
+
+        CheckTargetOffset(cs, offset);
+        // Read the parameters from the caller's stack before switching (at most 31).
+        int count = _gateParams;
+        Span<ulong> parameters = stackalloc ulong[32];
+        ulong mask = StackMask;
+        for (int i = 0; i < count; i++)
+        {
+            parameters[i] = ReadMem(Seg.SS, (oldRsp + (ulong)(i * size)) & mask, size);
+        }
+
+        ReadTssStack(newCpl, out ushort tssSs, out ulong tssSp);
+        if ((tssSs & 0xFFFC) == 0)
+        {
+            throw new GuestFault(Vec.TS, 0, true);
+        }
+
+        ulong sd = ReadDescriptor(tssSs, out ulong saddr);
+        SegmentCache newSs = ParseDescriptor(tssSs, sd);
+        uint tsErr = (uint)(tssSs & 0xFFFC);
+        if ((tssSs & 3) != newCpl || newSs.IsSystem || newSs.IsCode || (newSs.Type & 2) == 0 || newSs.Dpl != newCpl)
+        {
+            throw new GuestFault(Vec.TS, tsErr, true);
+        }
+
+        if (!newSs.Present)
+        {
+            throw new GuestFault(Vec.SS, tsErr, true);
+        }
+
+        SegmentCache savedSs = S.Seg[Seg.SS];
+        S.Seg[Seg.SS] = newSs;
+        _cpl = newCpl;
+        ulong sp = tssSp;
+        try
+        {
+            PushTo(ref sp, oldSs, size);
+            PushTo(ref sp, oldRsp, size);
+            for (int i = count - 1; i >= 0; i--)
+            {
+                PushTo(ref sp, parameters[i], size);
+            }
+
+            PushTo(ref sp, retCs, size);
+            PushTo(ref sp, retIp, size);
+        }
+        catch
+        {
+            S.Seg[Seg.SS] = savedSs;
+            _cpl = oldCpl;
+            throw;
+        }
+
+        SetAccessed(saddr, sd);
+        S.Seg[Seg.SS].Attributes |= 1;
+        SetAccessed(addr, d);
+        S.Gpr[4] = newSs.Big ? (uint)sp : (S.Gpr[4] & ~0xFFFFUL) | (sp & 0xFFFF);
+        CommitCs(cs, newCpl);
+        _nextRip = offset;
     }
 
     private void ExecRetf(ref Instruction ins)

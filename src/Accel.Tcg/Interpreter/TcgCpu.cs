@@ -55,10 +55,17 @@ internal sealed partial class TcgCpu : IVcpu
         _decoder32 = Decoder.Create(32, _reader);
         _decoder64 = Decoder.Create(64, _reader);
         Reset();
+        WaitingForSipi = index > 0;
     }
 
     /// <inheritdoc />
     public int Index { get; }
+
+    /// <summary>
+    /// True for application processors (index     /// <summary>True for application processors (index &gt; 0): they wait for a start-up IPI that never comes yet.</summary>gt; 0) until the host sets their registers: they wait for a start-up
+    /// IPI, which needs a local APIC that tcg does not have yet.
+    /// </summary>
+    internal bool WaitingForSipi { get; set; }
 
     /// <summary>Guest-physical memory.</summary>
     internal PhysicalMemory Physical { get; }
@@ -149,6 +156,14 @@ internal sealed partial class TcgCpu : IVcpu
             {
                 _kick = 0;
                 return new VcpuExit(VcpuExitReason.Interrupted, S.Rip);
+            }
+
+            if (WaitingForSipi)
+            {
+                // An application processor waits for INIT/SIPI from a local APIC, which tcg does not have yet: it
+                // sleeps until kicked instead of running the firmware alongside the bootstrap processor.
+                _wake.Wait(100);
+                continue;
             }
 
             if (!_inhibitOnce && (S.Rflags & Fl.IF) != 0 && _irqHint != 0 && _interrupts is not null)

@@ -66,6 +66,19 @@ public class RunControlTests
     }
 
     [Test]
+    public void ApplicationProcessorsWaitForAStartupIpiInsteadOfRunning()
+    {
+        using var m = new TestMachine();
+        IVcpu ap = m.Vm.CreateVcpu(1);
+        // SDM Vol. 3A, 9.4: only the bootstrap processor runs from the reset vector; APs wait for INIT/SIPI.
+        using var timer = new Timer(_ => ap.Kick(), null, 100, Timeout.Infinite);
+        VcpuExit exit = ap.Run(1000);
+
+        Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Interrupted));
+        Assert.That(ap.Statistics.Instructions, Is.Zero);
+    }
+
+    [Test]
     public void PortInputOutputAndStringIoReachTheDevices()
     {
         using var m = new TestMachine(addRegions: null);

@@ -143,6 +143,67 @@ public class SegmentationTests
     }
 
     [Test]
+    public void CallGateToRing0SwitchesStacksAndCopiesParameters()
+    {
+        using var m = new TestMachine();
+        m.StartProtected32(0x8000);
+        // 32-bit call gate at 0x48 (SDM Vol. 3A, Figure 5-8): DPL 3, target 0x08:0x9000, one parameter.
+        ulong gate = 0x9000UL | (0x08UL << 16) | (1UL << 32) | (0xCUL << 40) | (3UL << 45) | (1UL << 47);
+        m.WriteQword(TestMachine.GdtBase + 0x48, gate);
+        m.WriteDword(TestMachine.TssBase + 4, 0x7_0000); // ESP0
+        m.WriteDword(TestMachine.TssBase + 8, 0x10); // SS0
+        SystemRegisters s = m.Vcpu.GetSystemRegisters();
+        s.Gdt = new DescriptorTableRegister(TestMachine.GdtBase, 0x4F);
+        s.Idt = new DescriptorTableRegister(TestMachine.IdtBase, 0);
+        s.Tr = new SegmentRegister(0x38, TestMachine.TssBase, 0x67, 0xB, true, 0, false, false, false, false, false, false);
+        m.Vcpu.SetSystemRegisters(s);
+        m.Load(32, 0x9000, a =>
+        {
+            a.mov(ax, 0x10); // the return to ring 3 nulled DS (DPL 0 < CPL 3): reload it
+            a.mov(ds, ax);
+            a.mov(__dword_ptr[0x6000], esp);
+            for (int i = 0; i < 5; i++)
+            {
+                a.mov(eax, __dword_ptr[esp + i * 4]);
+                a.mov(__dword_ptr[0x6004 + i * 4], eax);
+            }
+
+            a.retf(4);
+        });
+        m.Load(32, 0xA000, a =>
+        {
+            a.push(0x1234);
+            a.call(0x4B, 0);
+            a.mov(__dword_ptr.ss[0x6100], 0x77);
+            a.hlt(); // CPL 3: #GP, no IDT: the run ends with a triple fault
+        });
+        m.Load(32, 0x8000, a =>
+        {
+            a.push(0x2B);
+            a.push(0x6_F000);
+            a.push(2);
+            a.push(0x23);
+            a.push(0xA000);
+            a.iretd();
+        });
+
+        VcpuExit exit = m.Run();
+
+        Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Shutdown), exit.Detail);
+        // SDM Vol. 2, CALL (call gate, more privilege): new stack SS0:ESP0 holds SS, ESP, parameters, CS, EIP.
+        Assert.That(m.ReadQword(0x6000) & 0xFFFF_FFFF, Is.EqualTo(0x7_0000UL - 20), "ESP in the ring-0 procedure; " + exit.Detail);
+        Assert.That(m.ReadQword(0x6004) & 0xFFFF_FFFF, Is.EqualTo(TestMachine.InstructionAddress(m, 32, 0xA000, 2)), "return EIP");
+        Assert.That(m.ReadQword(0x6004) >> 32, Is.EqualTo(0x23UL), "caller CS");
+        Assert.That(m.ReadQword(0x600C) & 0xFFFF_FFFF, Is.EqualTo(0x1234UL), "the copied parameter");
+        Assert.That(m.ReadQword(0x600C) >> 32, Is.EqualTo(0x6_EFFCUL), "caller ESP");
+        Assert.That(m.ReadQword(0x6014) & 0xFFFF, Is.EqualTo(0x2BUL), "caller SS");
+        Assert.That(m.ReadQword(0x6100) & 0xFF, Is.EqualTo(0x77UL), "RETF 4 returned to ring 3");
+        GeneralRegisters g = m.Vcpu.GetGeneralRegisters();
+        Assert.That(g.Rsp, Is.EqualTo(0x6_F000UL), "RETF 4 released the parameter on the caller's stack");
+        Assert.That(m.Vcpu.GetSystemRegisters().Cs.Selector, Is.EqualTo((ushort)0x23));
+    }
+
+    [Test]
     public void LarLslVerrVerwFollowTheDescriptorRules()
     {
         using var m = new TestMachine();
