@@ -6,7 +6,7 @@ namespace Hypervisor.Core.Registers;
 #pragma warning disable CA1051 // a register file is data; fields are the honest shape
 public struct FpuRegisters
 {
-    /// <summary>ST0-ST7 (physical order R0-R7 as in FXSAVE: ST(i) relative to TOP), 80-bit values.</summary>
+    /// <summary>ST(0)-ST(7) in stack order (element i is ST(i), as in the FXSAVE image and <c>kvm_fpu</c>), 80-bit values.</summary>
     public X87Registers St;
     /// <summary>XMM0-XMM15.</summary>
     public XmmRegisters Xmm;
