@@ -136,7 +136,7 @@ public class DeviceGuestTests
         byte[] image = DeviceGuests.Hostile();
         (byte[] qemuSerial, int qemuExit) = Qemu.RunFirmware(image, Timeout);
         (string serial, MachineRunResult result) = Run(image);
-        Assert.That(StripBurst(serial, out _), Is.EqualTo(StripBurst(Encoding.Latin1.GetString(qemuSerial), out _)));
+        Assert.That(StripReads(StripBurst(serial, out _)), Is.EqualTo(StripReads(StripBurst(Encoding.Latin1.GetString(qemuSerial), out _))));
         Assert.That(result.ExitStatus, Is.EqualTo(qemuExit));
     }
 
@@ -155,6 +155,11 @@ public class DeviceGuestTests
     private static (byte[] Serial, int ExitCode) RunQemuWithoutApic(byte[] image) =>
         Qemu.RunFirmware(image, Timeout, null,
             ["-M", "isapc", "-cpu", "qemu64,-apic", "-display", "none", "-serial", "stdio", "-monitor", "none", "-m", "128"]);
+
+    // Unclaimed ports read as all ones on our bus (guest-contract.md, like a real ISA bus); QEMU 7.2's pc machine
+    // reads 0 at 0x300-0x30F (measured: the guest prints "0 0 0 0" there), so the values are left out of that comparison.
+    private static string StripReads(string serial) =>
+        Regex.Replace(serial, Regex.Escape(DeviceGuests.HostileReadsPrefix) + @"[0-9 ]*\r\n", DeviceGuests.HostileReadsPrefix + "\r\n");
 
     private static ServiceProvider Provider()
     {

@@ -246,22 +246,22 @@ internal static class DeviceGuests
 
     public const int HostileBurst = 200;
     public const int HostilePicGarbageRounds = 1024;
-    public const string HostileAllOnes = "unclaimed reads: all ones\r\n";
-    public const string HostileNotAllOnes = "unclaimed reads: NOT all ones\r\n";
+    public const string HostileReadsPrefix = "unclaimed reads ANDed: ";
+    public const string HostileAllOnes = HostileReadsPrefix + "255 255 255 255\r\n";
     public const string HostileBurstStart = "burst:[";
     public const string HostileBurstEnd = "]\r\n";
     public const string HostileDone = "hostile guest done\r\n";
 
     /// <summary>
-    /// With interrupts off: IN/OUT of every size on 0x300-0x30F for <see cref="HostileRounds"/> rounds (ANDing what
-    /// it reads, which must be all ones), fills COM1's transmitter without waiting for THRE (in loopback, so the
+    /// With interrupts off: IN/OUT of every size on 0x300-0x30F for <see cref="HostileRounds"/> rounds (printing the AND of
+    /// all it read), fills COM1's transmitter without waiting for THRE (in loopback, so the
     /// receiver overruns too, and then <see cref="HostileBurst"/> '.' on the line), writes truncated and random
     /// ICW/OCW sequences to both PICs, and exits.
     /// </summary>
     public static byte[] Hostile() => PcGuest.Build(GuestMode.Real, g =>
     {
         Assembler a = g.A;
-        Label round = a.CreateLabel(), port = a.CreateLabel(), ones = a.CreateLabel(), printed = a.CreateLabel();
+        Label round = a.CreateLabel(), port = a.CreateLabel();
         Label loopback = a.CreateLabel(), drain = a.CreateLabel(), drained = a.CreateLabel(), burst = a.CreateLabel();
         Label garbage = a.CreateLabel();
 
@@ -284,13 +284,15 @@ internal static class DeviceGuests
         a.jb(port);
         a.dec(si);
         a.jnz(round);
-        a.cmp(ebx, -1);
-        a.je(ones);
-        g.Print(HostileNotAllOnes);
-        a.jmp(printed);
-        a.Label(ref ones);
-        g.Print(HostileAllOnes);
-        a.Label(ref printed);
+        // The AND of everything read, byte by byte from the lowest (a PC bus floats high: 255 255 255 255).
+        a.mov(__dword_ptr[PcGuest.Variables], ebx);
+        g.Print(HostileReadsPrefix);
+        for (int k = 0; k < 4; k++)
+        {
+            a.mov(al, __byte_ptr[PcGuest.Variables + (uint)k]);
+            g.PrintDecimalAl();
+            g.Print(k < 3 ? " " : "\r\n");
+        }
 
         // Loopback: 64 bytes into THR without looking at LSR (TX and RX FIFOs are 16 deep), then drain the receiver.
         g.Out(PcGuest.Com1 + 4, 0x13);
