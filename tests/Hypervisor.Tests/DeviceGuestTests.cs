@@ -55,20 +55,24 @@ public class DeviceGuestTests
     private static string ExpectedRtcLine(DateTimeOffset time) =>
         "RTC " + time.UtcDateTime.ToString("yy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + "\r\n";
 
-    [Test]
-    public void RtcShowsTheMachineClocksDate()
+    // Register B formats (MC146818): null keeps the reset format; 0x06 binary 24-hour, 0x04 binary 12-hour,
+    // 0x00 BCD 12-hour (21:47 reads as 9 PM there), 0x02 BCD 24-hour.
+    private static readonly byte?[] RtcFormats = [null, 0x06, 0x04, 0x00, 0x02];
+
+    [TestCaseSource(nameof(RtcFormats))]
+    public void RtcShowsTheMachineClocksDate(byte? format)
     {
-        (string serial, MachineRunResult result) = Run(DeviceGuests.Rtc(), new ManualClock(RtcStart));
+        (string serial, MachineRunResult result) = Run(DeviceGuests.Rtc(format), new ManualClock(RtcStart));
         Assert.That(serial, Is.EqualTo(ExpectedRtcLine(RtcStart)), result.Detail);
         Assert.That(result.Reason, Is.EqualTo(MachineStopReason.DebugExit));
         Assert.That(result.ExitStatus, Is.EqualTo((DeviceGuests.RtcExitValue << 1) | 1));
     }
 
-    [Test]
-    public void RtcGuestReadsWhatQemuShowsForTheSameBaseTime()
+    [TestCaseSource(nameof(RtcFormats))]
+    public void RtcGuestReadsWhatQemuShowsForTheSameBaseTime(byte? format)
     {
         string baseTime = RtcStart.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss", CultureInfo.InvariantCulture);
-        (byte[] qemuSerial, int qemuExit) = Qemu.RunFirmware(DeviceGuests.Rtc(), Timeout, null,
+        (byte[] qemuSerial, int qemuExit) = Qemu.RunFirmware(DeviceGuests.Rtc(format), Timeout, null,
             ["-M", "pc", "-display", "none", "-serial", "stdio", "-monitor", "none", "-m", "128", "-rtc", $"base={baseTime},clock=vm"]);
         Assert.That(Encoding.Latin1.GetString(qemuSerial), Is.EqualTo(ExpectedRtcLine(RtcStart)));
         Assert.That(qemuExit, Is.EqualTo((DeviceGuests.RtcExitValue << 1) | 1));

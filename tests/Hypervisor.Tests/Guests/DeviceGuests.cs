@@ -92,13 +92,27 @@ internal static class DeviceGuests
     /// Waits for status register A's UIP bit to be clear, reads register B and the year, month, day, hours, minutes
     /// and seconds, converts BCD and 12-hour values as register B says, and prints <c>RTC yy-mm-dd hh:mm:ss</c>.
     /// </summary>
-    public static byte[] Rtc() => PcGuest.Build(GuestMode.Real, g =>
+    /// <param name="format">
+    /// Null to keep the RTC's data format; otherwise register B's DM (bit 2, binary) and 24/12 (bit 1) bits to set first.
+    /// </param>
+    public static byte[] Rtc(byte? format = null) => PcGuest.Build(GuestMode.Real, g =>
     {
         Assembler a = g.A;
         Label uip = a.CreateLabel();
         const uint regB = PcGuest.Variables;
         const uint values = PcGuest.Variables + 0x10;
         byte[] registers = [0x09, 0x08, 0x07, 0x04, 0x02, 0x00];
+        if (format is byte f)
+        {
+            g.Out(0x70, 0x0B);
+            g.In(0x71);
+            a.and(al, unchecked((byte)~0x06));
+            a.or(al, (byte)(f & 0x06));
+            a.mov(bl, al);
+            g.Out(0x70, 0x0B);
+            a.mov(al, bl);
+            a.@out(0x71, al);
+        }
 
         a.Label(ref uip);
         g.Out(0x70, 0x0A);
