@@ -123,6 +123,7 @@ public class DeviceGuestTests
         Assert.That(result.Reason, Is.EqualTo(MachineStopReason.DebugExit), result.Detail);
         Assert.That(result.ExitStatus, Is.EqualTo((DeviceGuests.HostileExitValue << 1) | 1));
         Assert.That(StripBurst(text, out int dots), Is.EqualTo(DeviceGuests.HostileAllOnes + DeviceGuests.HostileBurstStart + DeviceGuests.HostileBurstEnd + DeviceGuests.HostileDone));
+        TestContext.Out.WriteLine($"unclaimed reads {reads}, writes {writes}; {dots} of {DeviceGuests.HostileBurst} burst bytes reached the host");
         Assert.That(dots, Is.InRange(1, DeviceGuests.HostileBurst));
         int perRound = DeviceGuests.HostilePortCount * DeviceGuests.HostileRounds;
         Assert.That(reads, Is.GreaterThanOrEqualTo(perRound * DeviceGuests.HostileReadsPerPortRound));
