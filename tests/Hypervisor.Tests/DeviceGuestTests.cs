@@ -20,12 +20,14 @@ public class DeviceGuestTests
     private const int Ticks = 50;
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    [TestCase(GuestMode.Real)]
-    [TestCase(GuestMode.Protected)]
-    [TestCase(GuestMode.Long)]
-    public void TimerInterruptsArriveAtThePitRate(GuestMode mode)
+    [TestCase(GuestMode.Real, 2)]
+    [TestCase(GuestMode.Real, 3)]
+    [TestCase(GuestMode.Protected, 2)]
+    [TestCase(GuestMode.Long, 2)]
+    [TestCase(GuestMode.Long, 3)]
+    public void TimerInterruptsArriveAtThePitRate(GuestMode mode, int pitMode)
     {
-        byte[] image = DeviceGuests.Timer(mode, Ticks, DeviceGuests.OneKilohertzDivisor);
+        byte[] image = DeviceGuests.Timer(mode, Ticks, DeviceGuests.OneKilohertzDivisor, pitMode);
         (string serial, MachineRunResult result) = Run(image);
 
         Assert.That(serial, Is.EqualTo(DeviceGuests.TimerLine(mode, Ticks)), result.Detail);
@@ -37,12 +39,14 @@ public class DeviceGuestTests
         Assert.That(result.Elapsed.TotalSeconds, Is.GreaterThanOrEqualTo((Ticks - 1) * period));
     }
 
-    [TestCase(GuestMode.Real)]
-    [TestCase(GuestMode.Protected)]
-    [TestCase(GuestMode.Long)]
-    public void TimerGuestPrintsWhatQemuPrints(GuestMode mode)
+    [TestCase(GuestMode.Real, 2)]
+    [TestCase(GuestMode.Real, 3)]
+    [TestCase(GuestMode.Protected, 2)]
+    [TestCase(GuestMode.Long, 2)]
+    [TestCase(GuestMode.Long, 3)]
+    public void TimerGuestPrintsWhatQemuPrints(GuestMode mode, int pitMode)
     {
-        byte[] image = DeviceGuests.Timer(mode, Ticks, DeviceGuests.OneKilohertzDivisor);
+        byte[] image = DeviceGuests.Timer(mode, Ticks, DeviceGuests.OneKilohertzDivisor, pitMode);
         (byte[] qemuSerial, int qemuExit) = RunQemuWithoutApic(image);
         (string serial, MachineRunResult result) = Run(image);
         Assert.That(serial, Is.EqualTo(Encoding.Latin1.GetString(qemuSerial)));

@@ -19,11 +19,11 @@ internal static class DeviceGuests
     public static string TimerLine(GuestMode mode, int ticks) => $"{mode} mode: {ticks} timer interrupts\r\n";
 
     /// <summary>
-    /// Programs the PIC (master vector base 0x20, only IRQ 0 unmasked) and PIT channel 0 (mode 2, <paramref name="divisor"/>),
+    /// Programs the PIC (master vector base 0x20, only IRQ 0 unmasked) and PIT channel 0 (<paramref name="pitMode"/>, <paramref name="divisor"/>),
     /// then STI;HLT in a loop until its IRQ 0 handler (which sends a non-specific EOI) has counted
     /// <paramref name="ticks"/> interrupts; prints the count read back from memory and exits.
     /// </summary>
-    public static byte[] Timer(GuestMode mode, int ticks, ushort divisor)
+    public static byte[] Timer(GuestMode mode, int ticks, ushort divisor, int pitMode = 2)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ticks, 255);
         return PcGuest.Build(mode, g =>
@@ -34,7 +34,7 @@ internal static class DeviceGuests
             g.SetVector(0x20, handler);
             g.LoadIdt();
             g.ProgramPic(0xFE, 0xFF);
-            g.ProgramPitChannel0(divisor);
+            g.ProgramPitChannel0(divisor, pitMode);
 
             // CLI before the check and STI;HLT after it (STI's one-instruction shadow covers HLT), so no tick is lost
             // between the comparison and the halt and the loop leaves with exactly `ticks` interrupts counted.

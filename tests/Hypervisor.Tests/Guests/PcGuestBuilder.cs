@@ -227,10 +227,13 @@ internal sealed class PcGuest
         Out(0xA1, slaveMask);
     }
 
-    /// <summary>Programs PIT channel 0: lobyte/hibyte access, mode 2 (rate generator), binary, <paramref name="divisor"/>.</summary>
-    public void ProgramPitChannel0(ushort divisor)
+    /// <summary>
+    /// Programs PIT channel 0: lobyte/hibyte access, <paramref name="pitMode"/> (2 rate generator, 3 square wave),
+    /// binary, <paramref name="divisor"/>.
+    /// </summary>
+    public void ProgramPitChannel0(ushort divisor, int pitMode = 2)
     {
-        Out(0x43, 0x34);
+        Out(0x43, (byte)(0x30 | (pitMode << 1)));
         Out(0x40, (byte)divisor);
         Out(0x40, (byte)(divisor >> 8));
     }
