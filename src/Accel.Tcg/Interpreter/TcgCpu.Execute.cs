@@ -471,7 +471,11 @@ internal sealed partial class TcgCpu
             case Mnemonic.Outsd:
                 if (ins.Encoding != EncodingKind.Legacy || (ins.Mnemonic is Mnemonic.Movsd or Mnemonic.Cmpsd && ins.Code is not (Code.Movsd_m32_m32 or Code.Cmpsd_m32_m32)))
                 {
-                    Unimplemented(ref ins);
+                    if (!ExecSse(ref ins))
+                    {
+                        Unimplemented(ref ins);
+                    }
+
                     break;
                 }
 
@@ -513,7 +517,7 @@ internal sealed partial class TcgCpu
                 break;
 
             default:
-                if (!ExecSystem(ref ins))
+                if (!ExecSse(ref ins) && !ExecSystem(ref ins))
                 {
                     Unimplemented(ref ins);
                 }

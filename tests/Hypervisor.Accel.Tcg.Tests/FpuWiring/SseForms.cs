@@ -1,0 +1,163 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
+
+/// <summary>How a form's vector inputs are generated.</summary>
+internal enum SseLanes
+{
+    F32,
+    F64,
+    Int,
+}
+
+/// <summary>One instruction form, emitted with XMM0 as destination, XMM1 or [RSI+16] (aligned) as source, RAX/RCX as GPRs.</summary>
+internal sealed record SseForm(string Name, SseLanes Lanes, Action<Assembler> Emit);
+
+/// <summary>The SSE/SSE2 forms the interpreter wires (register and memory operands of each).</summary>
+internal static class SseForms
+{
+    private static readonly AssemblerMemoryOperand M128 = __xmmword_ptr[rsi + 16];
+    private static readonly AssemblerMemoryOperand M64 = __qword_ptr[rsi + 16];
+    private static readonly AssemblerMemoryOperand M32 = __dword_ptr[rsi + 16];
+
+    public static readonly List<SseForm> All = Build();
+
+    private static List<SseForm> Build()
+    {
+        var l = new List<SseForm>();
+
+        void RegMem(string name, SseLanes lanes, Action<Assembler> reg, Action<Assembler> mem)
+        {
+            l.Add(new SseForm(name + " xmm, xmm", lanes, reg));
+            l.Add(new SseForm(name + " xmm, m", lanes, mem));
+        }
+
+        // Data movement: loads, stores (aligned at RSI+16, unaligned at RSI+17) and register copies.
+        RegMem("movaps", SseLanes.Int, a => a.movaps(xmm0, xmm1), a => a.movaps(xmm0, M128));
+        l.Add(new("movaps m, xmm", SseLanes.Int, a => a.movaps(M128, xmm0)));
+        RegMem("movapd", SseLanes.Int, a => a.movapd(xmm0, xmm1), a => a.movapd(xmm0, M128));
+        l.Add(new("movapd m, xmm", SseLanes.Int, a => a.movapd(M128, xmm0)));
+        RegMem("movdqa", SseLanes.Int, a => a.movdqa(xmm0, xmm1), a => a.movdqa(xmm0, M128));
+        l.Add(new("movdqa m, xmm", SseLanes.Int, a => a.movdqa(M128, xmm0)));
+        RegMem("movups", SseLanes.Int, a => a.movups(xmm0, xmm1), a => a.movups(xmm0, __xmmword_ptr[rsi + 17]));
+        l.Add(new("movups m, xmm", SseLanes.Int, a => a.movups(__xmmword_ptr[rsi + 17], xmm0)));
+        RegMem("movupd", SseLanes.Int, a => a.movupd(xmm0, xmm1), a => a.movupd(xmm0, __xmmword_ptr[rsi + 19]));
+        l.Add(new("movupd m, xmm", SseLanes.Int, a => a.movupd(__xmmword_ptr[rsi + 21], xmm0)));
+        RegMem("movdqu", SseLanes.Int, a => a.movdqu(xmm0, xmm1), a => a.movdqu(xmm0, __xmmword_ptr[rsi + 23]));
+        l.Add(new("movdqu m, xmm", SseLanes.Int, a => a.movdqu(__xmmword_ptr[rsi + 25], xmm0)));
+        l.Add(new("movd xmm, r32", SseLanes.Int, a => a.movd(xmm0, eax)));
+        l.Add(new("movd xmm, m32", SseLanes.Int, a => a.movd(xmm0, M32)));
+        l.Add(new("movd r32, xmm", SseLanes.Int, a => a.movd(eax, xmm1)));
+        l.Add(new("movd m32, xmm", SseLanes.Int, a => a.movd(M32, xmm0)));
+        l.Add(new("movq xmm, r64", SseLanes.Int, a => a.movq(xmm0, rax)));
+        l.Add(new("movq xmm, m64 (REX.W 6E)", SseLanes.Int, a => a.db(0x66, 0x48, 0x0F, 0x6E, 0x46, 0x10)));
+        l.Add(new("movq r64, xmm", SseLanes.Int, a => a.movq(rcx, xmm1)));
+        l.Add(new("movq m64, xmm (REX.W 7E)", SseLanes.Int, a => a.db(0x66, 0x48, 0x0F, 0x7E, 0x46, 0x10)));
+        RegMem("movq (F3 7E)", SseLanes.Int, a => a.movq(xmm0, xmm1), a => a.movq(xmm0, M64));
+        l.Add(new("movq xmm, xmm (66 D6)", SseLanes.Int, a => a.db(0x66, 0x0F, 0xD6, 0xC8)));
+        l.Add(new("movq m64, xmm (66 D6)", SseLanes.Int, a => a.movq(M64, xmm0)));
+        RegMem("movss", SseLanes.F32, a => a.movss(xmm0, xmm1), a => a.movss(xmm0, M32));
+        l.Add(new("movss m32, xmm", SseLanes.F32, a => a.movss(M32, xmm0)));
+        RegMem("movsd", SseLanes.F64, a => a.movsd(xmm0, xmm1), a => a.movsd(xmm0, M64));
+        l.Add(new("movsd m64, xmm", SseLanes.F64, a => a.movsd(M64, xmm0)));
+
+        // Bitwise.
+        RegMem("pxor", SseLanes.Int, a => a.pxor(xmm0, xmm1), a => a.pxor(xmm0, M128));
+        RegMem("xorps", SseLanes.Int, a => a.xorps(xmm0, xmm1), a => a.xorps(xmm0, M128));
+        RegMem("xorpd", SseLanes.Int, a => a.xorpd(xmm0, xmm1), a => a.xorpd(xmm0, M128));
+        RegMem("pand", SseLanes.Int, a => a.pand(xmm0, xmm1), a => a.pand(xmm0, M128));
+        RegMem("andps", SseLanes.Int, a => a.andps(xmm0, xmm1), a => a.andps(xmm0, M128));
+        RegMem("andpd", SseLanes.Int, a => a.andpd(xmm0, xmm1), a => a.andpd(xmm0, M128));
+        RegMem("pandn", SseLanes.Int, a => a.pandn(xmm0, xmm1), a => a.pandn(xmm0, M128));
+        RegMem("andnps", SseLanes.Int, a => a.andnps(xmm0, xmm1), a => a.andnps(xmm0, M128));
+        RegMem("andnpd", SseLanes.Int, a => a.andnpd(xmm0, xmm1), a => a.andnpd(xmm0, M128));
+        RegMem("por", SseLanes.Int, a => a.por(xmm0, xmm1), a => a.por(xmm0, M128));
+        RegMem("orps", SseLanes.Int, a => a.orps(xmm0, xmm1), a => a.orps(xmm0, M128));
+        RegMem("orpd", SseLanes.Int, a => a.orpd(xmm0, xmm1), a => a.orpd(xmm0, M128));
+
+        // Integer.
+        RegMem("paddb", SseLanes.Int, a => a.paddb(xmm0, xmm1), a => a.paddb(xmm0, M128));
+        RegMem("paddw", SseLanes.Int, a => a.paddw(xmm0, xmm1), a => a.paddw(xmm0, M128));
+        RegMem("paddd", SseLanes.Int, a => a.paddd(xmm0, xmm1), a => a.paddd(xmm0, M128));
+        RegMem("paddq", SseLanes.Int, a => a.paddq(xmm0, xmm1), a => a.paddq(xmm0, M128));
+        RegMem("psubb", SseLanes.Int, a => a.psubb(xmm0, xmm1), a => a.psubb(xmm0, M128));
+        RegMem("psubw", SseLanes.Int, a => a.psubw(xmm0, xmm1), a => a.psubw(xmm0, M128));
+        RegMem("psubd", SseLanes.Int, a => a.psubd(xmm0, xmm1), a => a.psubd(xmm0, M128));
+        RegMem("psubq", SseLanes.Int, a => a.psubq(xmm0, xmm1), a => a.psubq(xmm0, M128));
+        RegMem("pcmpeqb", SseLanes.Int, a => a.pcmpeqb(xmm0, xmm1), a => a.pcmpeqb(xmm0, M128));
+        RegMem("pcmpeqw", SseLanes.Int, a => a.pcmpeqw(xmm0, xmm1), a => a.pcmpeqw(xmm0, M128));
+        RegMem("pcmpeqd", SseLanes.Int, a => a.pcmpeqd(xmm0, xmm1), a => a.pcmpeqd(xmm0, M128));
+        RegMem("pcmpgtb", SseLanes.Int, a => a.pcmpgtb(xmm0, xmm1), a => a.pcmpgtb(xmm0, M128));
+        RegMem("pcmpgtw", SseLanes.Int, a => a.pcmpgtw(xmm0, xmm1), a => a.pcmpgtw(xmm0, M128));
+        RegMem("pcmpgtd", SseLanes.Int, a => a.pcmpgtd(xmm0, xmm1), a => a.pcmpgtd(xmm0, M128));
+        l.Add(new("pmovmskb r32, xmm", SseLanes.Int, a => a.pmovmskb(eax, xmm0)));
+        l.Add(new("pmovmskb r64, xmm", SseLanes.Int, a => a.pmovmskb(rcx, xmm1)));
+
+        // Floating point.
+        RegMem("addss", SseLanes.F32, a => a.addss(xmm0, xmm1), a => a.addss(xmm0, M32));
+        RegMem("addsd", SseLanes.F64, a => a.addsd(xmm0, xmm1), a => a.addsd(xmm0, M64));
+        RegMem("addps", SseLanes.F32, a => a.addps(xmm0, xmm1), a => a.addps(xmm0, M128));
+        RegMem("addpd", SseLanes.F64, a => a.addpd(xmm0, xmm1), a => a.addpd(xmm0, M128));
+        RegMem("subss", SseLanes.F32, a => a.subss(xmm0, xmm1), a => a.subss(xmm0, M32));
+        RegMem("subsd", SseLanes.F64, a => a.subsd(xmm0, xmm1), a => a.subsd(xmm0, M64));
+        RegMem("subps", SseLanes.F32, a => a.subps(xmm0, xmm1), a => a.subps(xmm0, M128));
+        RegMem("subpd", SseLanes.F64, a => a.subpd(xmm0, xmm1), a => a.subpd(xmm0, M128));
+        RegMem("mulss", SseLanes.F32, a => a.mulss(xmm0, xmm1), a => a.mulss(xmm0, M32));
+        RegMem("mulsd", SseLanes.F64, a => a.mulsd(xmm0, xmm1), a => a.mulsd(xmm0, M64));
+        RegMem("mulps", SseLanes.F32, a => a.mulps(xmm0, xmm1), a => a.mulps(xmm0, M128));
+        RegMem("mulpd", SseLanes.F64, a => a.mulpd(xmm0, xmm1), a => a.mulpd(xmm0, M128));
+        RegMem("divss", SseLanes.F32, a => a.divss(xmm0, xmm1), a => a.divss(xmm0, M32));
+        RegMem("divsd", SseLanes.F64, a => a.divsd(xmm0, xmm1), a => a.divsd(xmm0, M64));
+        RegMem("divps", SseLanes.F32, a => a.divps(xmm0, xmm1), a => a.divps(xmm0, M128));
+        RegMem("divpd", SseLanes.F64, a => a.divpd(xmm0, xmm1), a => a.divpd(xmm0, M128));
+        RegMem("minss", SseLanes.F32, a => a.minss(xmm0, xmm1), a => a.minss(xmm0, M32));
+        RegMem("minsd", SseLanes.F64, a => a.minsd(xmm0, xmm1), a => a.minsd(xmm0, M64));
+        RegMem("minps", SseLanes.F32, a => a.minps(xmm0, xmm1), a => a.minps(xmm0, M128));
+        RegMem("minpd", SseLanes.F64, a => a.minpd(xmm0, xmm1), a => a.minpd(xmm0, M128));
+        RegMem("maxss", SseLanes.F32, a => a.maxss(xmm0, xmm1), a => a.maxss(xmm0, M32));
+        RegMem("maxsd", SseLanes.F64, a => a.maxsd(xmm0, xmm1), a => a.maxsd(xmm0, M64));
+        RegMem("maxps", SseLanes.F32, a => a.maxps(xmm0, xmm1), a => a.maxps(xmm0, M128));
+        RegMem("maxpd", SseLanes.F64, a => a.maxpd(xmm0, xmm1), a => a.maxpd(xmm0, M128));
+        RegMem("sqrtss", SseLanes.F32, a => a.sqrtss(xmm0, xmm1), a => a.sqrtss(xmm0, M32));
+        RegMem("sqrtsd", SseLanes.F64, a => a.sqrtsd(xmm0, xmm1), a => a.sqrtsd(xmm0, M64));
+        RegMem("sqrtps", SseLanes.F32, a => a.sqrtps(xmm0, xmm1), a => a.sqrtps(xmm0, M128));
+        RegMem("sqrtpd", SseLanes.F64, a => a.sqrtpd(xmm0, xmm1), a => a.sqrtpd(xmm0, M128));
+
+        // Conversions.
+        l.Add(new("cvtsi2sd xmm, r32", SseLanes.F64, a => a.cvtsi2sd(xmm0, eax)));
+        l.Add(new("cvtsi2sd xmm, r64", SseLanes.F64, a => a.cvtsi2sd(xmm0, rax)));
+        l.Add(new("cvtsi2sd xmm, m32", SseLanes.F64, a => a.cvtsi2sd(xmm0, M32)));
+        l.Add(new("cvtsi2sd xmm, m64", SseLanes.F64, a => a.cvtsi2sd(xmm0, M64)));
+        l.Add(new("cvtsi2ss xmm, r32", SseLanes.F32, a => a.cvtsi2ss(xmm0, eax)));
+        l.Add(new("cvtsi2ss xmm, r64", SseLanes.F32, a => a.cvtsi2ss(xmm0, rax)));
+        l.Add(new("cvtsi2ss xmm, m32", SseLanes.F32, a => a.cvtsi2ss(xmm0, M32)));
+        l.Add(new("cvtsi2ss xmm, m64", SseLanes.F32, a => a.cvtsi2ss(xmm0, M64)));
+        foreach ((string name, bool dbl, Action<Assembler, AssemblerRegister32, AssemblerRegisterXMM> r32, Action<Assembler, AssemblerRegister64, AssemblerRegisterXMM> r64, Action<Assembler, AssemblerRegister32, AssemblerMemoryOperand> m) in new (string, bool, Action<Assembler, AssemblerRegister32, AssemblerRegisterXMM>, Action<Assembler, AssemblerRegister64, AssemblerRegisterXMM>, Action<Assembler, AssemblerRegister32, AssemblerMemoryOperand>)[]
+        {
+            ("cvttsd2si", true, (a, d, s) => a.cvttsd2si(d, s), (a, d, s) => a.cvttsd2si(d, s), (a, d, s) => a.cvttsd2si(d, s)),
+            ("cvtsd2si", true, (a, d, s) => a.cvtsd2si(d, s), (a, d, s) => a.cvtsd2si(d, s), (a, d, s) => a.cvtsd2si(d, s)),
+            ("cvttss2si", false, (a, d, s) => a.cvttss2si(d, s), (a, d, s) => a.cvttss2si(d, s), (a, d, s) => a.cvttss2si(d, s)),
+            ("cvtss2si", false, (a, d, s) => a.cvtss2si(d, s), (a, d, s) => a.cvtss2si(d, s), (a, d, s) => a.cvtss2si(d, s)),
+        })
+        {
+            SseLanes lanes = dbl ? SseLanes.F64 : SseLanes.F32;
+            l.Add(new(name + " r32, xmm", lanes, a => r32(a, eax, xmm1)));
+            l.Add(new(name + " r64, xmm", lanes, a => r64(a, rcx, xmm0)));
+            l.Add(new(name + " r32, m", lanes, a => m(a, ecx, dbl ? M64 : M32)));
+        }
+
+        RegMem("cvtss2sd", SseLanes.F32, a => a.cvtss2sd(xmm0, xmm1), a => a.cvtss2sd(xmm0, M32));
+        RegMem("cvtsd2ss", SseLanes.F64, a => a.cvtsd2ss(xmm0, xmm1), a => a.cvtsd2ss(xmm0, M64));
+
+        // Comparisons into EFLAGS.
+        RegMem("ucomiss", SseLanes.F32, a => a.ucomiss(xmm0, xmm1), a => a.ucomiss(xmm0, M32));
+        RegMem("ucomisd", SseLanes.F64, a => a.ucomisd(xmm0, xmm1), a => a.ucomisd(xmm0, M64));
+        RegMem("comiss", SseLanes.F32, a => a.comiss(xmm0, xmm1), a => a.comiss(xmm0, M32));
+        RegMem("comisd", SseLanes.F64, a => a.comisd(xmm0, xmm1), a => a.comisd(xmm0, M64));
+
+        // LDMXCSR/STMXCSR are in every form's wrapper; this one also stores the MXCSR the form ran under.
+        l.Add(new("stmxcsr m32", SseLanes.Int, a => a.stmxcsr(__dword_ptr[rsi + 48])));
+        return l;
+    }
+}
