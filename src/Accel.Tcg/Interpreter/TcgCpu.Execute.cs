@@ -517,7 +517,7 @@ internal sealed partial class TcgCpu
                 break;
 
             default:
-                if (!ExecSse(ref ins) && !ExecSystem(ref ins))
+                if (!ExecSse(ref ins) && !ExecX87(ref ins) && !ExecSystem(ref ins))
                 {
                     Unimplemented(ref ins);
                 }
