@@ -5,9 +5,9 @@ using static Hypervisor.Accel.Tcg.Alu.Alu;
 
 namespace Hypervisor.Accel.Tcg.Interpreter;
 
-// The first x87 slice over the Fpu semantic library: loads, stores, the four arithmetic families, FCOMI/FUCOMI and the
-// control instructions compilers and firmware use most. Not yet: constants (FLD1...), transcendentals, FCOM with
-// condition codes, FSAVE/FSTENV, and the last instruction/data pointers and opcode (FIP/FDP/FOP stay as last loaded).
+// The first x87 slice over the Fpu semantic library: loads, stores, the arithmetic families, comparisons, FXCH, FCHS,
+// FABS, FSQRT, FRNDINT, integer stores and the control words. Not yet: constants (FLD1...), transcendentals,
+// FSAVE/FSTENV, and the last instruction/data pointers and opcode (FIP/FDP/FOP stay as last loaded).
 internal sealed partial class TcgCpu
 {
     /// <summary>Executes a wired x87 instruction; false when <paramref name="ins"/> is not one this file implements.</summary>
@@ -104,9 +104,94 @@ internal sealed partial class TcgCpu
                 return true;
             }
 
+            case Mnemonic.Fcom:
+            case Mnemonic.Fcomp:
+            case Mnemonic.Fucom:
+            case Mnemonic.Fucomp:
+            case Mnemonic.Fcompp:
+            case Mnemonic.Fucompp:
+                X87Available(waiting: true);
+                X87CompareConditionCodes(ref ins);
+                return true;
+            case Mnemonic.Fxch:
+                X87Available(waiting: true);
+                X87Instructions.Exchange(ref S.X87, ins.Op1Register - Register.ST0);
+                return true;
+            case Mnemonic.Fchs:
+            case Mnemonic.Fabs:
+                X87Available(waiting: true);
+                X87Instructions.SignOp(ref S.X87, abs: ins.Mnemonic == Mnemonic.Fabs);
+                return true;
+            case Mnemonic.Fsqrt:
+            case Mnemonic.Frndint:
+                X87Available(waiting: true);
+                X87Instructions.Unary(ref S.X87, sqrt: ins.Mnemonic == Mnemonic.Fsqrt);
+                return true;
+            case Mnemonic.Fist:
+            case Mnemonic.Fistp:
+            case Mnemonic.Fisttp:
+            {
+                X87Available(waiting: true);
+                int seg = SegIndex(ins.MemorySegment);
+                ulong ea = EffectiveAddress(ref ins);
+                int size = ins.MemorySize.GetSize();
+                ProbeWrite(seg, ea, size);
+                X87Instructions.StoreInteger(ref S.X87, size * 8, truncate: ins.Mnemonic == Mnemonic.Fisttp,
+                    pop: ins.Mnemonic != Mnemonic.Fist, out long result, out bool write);
+                if (write)
+                {
+                    WriteMem(seg, ea, size, (ulong)result);
+                }
+
+                return true;
+            }
+
             default:
                 return false;
         }
+    }
+
+    /// <summary>FCOM/FCOMP/FCOMPP/FUCOM/FUCOMP/FUCOMPP with ST(i), m32fp or m64fp: C3 C2 C0 from the comparison.</summary>
+    private void X87CompareConditionCodes(ref Instruction ins)
+    {
+        bool quiet = ins.Mnemonic is Mnemonic.Fucom or Mnemonic.Fucomp or Mnemonic.Fucompp;
+        int pops = ins.Mnemonic switch
+        {
+            Mnemonic.Fcompp or Mnemonic.Fucompp => 2,
+            Mnemonic.Fcomp or Mnemonic.Fucomp => 1,
+            _ => 0,
+        };
+        ExtendedFloat? operand = null;
+        int src = 1;
+        if (ins.OpCount > 0 && ins.Op0Kind == OpKind.Memory)
+        {
+            int seg = SegIndex(ins.MemorySegment);
+            ulong ea = EffectiveAddress(ref ins);
+            bool denormal;
+            operand = ins.MemorySize == MemorySize.Float32
+                ? X87Arithmetic.WidenSingle((uint)ReadMem(seg, ea, 4), out denormal)
+                : X87Arithmetic.WidenDouble(ReadMem(seg, ea, 8), out denormal);
+            // Widened exactly, a denormal single/double is a normal extended value, so the comparison cannot see it: DE
+            // is raised here, unless ST(0) is empty or a NaN (then IE or underflow wins, as in X87Arithmetic.Compare).
+            if (denormal && !S.X87.IsEmpty(0))
+            {
+                FloatParts st0 = S.X87.St(0).Unpack();
+                if (!st0.IsNaN && st0.Class != FloatClass.Unsupported && S.X87.Raise(FloatExceptions.Denormal))
+                {
+                    return; // unmasked DE is a pre-computation exception: no comparison (SDM Vol. 1, 8.5.2)
+                }
+            }
+        }
+        else if (ins.OpCount > 1)
+        {
+            src = ins.Op1Register - Register.ST0;
+        }
+        else if (ins.OpCount == 1)
+        {
+            src = ins.Op0Register - Register.ST0;
+        }
+
+        X87Instructions.Compare(ref S.X87, operand, src, quiet, false, pops, out _);
     }
 
     /// <summary>
