@@ -178,6 +178,63 @@ internal sealed partial class TcgCpu
             case Mnemonic.Comiss: SseCompareScalar(ref ins, false, quiet: false); return true;
             case Mnemonic.Comisd: SseCompareScalar(ref ins, true, quiet: false); return true;
 
+            // ------------------------------------------------ shuffles, unpacks, shifts, masks
+            case Mnemonic.Punpcklbw: SseShuffle(ref ins, ShuffleOp.UnpackLow, 1); return true;
+            case Mnemonic.Punpcklwd: SseShuffle(ref ins, ShuffleOp.UnpackLow, 2); return true;
+            case Mnemonic.Punpckldq:
+            case Mnemonic.Unpcklps: SseShuffle(ref ins, ShuffleOp.UnpackLow, 4); return true;
+            case Mnemonic.Punpcklqdq:
+            case Mnemonic.Unpcklpd: SseShuffle(ref ins, ShuffleOp.UnpackLow, 8); return true;
+            case Mnemonic.Punpckhbw: SseShuffle(ref ins, ShuffleOp.UnpackHigh, 1); return true;
+            case Mnemonic.Punpckhwd: SseShuffle(ref ins, ShuffleOp.UnpackHigh, 2); return true;
+            case Mnemonic.Punpckhdq:
+            case Mnemonic.Unpckhps: SseShuffle(ref ins, ShuffleOp.UnpackHigh, 4); return true;
+            case Mnemonic.Punpckhqdq:
+            case Mnemonic.Unpckhpd: SseShuffle(ref ins, ShuffleOp.UnpackHigh, 8); return true;
+            case Mnemonic.Pshufd: SseShuffle(ref ins, ShuffleOp.Pshufd, 4); return true;
+            case Mnemonic.Pshuflw: SseShuffle(ref ins, ShuffleOp.Pshuflw, 2); return true;
+            case Mnemonic.Pshufhw: SseShuffle(ref ins, ShuffleOp.Pshufhw, 2); return true;
+            case Mnemonic.Shufps: SseShuffle(ref ins, ShuffleOp.Shufps, 4); return true;
+            case Mnemonic.Shufpd: SseShuffle(ref ins, ShuffleOp.Shufpd, 8); return true;
+            case Mnemonic.Psllw: SseShift(ref ins, 0, 2); return true;
+            case Mnemonic.Pslld: SseShift(ref ins, 0, 4); return true;
+            case Mnemonic.Psllq: SseShift(ref ins, 0, 8); return true;
+            case Mnemonic.Psrlw: SseShift(ref ins, 1, 2); return true;
+            case Mnemonic.Psrld: SseShift(ref ins, 1, 4); return true;
+            case Mnemonic.Psrlq: SseShift(ref ins, 1, 8); return true;
+            case Mnemonic.Psraw: SseShift(ref ins, 2, 2); return true;
+            case Mnemonic.Psrad: SseShift(ref ins, 2, 4); return true;
+            case Mnemonic.Pslldq:
+                SseAvailable();
+                Xmm(ins.Op0Register) = SseInteger.Pslldq(Xmm(ins.Op0Register), ins.Immediate8);
+                return true;
+            case Mnemonic.Psrldq:
+                SseAvailable();
+                Xmm(ins.Op0Register) = SseInteger.Psrldq(Xmm(ins.Op0Register), ins.Immediate8);
+                return true;
+            case Mnemonic.Movmskps:
+                SseAvailable();
+                SetReg(ins.Op0Register, SseInteger.MoveMask(Xmm(ins.Op1Register), 4));
+                return true;
+            case Mnemonic.Movmskpd:
+                SseAvailable();
+                SetReg(ins.Op0Register, SseInteger.MoveMask(Xmm(ins.Op1Register), 8));
+                return true;
+
+            // ------------------------------------------------ packed conversions and compares
+            case Mnemonic.Cvtdq2ps: SsePackedConvert(ref ins, 16, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Dq2Ps(v, m, ref f)); return true;
+            case Mnemonic.Cvtdq2pd: SsePackedConvert(ref ins, 8, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Dq2Pd(v, m, ref f)); return true;
+            case Mnemonic.Cvtps2dq: SsePackedConvert(ref ins, 16, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Ps2Dq(v, false, m, ref f)); return true;
+            case Mnemonic.Cvttps2dq: SsePackedConvert(ref ins, 16, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Ps2Dq(v, true, m, ref f)); return true;
+            case Mnemonic.Cvtpd2dq: SsePackedConvert(ref ins, 16, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Pd2Dq(v, false, m, ref f)); return true;
+            case Mnemonic.Cvttpd2dq: SsePackedConvert(ref ins, 16, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Pd2Dq(v, true, m, ref f)); return true;
+            case Mnemonic.Cvtps2pd: SsePackedConvert(ref ins, 8, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Ps2Pd(v, m, ref f)); return true;
+            case Mnemonic.Cvtpd2ps: SsePackedConvert(ref ins, 16, (UInt128 v, uint m, ref FloatExceptions f) => SseConvert.Pd2Ps(v, m, ref f)); return true;
+            case Mnemonic.Cmpps: SseCompare(ref ins, false, scalar: false); return true;
+            case Mnemonic.Cmppd: SseCompare(ref ins, true, scalar: false); return true;
+            case Mnemonic.Cmpss: SseCompare(ref ins, false, scalar: true); return true;
+            case Mnemonic.Cmpsd: SseCompare(ref ins, true, scalar: true); return true;
+
             // ------------------------------------------------ state
             case Mnemonic.Ldmxcsr:
             {
@@ -207,6 +264,85 @@ internal sealed partial class TcgCpu
             default:
                 return false;
         }
+    }
+
+    private enum ShuffleOp : byte
+    {
+        UnpackLow,
+        UnpackHigh,
+        Pshufd,
+        Pshuflw,
+        Pshufhw,
+        Shufps,
+        Shufpd,
+    }
+
+    private delegate UInt128 PackedConversion(UInt128 source, uint mxcsr, ref FloatExceptions flags);
+
+    private void SseShuffle(ref Instruction ins, ShuffleOp op, int laneBytes)
+    {
+        UInt128 b = SseSource128(ref ins);
+        ref UInt128 a = ref Xmm(ins.Op0Register);
+        a = op switch
+        {
+            ShuffleOp.UnpackLow => SseInteger.Unpack(a, b, laneBytes, false),
+            ShuffleOp.UnpackHigh => SseInteger.Unpack(a, b, laneBytes, true),
+            ShuffleOp.Pshufd => SseInteger.Pshufd(b, ins.Immediate8),
+            ShuffleOp.Pshuflw => SseInteger.Pshufw(b, ins.Immediate8, false),
+            ShuffleOp.Pshufhw => SseInteger.Pshufw(b, ins.Immediate8, true),
+            ShuffleOp.Shufps => SseInteger.Shufps(a, b, ins.Immediate8),
+            _ => SseInteger.Shufpd(a, b, ins.Immediate8),
+        };
+    }
+
+    /// <summary>PSLL/PSRL/PSRA by an immediate or by the low 64 bits of an XMM register or m128 (kind 0 left, 1 logical right, 2 arithmetic right).</summary>
+    private void SseShift(ref Instruction ins, int kind, int laneBytes)
+    {
+        ulong count = ins.Op1Kind == OpKind.Immediate8 ? ins.Immediate8 : (ulong)SseSource128(ref ins);
+        SseAvailable();
+        ref UInt128 a = ref Xmm(ins.Op0Register);
+        a = kind switch
+        {
+            0 => SseInteger.Psll(a, count, laneBytes),
+            1 => SseInteger.Psrl(a, count, laneBytes),
+            _ => SseInteger.Psra(a, count, laneBytes),
+        };
+    }
+
+    /// <summary>A packed conversion reading <paramref name="sourceBytes"/> (8 for CVTDQ2PD/CVTPS2PD, 16 otherwise).</summary>
+    private void SsePackedConvert(ref Instruction ins, int sourceBytes, PackedConversion convert)
+    {
+        SseAvailable();
+        UInt128 b = SseSource(ref ins, 1, sourceBytes);
+        var flags = FloatExceptions.None;
+        UInt128 r = convert(b, S.Mxcsr, ref flags);
+        SseCommit(flags);
+        Xmm(ins.Op0Register) = r;
+    }
+
+    /// <summary>CMPPS/CMPPD/CMPSS/CMPSD with predicates 0-7 (legacy encoding): all-ones or zero lanes.</summary>
+    private void SseCompare(ref Instruction ins, bool isDouble, bool scalar)
+    {
+        SseAvailable();
+        int lane = isDouble ? 8 : 4;
+        UInt128 b = SseSource(ref ins, 1, scalar ? lane : 16);
+        int predicate = ins.Immediate8 & 7;
+        var flags = FloatExceptions.None;
+        UInt128 a = Xmm(ins.Op0Register);
+        UInt128 r;
+        if (scalar)
+        {
+            UInt128 mask = ((UInt128)1 << (lane * 8)) - 1;
+            bool hit = SseFloat.Compare(predicate, (ulong)(a & mask), (ulong)(b & mask), isDouble, S.Mxcsr, ref flags);
+            r = (a & ~mask) | (hit ? mask : 0);
+        }
+        else
+        {
+            r = SseFloat.PackedCompare(predicate, a, b, isDouble, S.Mxcsr, ref flags);
+        }
+
+        SseCommit(flags);
+        Xmm(ins.Op0Register) = r;
     }
 
     private enum IntOp : byte

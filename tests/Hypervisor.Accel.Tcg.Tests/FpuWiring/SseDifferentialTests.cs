@@ -202,6 +202,10 @@ public sealed class SseDifferentialTests
                 {
                     lo = r.Next(2) == 0 ? 0 : ulong.MaxValue;
                 }
+                else if (r.Next(3) == 0)
+                {
+                    lo = (ulong)r.Next(70); // small shift counts
+                }
 
                 return new UInt128(hi, lo);
             }

@@ -156,6 +156,73 @@ internal static class SseForms
         RegMem("comiss", SseLanes.F32, a => a.comiss(xmm0, xmm1), a => a.comiss(xmm0, M32));
         RegMem("comisd", SseLanes.F64, a => a.comisd(xmm0, xmm1), a => a.comisd(xmm0, M64));
 
+        // Shuffles, unpacks, shifts, masks.
+        RegMem("punpcklbw", SseLanes.Int, a => a.punpcklbw(xmm0, xmm1), a => a.punpcklbw(xmm0, M128));
+        RegMem("punpcklwd", SseLanes.Int, a => a.punpcklwd(xmm0, xmm1), a => a.punpcklwd(xmm0, M128));
+        RegMem("punpckldq", SseLanes.Int, a => a.punpckldq(xmm0, xmm1), a => a.punpckldq(xmm0, M128));
+        RegMem("punpcklqdq", SseLanes.Int, a => a.punpcklqdq(xmm0, xmm1), a => a.punpcklqdq(xmm0, M128));
+        RegMem("punpckhbw", SseLanes.Int, a => a.punpckhbw(xmm0, xmm1), a => a.punpckhbw(xmm0, M128));
+        RegMem("punpckhwd", SseLanes.Int, a => a.punpckhwd(xmm0, xmm1), a => a.punpckhwd(xmm0, M128));
+        RegMem("punpckhdq", SseLanes.Int, a => a.punpckhdq(xmm0, xmm1), a => a.punpckhdq(xmm0, M128));
+        RegMem("punpckhqdq", SseLanes.Int, a => a.punpckhqdq(xmm0, xmm1), a => a.punpckhqdq(xmm0, M128));
+        RegMem("unpcklps", SseLanes.F32, a => a.unpcklps(xmm0, xmm1), a => a.unpcklps(xmm0, M128));
+        RegMem("unpckhps", SseLanes.F32, a => a.unpckhps(xmm0, xmm1), a => a.unpckhps(xmm0, M128));
+        RegMem("unpcklpd", SseLanes.F64, a => a.unpcklpd(xmm0, xmm1), a => a.unpcklpd(xmm0, M128));
+        RegMem("unpckhpd", SseLanes.F64, a => a.unpckhpd(xmm0, xmm1), a => a.unpckhpd(xmm0, M128));
+        foreach (byte imm in new byte[] { 0x1B, 0x4E, 0xE4, 0x93 })
+        {
+            RegMem($"pshufd {imm:X2}", SseLanes.Int, a => a.pshufd(xmm0, xmm1, imm), a => a.pshufd(xmm0, M128, imm));
+            RegMem($"pshuflw {imm:X2}", SseLanes.Int, a => a.pshuflw(xmm0, xmm1, imm), a => a.pshuflw(xmm0, M128, imm));
+            RegMem($"pshufhw {imm:X2}", SseLanes.Int, a => a.pshufhw(xmm0, xmm1, imm), a => a.pshufhw(xmm0, M128, imm));
+            RegMem($"shufps {imm:X2}", SseLanes.F32, a => a.shufps(xmm0, xmm1, imm), a => a.shufps(xmm0, M128, imm));
+            byte imm2 = (byte)(imm & 3);
+            RegMem($"shufpd {imm2:X2}", SseLanes.F64, a => a.shufpd(xmm0, xmm1, imm2), a => a.shufpd(xmm0, M128, imm2));
+        }
+
+        foreach (byte imm in new byte[] { 0, 1, 7, 15, 16, 31, 33, 63, 64, 200 })
+        {
+            l.Add(new($"psllw xmm, {imm}", SseLanes.Int, a => a.psllw(xmm0, imm)));
+            l.Add(new($"pslld xmm, {imm}", SseLanes.Int, a => a.pslld(xmm0, imm)));
+            l.Add(new($"psllq xmm, {imm}", SseLanes.Int, a => a.psllq(xmm0, imm)));
+            l.Add(new($"psrlw xmm, {imm}", SseLanes.Int, a => a.psrlw(xmm0, imm)));
+            l.Add(new($"psrld xmm, {imm}", SseLanes.Int, a => a.psrld(xmm0, imm)));
+            l.Add(new($"psrlq xmm, {imm}", SseLanes.Int, a => a.psrlq(xmm0, imm)));
+            l.Add(new($"psraw xmm, {imm}", SseLanes.Int, a => a.psraw(xmm0, imm)));
+            l.Add(new($"psrad xmm, {imm}", SseLanes.Int, a => a.psrad(xmm0, imm)));
+            l.Add(new($"pslldq xmm, {imm}", SseLanes.Int, a => a.pslldq(xmm0, imm)));
+            l.Add(new($"psrldq xmm, {imm}", SseLanes.Int, a => a.psrldq(xmm0, imm)));
+        }
+
+        // Shift counts from the low quadword of XMM1 or m128 (the integer generator makes some of them small).
+        RegMem("psllw by xmm", SseLanes.Int, a => a.psllw(xmm0, xmm1), a => a.psllw(xmm0, M128));
+        RegMem("pslld by xmm", SseLanes.Int, a => a.pslld(xmm0, xmm1), a => a.pslld(xmm0, M128));
+        RegMem("psllq by xmm", SseLanes.Int, a => a.psllq(xmm0, xmm1), a => a.psllq(xmm0, M128));
+        RegMem("psrlw by xmm", SseLanes.Int, a => a.psrlw(xmm0, xmm1), a => a.psrlw(xmm0, M128));
+        RegMem("psrld by xmm", SseLanes.Int, a => a.psrld(xmm0, xmm1), a => a.psrld(xmm0, M128));
+        RegMem("psrlq by xmm", SseLanes.Int, a => a.psrlq(xmm0, xmm1), a => a.psrlq(xmm0, M128));
+        RegMem("psraw by xmm", SseLanes.Int, a => a.psraw(xmm0, xmm1), a => a.psraw(xmm0, M128));
+        RegMem("psrad by xmm", SseLanes.Int, a => a.psrad(xmm0, xmm1), a => a.psrad(xmm0, M128));
+        l.Add(new("movmskps r32, xmm", SseLanes.F32, a => a.movmskps(eax, xmm0)));
+        l.Add(new("movmskpd r32, xmm", SseLanes.F64, a => a.movmskpd(ecx, xmm1)));
+
+        // Packed conversions and compares.
+        RegMem("cvtdq2ps", SseLanes.Int, a => a.cvtdq2ps(xmm0, xmm1), a => a.cvtdq2ps(xmm0, M128));
+        RegMem("cvtdq2pd", SseLanes.Int, a => a.cvtdq2pd(xmm0, xmm1), a => a.cvtdq2pd(xmm0, M64));
+        RegMem("cvtps2dq", SseLanes.F32, a => a.cvtps2dq(xmm0, xmm1), a => a.cvtps2dq(xmm0, M128));
+        RegMem("cvttps2dq", SseLanes.F32, a => a.cvttps2dq(xmm0, xmm1), a => a.cvttps2dq(xmm0, M128));
+        RegMem("cvtpd2dq", SseLanes.F64, a => a.cvtpd2dq(xmm0, xmm1), a => a.cvtpd2dq(xmm0, M128));
+        RegMem("cvttpd2dq", SseLanes.F64, a => a.cvttpd2dq(xmm0, xmm1), a => a.cvttpd2dq(xmm0, M128));
+        RegMem("cvtps2pd", SseLanes.F32, a => a.cvtps2pd(xmm0, xmm1), a => a.cvtps2pd(xmm0, M64));
+        RegMem("cvtpd2ps", SseLanes.F64, a => a.cvtpd2ps(xmm0, xmm1), a => a.cvtpd2ps(xmm0, M128));
+        for (byte p = 0; p < 8; p++)
+        {
+            byte predicate = p;
+            RegMem($"cmpps {p}", SseLanes.F32, a => a.cmpps(xmm0, xmm1, predicate), a => a.cmpps(xmm0, M128, predicate));
+            RegMem($"cmppd {p}", SseLanes.F64, a => a.cmppd(xmm0, xmm1, predicate), a => a.cmppd(xmm0, M128, predicate));
+            RegMem($"cmpss {p}", SseLanes.F32, a => a.cmpss(xmm0, xmm1, predicate), a => a.cmpss(xmm0, M32, predicate));
+            RegMem($"cmpsd {p}", SseLanes.F64, a => a.cmpsd(xmm0, xmm1, predicate), a => a.cmpsd(xmm0, M64, predicate));
+        }
+
         // LDMXCSR/STMXCSR are in every form's wrapper; this one also stores the MXCSR the form ran under.
         l.Add(new("stmxcsr m32", SseLanes.Int, a => a.stmxcsr(__dword_ptr[rsi + 48])));
         return l;
