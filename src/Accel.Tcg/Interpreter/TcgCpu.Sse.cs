@@ -107,6 +107,29 @@ internal sealed partial class TcgCpu
             case Mnemonic.Pcmpgtb: SseInt(ref ins, IntOp.CmpGt, 1); return true;
             case Mnemonic.Pcmpgtw: SseInt(ref ins, IntOp.CmpGt, 2); return true;
             case Mnemonic.Pcmpgtd: SseInt(ref ins, IntOp.CmpGt, 4); return true;
+            case Mnemonic.Paddsb: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 1, false, true)); return true;
+            case Mnemonic.Paddsw: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 2, false, true)); return true;
+            case Mnemonic.Paddusb: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 1, false, false)); return true;
+            case Mnemonic.Paddusw: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 2, false, false)); return true;
+            case Mnemonic.Psubsb: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 1, true, true)); return true;
+            case Mnemonic.Psubsw: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 2, true, true)); return true;
+            case Mnemonic.Psubusb: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 1, true, false)); return true;
+            case Mnemonic.Psubusw: SseInt2(ref ins, SseInteger.AddSubSaturate(Xmm(ins.Op0Register), SseSource128(ref ins), 2, true, false)); return true;
+            case Mnemonic.Pmullw: SseInt2(ref ins, SseInteger.Pmullw(Xmm(ins.Op0Register), SseSource128(ref ins))); return true;
+            case Mnemonic.Pmulhw: SseInt2(ref ins, SseInteger.Pmulhw(Xmm(ins.Op0Register), SseSource128(ref ins))); return true;
+            case Mnemonic.Pmulhuw: SseInt2(ref ins, SseInteger.Pmulhuw(Xmm(ins.Op0Register), SseSource128(ref ins))); return true;
+            case Mnemonic.Pmuludq: SseInt2(ref ins, SseInteger.Pmuldq(Xmm(ins.Op0Register), SseSource128(ref ins), false)); return true;
+            case Mnemonic.Pmaddwd: SseInt2(ref ins, SseInteger.Pmaddwd(Xmm(ins.Op0Register), SseSource128(ref ins))); return true;
+            case Mnemonic.Pavgb: SseInt2(ref ins, SseInteger.Pavg(Xmm(ins.Op0Register), SseSource128(ref ins), 1)); return true;
+            case Mnemonic.Pavgw: SseInt2(ref ins, SseInteger.Pavg(Xmm(ins.Op0Register), SseSource128(ref ins), 2)); return true;
+            case Mnemonic.Pminub: SseInt2(ref ins, SseInteger.MinMax(Xmm(ins.Op0Register), SseSource128(ref ins), 1, false, false)); return true;
+            case Mnemonic.Pmaxub: SseInt2(ref ins, SseInteger.MinMax(Xmm(ins.Op0Register), SseSource128(ref ins), 1, false, true)); return true;
+            case Mnemonic.Pminsw: SseInt2(ref ins, SseInteger.MinMax(Xmm(ins.Op0Register), SseSource128(ref ins), 2, true, false)); return true;
+            case Mnemonic.Pmaxsw: SseInt2(ref ins, SseInteger.MinMax(Xmm(ins.Op0Register), SseSource128(ref ins), 2, true, true)); return true;
+            case Mnemonic.Psadbw: SseInt2(ref ins, SseInteger.Psadbw(Xmm(ins.Op0Register), SseSource128(ref ins))); return true;
+            case Mnemonic.Packsswb: SseInt2(ref ins, SseInteger.Pack(Xmm(ins.Op0Register), SseSource128(ref ins), 2, false)); return true;
+            case Mnemonic.Packssdw: SseInt2(ref ins, SseInteger.Pack(Xmm(ins.Op0Register), SseSource128(ref ins), 4, false)); return true;
+            case Mnemonic.Packuswb: SseInt2(ref ins, SseInteger.Pack(Xmm(ins.Op0Register), SseSource128(ref ins), 2, true)); return true;
             case Mnemonic.Pmovmskb:
             {
                 SseAvailable();
@@ -514,6 +537,9 @@ internal sealed partial class TcgCpu
             Xmm(ins.Op0Register) = v;
         }
     }
+
+    /// <summary>Writes an integer result computed by the caller (the source was read, and availability checked, first).</summary>
+    private void SseInt2(ref Instruction ins, UInt128 result) => Xmm(ins.Op0Register) = result;
 
     private void SseInt(ref Instruction ins, IntOp op, int laneBytes)
     {
