@@ -54,6 +54,57 @@ internal sealed partial class TcgCpu
                 SseMoveScalar(ref ins, 8);
                 return true;
 
+            case Mnemonic.Movhps:
+            case Mnemonic.Movhpd:
+                SseAvailable();
+                SseMoveHalf(ref ins, high: true);
+                return true;
+            case Mnemonic.Movlps:
+            case Mnemonic.Movlpd:
+                SseAvailable();
+                SseMoveHalf(ref ins, high: false);
+                return true;
+            case Mnemonic.Movhlps:
+            {
+                SseAvailable();
+                ref UInt128 d = ref Xmm(ins.Op0Register);
+                d = (d & ~(UInt128)ulong.MaxValue) | (Xmm(ins.Op1Register) >> 64);
+                return true;
+            }
+
+            case Mnemonic.Movlhps:
+            {
+                SseAvailable();
+                ref UInt128 d = ref Xmm(ins.Op0Register);
+                d = (d & ulong.MaxValue) | (Xmm(ins.Op1Register) << 64);
+                return true;
+            }
+
+            case Mnemonic.Movntdq:
+            case Mnemonic.Movntps:
+            case Mnemonic.Movntpd:
+                SseAvailable();
+                SseStore(ref ins, 16, Xmm(ins.Op1Register), unaligned: false);
+                return true;
+            case Mnemonic.Movnti:
+                SseAvailable();
+                WriteMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), OpSize(ref ins, 1), GetReg(ins.Op1Register));
+                return true;
+            case Mnemonic.Pinsrw:
+            {
+                SseAvailable();
+                ulong word = (ulong)SseSource(ref ins, 1, 2) & 0xFFFF;
+                int shift = (ins.Immediate8 & 7) * 16;
+                ref UInt128 d = ref Xmm(ins.Op0Register);
+                d = (d & ~((UInt128)0xFFFF << shift)) | ((UInt128)word << shift);
+                return true;
+            }
+
+            case Mnemonic.Pextrw when ins.Op0Kind == OpKind.Register && ins.Op1Register.IsXMM():
+                SseAvailable();
+                SetReg(ins.Op0Register, (ulong)(Xmm(ins.Op1Register) >> ((ins.Immediate8 & 7) * 16)) & 0xFFFF);
+                return true;
+
             // ------------------------------------------------ bitwise
             case Mnemonic.Pxor:
             case Mnemonic.Xorps:
@@ -516,6 +567,21 @@ internal sealed partial class TcgCpu
         {
             SseStore(ref ins, size, v, unaligned: true);
         }
+    }
+
+    /// <summary>MOVHPS/MOVHPD/MOVLPS/MOVLPD: a load replaces the high (low) quadword and keeps the other; a store writes it.</summary>
+    private void SseMoveHalf(ref Instruction ins, bool high)
+    {
+        int shift = high ? 64 : 0;
+        if (ins.Op0Kind == OpKind.Memory)
+        {
+            SseStore(ref ins, 8, Xmm(ins.Op1Register) >> shift, unaligned: true);
+            return;
+        }
+
+        ulong v = (ulong)SseSource(ref ins, 1, 8);
+        ref UInt128 d = ref Xmm(ins.Op0Register);
+        d = (d & ~((UInt128)ulong.MaxValue << shift)) | ((UInt128)v << shift);
     }
 
     /// <summary>MOVSS/MOVSD: register to register merges the low lane; a load zero-extends; a store writes the low lane.</summary>

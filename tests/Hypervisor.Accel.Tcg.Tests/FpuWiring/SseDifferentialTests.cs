@@ -23,7 +23,7 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 public sealed class SseDifferentialTests
 {
     private const int Inputs = 300;
-    private const ulong CodeBase = 0x1_0000;
+    private const ulong CodeBase = 0x10_0000; // 1 MiB: room for every form (128 bytes each) below the 2 MiB identity map
     private const ulong GuestScratch = 0x9_0000;
     private const ulong GuestStack = 0x7_F000;
     private const int ComparedScratchBytes = 60; // 60-63 hold the caller's MXCSR, which differs by design

@@ -62,6 +62,29 @@ internal static class SseForms
         RegMem("movsd", SseLanes.F64, a => a.movsd(xmm0, xmm1), a => a.movsd(xmm0, M64));
         l.Add(new("movsd m64, xmm", SseLanes.F64, a => a.movsd(M64, xmm0)));
 
+        l.Add(new("movhps xmm, m64", SseLanes.Int, a => a.movhps(xmm0, M64)));
+        l.Add(new("movhps m64, xmm", SseLanes.Int, a => a.movhps(M64, xmm0)));
+        l.Add(new("movhpd xmm, m64", SseLanes.Int, a => a.movhpd(xmm0, M64)));
+        l.Add(new("movhpd m64, xmm", SseLanes.Int, a => a.movhpd(M64, xmm0)));
+        l.Add(new("movlps xmm, m64", SseLanes.Int, a => a.movlps(xmm0, M64)));
+        l.Add(new("movlps m64, xmm", SseLanes.Int, a => a.movlps(M64, xmm0)));
+        l.Add(new("movlpd xmm, m64", SseLanes.Int, a => a.movlpd(xmm0, M64)));
+        l.Add(new("movlpd m64, xmm", SseLanes.Int, a => a.movlpd(M64, xmm0)));
+        l.Add(new("movhlps xmm, xmm", SseLanes.Int, a => a.movhlps(xmm0, xmm1)));
+        l.Add(new("movlhps xmm, xmm", SseLanes.Int, a => a.movlhps(xmm0, xmm1)));
+        l.Add(new("movntdq m128, xmm", SseLanes.Int, a => a.movntdq(M128, xmm0)));
+        l.Add(new("movntps m128, xmm", SseLanes.Int, a => a.movntps(M128, xmm0)));
+        l.Add(new("movntpd m128, xmm", SseLanes.Int, a => a.movntpd(M128, xmm0)));
+        l.Add(new("movnti m32, r32", SseLanes.Int, a => a.movnti(M32, eax)));
+        l.Add(new("movnti m64, r64", SseLanes.Int, a => a.movnti(M64, rcx)));
+        foreach (byte imm in new byte[] { 0, 3, 7, 0xFE })
+        {
+            l.Add(new($"pinsrw xmm, r32, {imm}", SseLanes.Int, a => a.pinsrw(xmm0, eax, imm)));
+            l.Add(new($"pinsrw xmm, m16, {imm}", SseLanes.Int, a => a.pinsrw(xmm0, __word_ptr[rsi + 16], imm)));
+            l.Add(new($"pextrw r32, xmm, {imm}", SseLanes.Int, a => a.pextrw(eax, xmm1, imm)));
+            l.Add(new($"pextrw r64, xmm, {imm}", SseLanes.Int, a => a.pextrw(rcx, xmm0, imm)));
+        }
+
         // Bitwise.
         RegMem("pxor", SseLanes.Int, a => a.pxor(xmm0, xmm1), a => a.pxor(xmm0, M128));
         RegMem("xorps", SseLanes.Int, a => a.xorps(xmm0, xmm1), a => a.xorps(xmm0, M128));
