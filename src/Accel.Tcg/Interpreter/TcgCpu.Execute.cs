@@ -471,7 +471,11 @@ internal sealed partial class TcgCpu
             case Mnemonic.Outsd:
                 if (ins.Encoding != EncodingKind.Legacy || (ins.Mnemonic is Mnemonic.Movsd or Mnemonic.Cmpsd && ins.Code is not (Code.Movsd_m32_m32 or Code.Cmpsd_m32_m32)))
                 {
-                    Unimplemented(ref ins);
+                    if (!ExecSse(ref ins))
+                    {
+                        Unimplemented(ref ins);
+                    }
+
                     break;
                 }
 
@@ -513,7 +517,7 @@ internal sealed partial class TcgCpu
                 break;
 
             default:
-                if (!ExecSystem(ref ins))
+                if (!ExecSse(ref ins) && !ExecX87(ref ins) && !ExecSystem(ref ins))
                 {
                     Unimplemented(ref ins);
                 }
@@ -535,7 +539,7 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>
-    /// x87 and SSE are not implemented (CPUID does not advertise them): x87 raises #NM when CR0.EM or CR0.TS is set, SSE
+    /// x87 and SSE instructions not yet wired (TcgCpu.X87.cs, TcgCpu.Sse.cs; CPUID does not advertise either): x87 raises #NM when CR0.EM or CR0.TS is set, SSE
     /// raises #UD when CR0.EM is set or CR4.OSFXSR is clear and #NM when CR0.TS is set (SDM Vol. 3A, 2.5 and Table 13-1);
     /// otherwise the caller raises #UD.
     /// </summary>

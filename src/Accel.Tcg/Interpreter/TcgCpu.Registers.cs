@@ -1,3 +1,4 @@
+using Hypervisor.Accel.Tcg.Sse;
 using Hypervisor.Accel.Tcg.State;
 using Hypervisor.Core.Registers;
 
@@ -6,8 +7,6 @@ namespace Hypervisor.Accel.Tcg.Interpreter;
 // The IVcpu register accessors: conversions between the core register files and CpuState.
 internal sealed partial class TcgCpu
 {
-    private FpuRegisters _fpu = ResetState.Fpu();
-
     /// <inheritdoc />
     public GeneralRegisters GetGeneralRegisters()
     {
@@ -86,10 +85,31 @@ internal sealed partial class TcgCpu
     }
 
     /// <inheritdoc />
-    public FpuRegisters GetFpuRegisters() => _fpu;
+    public FpuRegisters GetFpuRegisters()
+    {
+        var r = new FpuRegisters();
+        S.X87.CopyTo(ref r);
+        for (int i = 0; i < 16; i++)
+        {
+            r.Xmm[i] = S.Xmm[i];
+        }
+
+        r.Mxcsr = S.Mxcsr;
+        return r;
+    }
 
     /// <inheritdoc />
-    public void SetFpuRegisters(in FpuRegisters registers) => _fpu = registers;
+    public void SetFpuRegisters(in FpuRegisters registers)
+    {
+        S.X87.CopyFrom(registers);
+        for (int i = 0; i < 16; i++)
+        {
+            S.Xmm[i] = registers.Xmm[i];
+        }
+
+        // Bits outside MXCSR_MASK do not exist on this CPU (FXRSTOR and LDMXCSR would #GP on them).
+        S.Mxcsr = registers.Mxcsr & Mxcsr.WritableMask;
+    }
 
     private static SegmentRegister ToCore(in SegmentCache s) =>
         SegmentRegister.FromAttributes(s.Selector, s.Base, s.Limit, s.Attributes, s.Unusable);

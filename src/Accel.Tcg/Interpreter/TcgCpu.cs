@@ -101,6 +101,7 @@ internal sealed partial class TcgCpu : IVcpu
         S = default;
         SetGeneralRegisters(ResetState.General());
         SetSystemRegisters(ResetState.System());
+        SetFpuRegisters(ResetState.Fpu());
         S.Pat = 0x0007_0406_0007_0406; // SDM Vol. 3A, 13.12.4: the PAT power-up value
         S.Dr6 = 0xFFFF_0FF0;
         S.Dr7 = 0x400;

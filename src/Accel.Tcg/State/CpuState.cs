@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Hypervisor.Accel.Tcg.Fpu;
 
 namespace Hypervisor.Accel.Tcg.State;
 
@@ -14,6 +15,13 @@ internal struct GprFile
 internal struct SegmentFile
 {
     private SegmentCache _element;
+}
+
+/// <summary>XMM0-XMM15.</summary>
+[InlineArray(16)]
+internal struct XmmFile
+{
+    private UInt128 _element;
 }
 
 /// <summary>Segment register numbers in encoding order (Intel SDM Vol. 2, Table 3-6 "Sreg").</summary>
@@ -86,6 +94,15 @@ internal struct CpuState
     public ulong MiscEnable;
     public ulong TscAux;
     public ulong Xcr0;
+
+    /// <summary>The x87 unit (registers, tags, FCW/FSW, last instruction and data pointers).</summary>
+    public X87State X87;
+
+    /// <summary>XMM0-XMM15.</summary>
+    public XmmFile Xmm;
+
+    /// <summary>MXCSR (SDM Vol. 1, 10.2.3); only bits in <see cref="Sse.Mxcsr.WritableMask"/> are ever set.</summary>
+    public uint Mxcsr;
 }
 
 /// <summary>RFLAGS bits (Intel SDM Vol. 1, 3.4.3).</summary>
