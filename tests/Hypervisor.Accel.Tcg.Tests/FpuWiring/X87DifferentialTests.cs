@@ -203,47 +203,10 @@ public sealed class X87DifferentialTests
             + Environment.NewLine + string.Join(Environment.NewLine, mismatches.Take(10)));
     }
 
-    private static string? Compare(TestMachine machine, ulong code, ulong haltedAt, RegisterFile input, RegisterFile native)
-    {
-        GeneralRegisters g = default;
-        g.Rax = input.Rax;
-        g.Rsi = GuestScratch;
-        g.Rsp = GuestStack;
-        g.Rip = code;
-        g.Rflags = input.Rflags;
-        machine.Memory.Write(new GuestAddress(GuestScratch), input.Scratch);
-        machine.Vcpu.SetGeneralRegisters(g);
-        VcpuExit exit = machine.Run(64);
-        GeneralRegisters guest = machine.Vcpu.GetGeneralRegisters();
-        if (exit.Reason != VcpuExitReason.Halted || guest.Rip != haltedAt)
-        {
-            return $" the interpreter stopped with {exit.Reason} at RIP {guest.Rip:X} ({exit})";
-        }
+    private static readonly (string What, int At, int Length)[] Regions = [("st0", 16, 10), ("fsw", 26, 2), ("st1", 32, 10), ("mem", 48, 16)];
 
-        var scratch = new byte[64];
-        machine.Memory.Read(new GuestAddress(GuestScratch), scratch);
-        var problems = new StringBuilder();
-        ReadOnlySpan<byte> host = native.Scratch;
-        foreach ((string what, int at, int length) in new[] { ("st0", 16, 10), ("fsw", 26, 2), ("st1", 32, 10), ("mem", 48, 16) })
-        {
-            if (!host.Slice(at, length).SequenceEqual(scratch.AsSpan(at, length)))
-            {
-                problems.Append(CultureInfo.InvariantCulture, $" {what} host {Hex(host, at, length)} interpreter {Hex(scratch, at, length)};");
-            }
-        }
-
-        if (native.Rax != guest.Rax)
-        {
-            problems.Append(CultureInfo.InvariantCulture, $" rax host {native.Rax:X16} interpreter {guest.Rax:X16};");
-        }
-
-        if (((native.Rflags ^ guest.Rflags) & 0x8D5) != 0)
-        {
-            problems.Append(CultureInfo.InvariantCulture, $" flags host {native.Rflags & 0x8D5:X3} interpreter {guest.Rflags & 0x8D5:X3};");
-        }
-
-        return problems.Length == 0 ? null : problems.ToString();
-    }
+    private static string? Compare(TestMachine machine, ulong code, ulong haltedAt, RegisterFile input, RegisterFile native) =>
+        InterpreterReplay.Compare(machine, code, haltedAt, GuestScratch, GuestStack, input, native, Regions, compareRcx: false);
 
     private static ulong Double(Random r) =>
         r.Next(2) == 0 ? SseValues.Edges64[r.Next(SseValues.Edges64.Length)] : SseValues.Random(r, true);
