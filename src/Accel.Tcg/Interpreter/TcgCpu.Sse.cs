@@ -336,7 +336,7 @@ internal sealed partial class TcgCpu
                 Fxrstor(ref ins, ins.Mnemonic == Mnemonic.Fxrstor64);
                 return true;
             default:
-                return false;
+                return ExecSse4(ref ins);
         }
     }
 
