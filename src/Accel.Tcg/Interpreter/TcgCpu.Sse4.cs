@@ -173,7 +173,7 @@ internal sealed partial class TcgCpu
             }
 
             default:
-                return false;
+                return ExecXsave(ref ins);
         }
     }
 
