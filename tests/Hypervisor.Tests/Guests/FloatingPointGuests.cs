@@ -28,6 +28,30 @@ internal static class FloatingPointGuests
     private static readonly AssemblerRegisterXMM[] Xmm = [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15];
 
     /// <summary>
+    /// Firmware that enables SSE (CR4.OSFXSR, OSXMMEXCPT), copies <paramref name="flatImage"/> (linked at
+    /// <see cref="NumericKernel.LoadAddress"/>) from ROM to RAM, calls it with a 16-byte aligned stack and exits with
+    /// <see cref="ExitValue"/> when it returns.
+    /// </summary>
+    public static byte[] FlatKernel(byte[] flatImage) => PcGuest.Build(GuestMode.Long, g =>
+    {
+        Assembler a = g.A;
+        Label blob = a.CreateLabel();
+        a.mov(rax, cr4);
+        a.or(eax, (1 << 9) | (1 << 10));
+        a.mov(cr4, rax);
+        a.lea(rsi, __[blob]);
+        a.mov(edi, NumericKernel.LoadAddress);
+        a.mov(ecx, flatImage.Length);
+        a.rep.movsb();
+        a.mov(rsp, 0x1F_0000);
+        a.mov(eax, NumericKernel.LoadAddress);
+        a.call(rax);
+        g.Exit(ExitValue);
+        a.Label(ref blob);
+        a.db(flatImage);
+    });
+
+    /// <summary>
     /// Two tasks, each with its own x87 stack, FCW (precision and rounding), MXCSR (rounding) and XMM0-15, take turns
     /// for <see cref="Rounds"/> rounds: restore own state, compute (ADDPD/MULPD/SQRTPD per register, FDIV/FADD/FMUL on the
     /// stack, all rounding-sensitive), save. Between turns the other task's registers are in the CPU, so a lost or
