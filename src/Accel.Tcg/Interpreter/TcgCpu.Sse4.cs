@@ -16,6 +16,28 @@ internal sealed partial class TcgCpu
     {
         switch (ins.Mnemonic)
         {
+            // ------------------------------------------------ SSE/SSE2 approximations and MASKMOVDQU
+            case Mnemonic.Rcpps:
+                SseInt2(ref ins, SseFloat.PackedApprox(SseSource128(ref ins), sqrt: false));
+                return true;
+            case Mnemonic.Rsqrtps:
+                SseInt2(ref ins, SseFloat.PackedApprox(SseSource128(ref ins), sqrt: true));
+                return true;
+            case Mnemonic.Rcpss:
+            case Mnemonic.Rsqrtss:
+            {
+                SseAvailable();
+                uint b = (uint)SseSource(ref ins, 1, 4);
+                uint r = ins.Mnemonic == Mnemonic.Rcpss ? SseFloat.ReciprocalApprox(b) : SseFloat.ReciprocalSqrtApprox(b);
+                ref UInt128 d = ref Xmm(ins.Op0Register);
+                d = (d & ~(UInt128)uint.MaxValue) | r;
+                return true;
+            }
+
+            case Mnemonic.Maskmovdqu:
+                Maskmovdqu(ref ins);
+                return true;
+
             // ------------------------------------------------ SSE3
             case Mnemonic.Addsubps: SseFloat2(ref ins, 0, false); return true;
             case Mnemonic.Addsubpd: SseFloat2(ref ins, 0, true); return true;
@@ -174,6 +196,38 @@ internal sealed partial class TcgCpu
 
             default:
                 return ExecXsave(ref ins);
+        }
+    }
+
+    /// <summary>
+    /// MASKMOVDQU xmm1, xmm2: the bytes of xmm1 whose mask byte in xmm2 has its top bit set are stored at DS:rDI
+    /// (segment override allowed; rDI by address size). A zero mask accesses no memory (SDM Vol. 2 leaves it open).
+    /// </summary>
+    private void Maskmovdqu(ref Instruction ins)
+    {
+        SseAvailable();
+        UInt128 data = Xmm(ins.Op1Register), mask = Xmm(ins.Op2Register);
+        ulong rdi = ins.Op0Kind switch
+        {
+            OpKind.MemorySegDI => (ushort)S.Gpr[7],
+            OpKind.MemorySegEDI => (uint)S.Gpr[7],
+            _ => S.Gpr[7],
+        };
+        int seg = SegIndex(ins.MemorySegment);
+        for (int i = 0; i < 16; i++)
+        {
+            if (((mask >> ((8 * i) + 7)) & 1) != 0)
+            {
+                ProbeWrite(seg, rdi + (ulong)i, 1);
+            }
+        }
+
+        for (int i = 0; i < 16; i++)
+        {
+            if (((mask >> ((8 * i) + 7)) & 1) != 0)
+            {
+                WriteMem(seg, rdi + (ulong)i, 1, (byte)(data >> (8 * i)));
+            }
         }
     }
 

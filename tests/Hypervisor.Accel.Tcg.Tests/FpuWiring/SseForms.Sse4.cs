@@ -17,6 +17,10 @@ internal static partial class SseForms
             l.Add(new SseForm(name + " xmm, m", lanes, mem));
         }
 
+        // MASKMOVDQU stores through DS:RDI; the mask (XMM1) comes from the integer generator.
+        l.Add(new("maskmovdqu xmm, xmm (rdi = m)", SseLanes.Int, a => { a.lea(rdi, m128); a.maskmovdqu(xmm0, xmm1); }));
+        l.Add(new("maskmovdqu xmm, xmm (rdi = m+5)", SseLanes.Int, a => { a.lea(rdi, __[rsi + 21]); a.maskmovdqu(xmm0, xmm1); }));
+
         // SSE3.
         RegMem("addsubps", SseLanes.F32, a => a.addsubps(xmm0, xmm1), a => a.addsubps(xmm0, m128));
         RegMem("addsubpd", SseLanes.F64, a => a.addsubpd(xmm0, xmm1), a => a.addsubpd(xmm0, m128));
