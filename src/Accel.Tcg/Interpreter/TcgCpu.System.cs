@@ -604,99 +604,19 @@ internal sealed partial class TcgCpu
     // ---------------------------------------------------------------- CPUID
 
     /// <summary>
-    /// CPUID.1:ECX bits of the SSE family this CPU implements (SDM Vol. 2, CPUID Table 3-10): SSE3 (0), SSSE3 (9),
-    /// SSE4.1 (19), SSE4.2 (20), XSAVE (26). OSXSAVE (27) is added from CR4.
-    /// </summary>
-    private const uint SseFeaturesEcx = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 26);
-
-    /// <summary>CPUID.1:EDX bits: FXSR (24), SSE (25), SSE2 (26). FPU (0) belongs to the x87 work.</summary>
-    private const uint SseFeaturesEdx = (1u << 24) | (1u << 25) | (1u << 26);
-
-    /// <summary>
-    /// CPUID leaf 0DH for x87 and SSE in the standard format (SDM Vol. 1, 13.2 and 13.4; Vol. 2, CPUID): sub-leaf 0 gives
-    /// the supported XCR0 bits, the area size for the bits enabled in XCR0 and for all supported bits (both 576: the
-    /// 512-byte legacy region and the 64-byte header); sub-leaf 1 advertises XSAVEOPT only (no XSAVEC, no XGETBV with
-    /// ECX = 1, no XSAVES, so EBX = 0 and no IA32_XSS bits); sub-leaves 0 and 1 describe no legacy component and the
-    /// others are 0 because no extended component exists.
-    /// </summary>
-    private void XsaveCpuid(uint subleaf, out uint a, out uint b, out uint c, out uint d)
-    {
-        a = b = c = d = 0;
-        if (subleaf == 0)
-        {
-            a = (uint)XcrSupported;
-            b = XsaveAreaBytes; // all of XCR0's possible bits live in the legacy region and header
-            c = XsaveAreaBytes;
-        }
-        else if (subleaf == 1)
-        {
-            a = 1; // XSAVEOPT
-        }
-    }
-
-    /// <summary>
-    /// CPUID: advertises exactly what this interpreter implements. FXSR, SSE-SSE4.2 and XSAVE (x87 and SSE state); no MMX, no APIC, no VME,
-    /// no MTRR/MCA; integer extensions CX8, CX16, CMOV, POPCNT, MOVBE, LZCNT, BMI1, BMI2, ADX; PSE/PSE-36/PAE/PGE/PAT,
-    /// NX, 1 GiB pages, SYSCALL/SYSENTER, RDTSCP and long mode.
+    /// CPUID: the core's CPU model, limited to what this interpreter implements (<see cref="TcgCpuFeatures"/>); the
+    /// initial APIC ID is the vCPU index.
     /// </summary>
     internal void Cpuid(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
     {
-        a = b = c = d = 0;
-        switch (leaf)
+        Hypervisor.Core.Cpu.CpuidResult r = TcgCpuFeatures.Cpuid.Query(leaf, subleaf, (uint)Index);
+        a = r.Eax;
+        b = r.Ebx;
+        c = r.Ecx;
+        d = r.Edx;
+        if (leaf == 1 && (S.Cr4 & Cr.Cr4Osxsave) == 0)
         {
-            case 0:
-                a = 0xD;
-                b = 0x756E_6547; // "Genu"
-                d = 0x4965_6E69; // "ineI"
-                c = 0x6C65_746E; // "ntel"
-                break;
-            case 1:
-                a = Hypervisor.Core.Registers.ResetState.ProcessorSignature;
-                b = ((uint)Index << 24) | (1u << 16);
-                c = (1u << 13) | (1u << 22) | (1u << 23); // CX16, MOVBE, POPCNT
-                c |= SseFeaturesEcx;
-                if ((S.Cr4 & Cr.Cr4Osxsave) != 0)
-                {
-                    c |= 1u << 27; // OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2, CPUID Table 3-10)
-                }
-
-                d = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) | (1u << 13) |
-                    (1u << 15) | (1u << 16) | (1u << 17); // DE PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36
-                d |= SseFeaturesEdx;
-                break;
-            case 7:
-                if (subleaf == 0)
-                {
-                    b = (1u << 3) | (1u << 8) | (1u << 19); // BMI1, BMI2, ADX
-                }
-
-                break;
-            case 0xD:
-                XsaveCpuid(subleaf, out a, out b, out c, out d);
-                break;
-            case 0x8000_0000:
-                a = 0x8000_0008;
-                break;
-            case 0x8000_0001:
-                c = (1u << 0) | (1u << 5); // LAHF/SAHF in 64-bit mode, LZCNT
-                d = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); // SYSCALL NX Page1GB RDTSCP LM
-                break;
-            case 0x8000_0002:
-            case 0x8000_0003:
-            case 0x8000_0004:
-            {
-                ReadOnlySpan<byte> brand = "Hypervisor tcg x86-64 (interpreter)\0\0\0\0\0\0\0\0\0\0\0\0\0"u8;
-                int o = (int)(leaf - 0x8000_0002) * 16;
-                a = BitConverter.ToUInt32(brand.Slice(o, 4));
-                b = BitConverter.ToUInt32(brand.Slice(o + 4, 4));
-                c = BitConverter.ToUInt32(brand.Slice(o + 8, 4));
-                d = BitConverter.ToUInt32(brand.Slice(o + 12, 4));
-                break;
-            }
-
-            case 0x8000_0008:
-                a = MaxPhysAddrBits | (48 << 8);
-                break;
+            c &= ~Hypervisor.Core.Cpu.CpuFeatures.Osxsave.Mask; // OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2, CPUID Table 3-10)
         }
     }
 
