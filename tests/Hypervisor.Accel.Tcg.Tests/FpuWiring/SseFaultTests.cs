@@ -191,6 +191,41 @@ public sealed class SseFaultTests
         });
     }
 
+    /// <summary>
+    /// SSE3/SSE4.1 arithmetic with invalid unmasked (SDM Vol. 1, 11.5.1): +inf - +inf in a lane raises #XM, IE is set
+    /// and the destination keeps its value, whichever lane the invalid operation is in.
+    /// </summary>
+    [TestCase("hsubpd", TestName = "HSUBPD inf-inf with IM unmasked is #XM and leaves XMM0")]
+    [TestCase("addsubpd", TestName = "ADDSUBPD inf-inf with IM unmasked is #XM and leaves XMM0")]
+    [TestCase("dppd", TestName = "DPPD inf*0 with IM unmasked is #XM and leaves XMM0")]
+    public void UnmaskedInvalidInSse3AndSse41ArithmeticFaults(string form)
+    {
+        using TestMachine m = Start(0, Cr4Osfxsr | Cr4Osxmmexcpt, a =>
+        {
+            a.ldmxcsr(__dword_ptr[rsi]);
+            switch (form)
+            {
+                case "hsubpd": a.hsubpd(xmm0, xmm1); break;
+                case "addsubpd": a.addsubpd(xmm0, xmm1); break;
+                default: a.dppd(xmm0, xmm1, 0x33); break;
+            }
+        });
+        m.WriteDword(Data, 0x1F80 & ~0x80u); // IM clear
+        ulong inf = BitConverter.DoubleToUInt64Bits(double.PositiveInfinity);
+        var f = new FpuRegisters { Mxcsr = 0x1F80, Fcw = 0x037F };
+        f.Xmm[0] = form == "dppd" ? new UInt128(BitConverter.DoubleToUInt64Bits(2.0), inf) : new UInt128(inf, inf);
+        f.Xmm[1] = form == "dppd" ? new UInt128(BitConverter.DoubleToUInt64Bits(3.0), 0) : new UInt128(inf, inf);
+        m.Vcpu.SetFpuRegisters(f);
+
+        Assert.That(RunToVector(m), Is.EqualTo(19UL));
+        FpuRegisters after = m.Vcpu.GetFpuRegisters();
+        Assert.Multiple(() =>
+        {
+            Assert.That(after.Xmm[0], Is.EqualTo(f.Xmm[0]), "the destination is not written");
+            Assert.That(after.Mxcsr & 1, Is.EqualTo(1u), "IE");
+        });
+    }
+
     [Test]
     public void MaskedDivideByZeroGivesInfinityAndSetsZe()
     {
