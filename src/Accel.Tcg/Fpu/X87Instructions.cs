@@ -182,23 +182,26 @@ internal static class X87Instructions
         eflagsBits = 0;
         var flags = FloatExceptions.None;
         FloatComparison c;
+        bool stopped;
         if (s.IsEmpty(0) || (memoryOperand is null && s.IsEmpty(src)))
         {
-            if (s.Underflow())
-                return false;
+            stopped = s.Underflow();
             c = FloatComparison.Unordered;
         }
         else
         {
             c = X87Arithmetic.Compare(s.St(0), memoryOperand ?? s.St(src), quiet, ref flags);
             s.SetC1(false);
-            if (s.Raise(flags) && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
-                return false;
+            stopped = s.Raise(flags) && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0;
         }
+        // The result is reported even when an unmasked exception stops the instruction (observed on the host for
+        // FTST, FICOM and FCOM: unordered for IE and stack underflow, the real order for DE); only the pops are skipped.
         if (eflags)
             eflagsBits = X87Arithmetic.EflagsBits(c);
         else
-            s.SetConditionCodes(X87Arithmetic.ConditionCodes(c));
+            s.SetConditionCodes((ushort)(X87Arithmetic.ConditionCodes(c) | (s.Fsw & X87State.C1)));
+        if (stopped)
+            return false;
         for (int i = 0; i < pops; i++)
             s.Pop();
         return true;
@@ -330,7 +333,7 @@ internal static class X87Instructions
     public static void FreeAndPop(ref X87State s, int i)
     {
         s.Free(i);
-        s.Top = (s.Top + 1) & 7;
+        s.Pop();
     }
 
     /// <summary>FSCALE: ST(0) = ST(0) * 2^trunc(ST(1)).</summary>
@@ -340,6 +343,27 @@ internal static class X87Instructions
             return Underflowed(ref s, 0, false);
         var flags = FloatExceptions.None;
         var r = X87Arithmetic.Scale(s.St(0), s.St(1), s.Fcw, ref flags, out bool c1);
+        var pa = s.St(0).Unpack();
+        var pb = s.St(1).Unpack();
+        if (pa.Class == FloatClass.Finite && pb.Class == FloatClass.Finite && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) == 0)
+        {
+            // Unmasked OE/UE deliver the result with the exponent wrapped by 24576; when even that cannot represent it,
+            // the host delivers the infinity (OE) or the zero (UE) of the result's sign, with PE (C1 = 1 for the infinity).
+            long n = pb.Exponent < 0 ? 0 : pb.Exponent > 20 ? 1 << 20 : (long)(pb.Significand >> (63 - pb.Exponent));
+            long e = pa.Exponent + (pb.Sign ? -n : n);
+            if (e > 16383 + 0x6000 && (s.Fcw & 0x08) == 0)
+            {
+                r = ExtendedFloat.Pack(FloatParts.Infinity(pa.Sign));
+                flags = (flags & FloatExceptions.Denormal) | FloatExceptions.Overflow | FloatExceptions.Precision;
+                c1 = true;
+            }
+            else if (e < -16382 - 0x6000 && !X87Control.UnderflowMasked(s.Fcw))
+            {
+                r = ExtendedFloat.Pack(FloatParts.Zero(pa.Sign));
+                flags = (flags & FloatExceptions.Denormal) | FloatExceptions.Underflow | FloatExceptions.Precision;
+                c1 = false;
+            }
+        }
         return Finish(ref s, 0, r, flags, c1, false);
     }
 
@@ -363,6 +387,14 @@ internal static class X87Instructions
             return false;
         }
         s.SetConditionCodes(cc);
+        if (r.BiasedExponent == 0 && r.Significand != 0 && !X87Control.UnderflowMasked(s.Fcw))
+        {
+            // An exact but tiny remainder with UE unmasked: delivered normalized with the exponent biased by 24576, as
+            // any unmasked underflow result (SDM Vol. 1, 8.5.5.2; observed on the host). Masked, it stays denormal with no UE.
+            int lz = System.Numerics.BitOperations.LeadingZeroCount(r.Significand);
+            r = new ExtendedFloat(r.Significand << lz, (ushort)((r.SignExponent & 0x8000) | (1 - lz + 0x6000)));
+            flags |= FloatExceptions.Underflow;
+        }
         bool unmasked = s.Raise(flags);
         s.SetSt(0, r);
         return !unmasked;
@@ -455,14 +487,14 @@ internal static class X87Instructions
         }
         var sinFlags = FloatExceptions.None;
         var cosFlags = FloatExceptions.None;
-        if (!X87Transcendental.SinCos(s.St(0), s.Fcw, ref sinFlags, ref cosFlags, out var sin, out var cosine))
+        if (!X87Transcendental.SinCos(s.St(0), s.Fcw, ref sinFlags, ref cosFlags, out var sin, out var cosine, out bool sinC1, out bool cosC1))
         {
             s.SetC1(false);
             s.SetC2(true);
             return true;
         }
         s.SetC2(false);
-        return Finish(ref s, 0, cos ? cosine : sin, cos ? cosFlags : sinFlags, false, false);
+        return Finish(ref s, 0, cos ? cosine : sin, cos ? cosFlags : sinFlags, cos ? cosC1 : sinC1, false);
     }
 
     /// <summary>FSINCOS: ST(0) = sin, then pushes cos; out of range (C2 = 1) changes nothing else.</summary>
@@ -480,14 +512,14 @@ internal static class X87Instructions
             return PushOverflow(ref s);
         var sinFlags = FloatExceptions.None;
         var cosFlags = FloatExceptions.None;
-        if (!X87Transcendental.SinCos(s.St(0), s.Fcw, ref sinFlags, ref cosFlags, out var sin, out var cos))
+        if (!X87Transcendental.SinCos(s.St(0), s.Fcw, ref sinFlags, ref cosFlags, out var sin, out var cos, out _, out bool cosC1))
         {
             s.SetC1(false);
             s.SetC2(true);
             return true;
         }
         s.SetC2(false);
-        return TwoResults(ref s, sin, cos, sinFlags | cosFlags);
+        return TwoResults(ref s, sin, cos, sinFlags | cosFlags, cosC1);
     }
 
     /// <summary>FPTAN: ST(0) = tan, then pushes +1.0; out of range (C2 = 1) changes nothing else.</summary>
@@ -504,18 +536,19 @@ internal static class X87Instructions
         if (!s.IsEmpty(-1))
             return PushOverflow(ref s);
         var flags = FloatExceptions.None;
-        if (!X87Transcendental.Tan(s.St(0), s.Fcw, ref flags, out var tan))
+        if (!X87Transcendental.Tan(s.St(0), s.Fcw, ref flags, out var tan, out bool c1))
         {
             s.SetC1(false);
             s.SetC2(true);
             return true;
         }
         s.SetC2(false);
-        return TwoResults(ref s, tan, ExtendedFloat.One, flags);
+        // A NaN operand (or an invalid one, giving the indefinite) is pushed again in place of +1.0 (observed on the host).
+        return TwoResults(ref s, tan, tan.BiasedExponent == 0x7FFF && (tan.Significand << 1) != 0 ? tan : ExtendedFloat.One, flags, c1);
     }
 
     // ST(0) = first, push second (FSINCOS, FPTAN). An unmasked pre-computation exception changes nothing.
-    private static bool TwoResults(ref X87State s, ExtendedFloat first, ExtendedFloat second, FloatExceptions flags)
+    private static bool TwoResults(ref X87State s, ExtendedFloat first, ExtendedFloat second, FloatExceptions flags, bool c1)
     {
         if ((X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
         {
@@ -526,6 +559,7 @@ internal static class X87Instructions
         bool unmasked = s.Raise(flags);
         s.SetSt(0, first);
         s.Push(second);
+        s.SetC1(c1);
         return !unmasked;
     }
 
