@@ -34,9 +34,14 @@ internal static class X87Instructions
     {
         if (!s.IsEmpty(-1))
             return s.Push(value); // stack overflow takes priority
-        if (s.Raise(flags))
+        if ((X87Control.Unmasked(s.Fcw, flags) & FloatExceptions.Invalid) != 0)
+        {
+            s.Raise(flags);
             return false;
-        return s.Push(value);
+        }
+        // A denormal source with DE unmasked is still loaded (observed on the host): the exception is only reported.
+        s.Push(value);
+        return !s.Raise(flags);
     }
 
     /// <summary>

@@ -93,11 +93,10 @@ internal sealed partial class TcgCpu
                 X87Begin(ref ins);
                 bool quiet = ins.Mnemonic is Mnemonic.Fucomi or Mnemonic.Fucomip;
                 int pops = ins.Mnemonic is Mnemonic.Fcomip or Mnemonic.Fucomip ? 1 : 0;
-                if (X87Instructions.Compare(ref S.X87, null, ins.Op1Register - Register.ST0, quiet, true, pops, out uint bits))
-                {
-                    // SDM Vol. 2, FCOMI: ZF PF CF from the comparison, OF SF AF cleared.
-                    S.Rflags = (S.Rflags & ~Fl.Status) | bits;
-                }
+                X87Instructions.Compare(ref S.X87, null, ins.Op1Register - Register.ST0, quiet, true, pops, out uint bits);
+                // SDM Vol. 2, FCOMI: ZF PF CF from the comparison, OF SF AF cleared; also when an unmasked exception stops
+                // the instruction (unordered for IE and stack underflow), as the host does.
+                S.Rflags = (S.Rflags & ~Fl.Status) | bits;
 
                 return true;
             }

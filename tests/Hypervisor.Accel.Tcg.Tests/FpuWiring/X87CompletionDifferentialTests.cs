@@ -105,6 +105,23 @@ public sealed class X87CompletionDifferentialTests
             new("fyl2x", a => a.fyl2x(), Domain.AnyTranscendental, 0),
             new("fyl2xp1", a => a.fyl2xp1(), Domain.SmallLog, 0),
             new("fpatan", a => a.fpatan(), Domain.AnyTranscendental, 0),
+
+            // Forms of the first slice, here also with unmasked exceptions and empty or full stacks.
+            new("fld m32", a => a.fld(M32), Domain.Any, 0),
+            new("fld m64", a => a.fld(M64), Domain.Any, 0),
+            new("fcom st(1)", a => a.fcom(st0, st1), Domain.Any, 0),
+            new("fcomp m64", a => a.fcomp(M64), Domain.Any, 0),
+            new("fucompp", a => a.fucompp(), Domain.Any, 0),
+            new("fcomi st, st(1)", a => a.fcomi(st0, st1), Domain.Any, 0),
+            new("fucomip st, st(1)", a => a.fucomip(st0, st1), Domain.Any, 0),
+            new("fadd st, st(1)", a => a.fadd(st0, st1), Domain.Any, 0),
+            new("fmul m32", a => a.fmul(M32), Domain.Any, 0),
+            new("fdivrp st(1), st", a => a.fdivrp(st1, st0), Domain.Any, 0),
+            new("fidiv m16", a => a.fidiv(M16), Domain.Any, 1),
+            new("fst m32", a => a.fst(M32), Domain.Any, 0),
+            new("fstp m64", a => a.fstp(M64), Domain.Any, 0),
+            new("fistp m32", a => a.fistp(M32), Domain.Any, 0),
+            new("fisttp m16", a => a.fisttp(M16), Domain.Any, 0),
         };
         var all = new List<Form>(basic);
         foreach (Form f in basic)
@@ -226,6 +243,8 @@ public sealed class X87CompletionDifferentialTests
         if (results > 0)
         {
             TestContext.Out.WriteLine($"{formName}: {exact} of {results} transcendental results bit-exact");
+            // Measured here (AMD EPYC): 87-100% per form, FPTAN lowest; the bar keeps the model from drifting.
+            Assert.That(exact, Is.GreaterThanOrEqualTo(results * 80 / 100), $"{formName}: share of bit-exact results");
         }
 
         Assert.That(mismatches, Is.Empty,
