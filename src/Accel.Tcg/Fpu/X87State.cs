@@ -167,9 +167,15 @@ internal struct X87State
     /// <summary>FLDCW: a newly unmasked pending flag sets ES/B (the exception is then delivered by the next waiting instruction).</summary>
     public void LoadControlWord(ushort fcw)
     {
-        Fcw = fcw;
+        Fcw = CanonicalControlWord(fcw);
         UpdateErrorSummary();
     }
+
+    /// <summary>FCW as the x87 keeps it: bit 6 reads as one, bits 7 and 13-15 as zero (SDM Vol. 1, Figure 8-6; observed on the host).</summary>
+    public static ushort CanonicalControlWord(ushort fcw) => (ushort)((fcw & 0x1F3F) | 0x0040);
+
+    /// <summary>FSTENV/FNSTENV after storing: all exceptions masked, so ES and B clear.</summary>
+    public void MaskAllExceptions() => LoadControlWord((ushort)(Fcw | 0x3F));
 
     private void UpdateErrorSummary()
     {
@@ -346,7 +352,7 @@ internal struct X87State
     {
         bool wide = format is X87EnvironmentFormat.Real32 or X87EnvironmentFormat.Protected32;
         int step = wide ? 4 : 2;
-        Fcw = BinaryPrimitives.ReadUInt16LittleEndian(image);
+        Fcw = CanonicalControlWord(BinaryPrimitives.ReadUInt16LittleEndian(image));
         Fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[step..]);
         Ftw = BinaryPrimitives.ReadUInt16LittleEndian(image[(2 * step)..]);
         switch (format)

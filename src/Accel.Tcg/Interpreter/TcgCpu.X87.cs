@@ -300,7 +300,9 @@ internal sealed partial class TcgCpu
                 FloatParts st0 = S.X87.St(0).Unpack();
                 if (!st0.IsNaN && st0.Class != FloatClass.Unsupported && S.X87.Raise(FloatExceptions.Denormal))
                 {
-                    return; // unmasked DE is a pre-computation exception: no comparison (SDM Vol. 1, 8.5.2)
+                    // Unmasked DE stops the instruction, but the host still reports the comparison in C3 C2 C0 (as for
+                    // the register forms, see X87Instructions.Compare); only the pop is skipped.
+                    pops = 0;
                 }
             }
         }

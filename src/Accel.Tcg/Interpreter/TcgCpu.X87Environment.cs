@@ -216,7 +216,7 @@ internal sealed partial class TcgCpu
         }
         else
         {
-            S.X87.Fcw |= 0x3F;
+            S.X87.MaskAllExceptions();
         }
     }
 
