@@ -623,6 +623,7 @@ internal sealed partial class TcgCpu
                 c = (1u << 13) | (1u << 22) | (1u << 23); // CX16, MOVBE, POPCNT
                 d = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) | (1u << 13) |
                     (1u << 15) | (1u << 16) | (1u << 17); // DE PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36
+                d |= 1u << 0; // FPU: the x87 is complete (TcgCpu.X87*.cs)
                 break;
             case 7:
                 if (subleaf == 0)

@@ -150,6 +150,14 @@ public sealed class X87EnvironmentDifferentialTests
             FillValues(random, input);
             (byte[] host, byte[] guest) = run.Run(input);
             string? problem = CompareImages(host, guest, format) ?? CompareSpan(host, guest, After, 6, "FCW/FSW after, FCW before the image");
+            // AMD processors save and restore FIP, FDP and FOP with FXSAVE/XSAVE only while an exception is pending, so
+            // a context switch of the test thread between the operation and the FNSAVE leaves other pointers (seen here
+            // about once in a few hundred runs). The interpreter is deterministic: such an input is simply run again.
+            for (int retry = 0; problem is not null && retry < 3; retry++)
+            {
+                (host, guest) = run.Run(input);
+                problem = CompareImages(host, guest, format) ?? CompareSpan(host, guest, After, 6, "FCW/FSW after, FCW before the image");
+            }
             if (problem is not null)
             {
                 problems.Add(string.Create(CultureInfo.InvariantCulture, $"fcw {fcw:X4} a {Convert.ToHexString(input, A, 10)} b {Convert.ToHexString(input, B, 10)} m {Convert.ToHexString(input, Operand, 8)}: {problem}"));
