@@ -61,9 +61,20 @@ internal sealed partial class TcgCpu
 
             case Mnemonic.Fst:
             case Mnemonic.Fstp:
-            case Mnemonic.Fstpnce:
                 X87Begin(ref ins);
-                X87Store(ref ins, ins.Mnemonic != Mnemonic.Fst);
+                X87Store(ref ins, ins.Mnemonic == Mnemonic.Fstp);
+                return true;
+            case Mnemonic.Fstpnce:
+                // D9 D8+i: FSTP ST(i) that does not check for an empty ST(0): then nothing is stored and nothing is
+                // signalled, it only pops (observed on the host; the SDM lists the encoding as reserved).
+                X87Begin(ref ins);
+                if (!S.X87.IsEmpty(0))
+                {
+                    S.X87.SetSt(ins.Op0Register - Register.ST0, S.X87.St(0));
+                }
+
+                S.X87.SetC1(false);
+                S.X87.Pop();
                 return true;
 
             case Mnemonic.Fadd: X87Arith(ref ins, X87ArithmeticOp.Add, false); return true;

@@ -106,6 +106,17 @@ public sealed class X87CompletionDifferentialTests
             new("fyl2xp1", a => a.fyl2xp1(), Domain.SmallLog, 0),
             new("fpatan", a => a.fpatan(), Domain.AnyTranscendental, 0),
 
+            // The reserved encodings that alias documented forms (decoded as FXCH, FSTP, FCOM, FCOMP; listed as aliases in
+            // the SDM's opcode map, Vol. 2, Table A-10), emitted as bytes since the assembler has no mnemonics for them.
+            new("fxch4 st(1) (DD C9)", a => a.db(0xDD, 0xC9), Domain.Any, 0),
+            new("fxch7 st(1) (DF C9)", a => a.db(0xDF, 0xC9), Domain.Any, 0),
+            new("fstp1 st(1) (D9 D9)", a => a.db(0xD9, 0xD9), Domain.Any, 0),
+            new("fstp8 st(1) (DF D1)", a => a.db(0xDF, 0xD1), Domain.Any, 0),
+            new("fstp9 st(1) (DF D9)", a => a.db(0xDF, 0xD9), Domain.Any, 0),
+            new("fcom2 st(1) (DC D1)", a => a.db(0xDC, 0xD1), Domain.Any, 0),
+            new("fcomp3 st(1) (DC D9)", a => a.db(0xDC, 0xD9), Domain.Any, 0),
+            new("fcomp5 st(1) (DE D1)", a => a.db(0xDE, 0xD1), Domain.Any, 0),
+
             // Forms of the first slice, here also with unmasked exceptions and empty or full stacks.
             new("fld m32", a => a.fld(M32), Domain.Any, 0),
             new("fld m64", a => a.fld(M64), Domain.Any, 0),
