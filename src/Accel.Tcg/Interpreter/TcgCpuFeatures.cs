@@ -11,7 +11,7 @@ internal static class TcgCpuFeatures
 {
     internal static readonly CpuFeatureSet Implemented = CpuFeatureSet.Empty
         // Leaf 1 EDX
-        .With(CpuFeatures.Fpu, false)           // x87: forms are wired, not yet advertised
+        .With(CpuFeatures.Fpu, true)            // x87: complete, compared with the host (FpuWiring/X87*)
         .With(CpuFeatures.De, true)
         .With(CpuFeatures.Pse, true)
         .With(CpuFeatures.Tsc, true)
