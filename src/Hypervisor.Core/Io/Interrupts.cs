@@ -31,7 +31,7 @@ public interface IInterruptSource
 /// <para>Set per vCPU with <see cref="Machine.VirtualMachineBuilder.LocalInterruptControllers"/>. A vCPU that has one
 /// takes every external interrupt from it (the controller passes 8259 interrupts through itself, as the local APIC's
 /// LINT0 does in virtual-wire mode), routes IA32_APIC_BASE and CR8 to it, and asks it for NMI and INIT/SIPI whenever it
-/// is notified (<see cref="Machine.IMachineControl.NotifyInterruptPending(int)"/>).</para>
+/// is notified (<see cref="Machine.IMachineControl.NotifyVcpuInterruptPending"/>).</para>
 /// <para>Thread-safe: implementations take the I/O lock themselves. Called from the vCPU's thread.</para>
 /// </remarks>
 public interface ILocalInterruptController : IInterruptSource

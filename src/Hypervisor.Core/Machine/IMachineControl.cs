@@ -20,5 +20,5 @@ public interface IMachineControl
     /// NMI, INIT or start-up IPI): wakes it from HLT or from waiting for a start-up IPI, and requests delivery.
     /// </summary>
     /// <remarks>The default forwards to <see cref="NotifyInterruptPending()"/> (the bootstrap processor).</remarks>
-    void NotifyInterruptPending(int vcpuIndex) => NotifyInterruptPending();
+    void NotifyVcpuInterruptPending(int vcpuIndex) => NotifyInterruptPending();
 }

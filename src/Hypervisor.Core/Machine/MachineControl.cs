@@ -44,7 +44,7 @@ internal sealed class MachineControl : IMachineControl
         }
     }
 
-    public void NotifyInterruptPending(int vcpuIndex)
+    public void NotifyVcpuInterruptPending(int vcpuIndex)
     {
         IReadOnlyList<IVcpu> vcpus = _vcpus;
         if ((uint)vcpuIndex < (uint)vcpus.Count)
