@@ -108,6 +108,7 @@ public sealed class LocalApic : ILocalInterruptController
         _id = (uint)index << 24;
         _apicBase = DefaultBase | BaseEnable | (index == 0 ? BaseBsp : 0);
         PowerUpRegisters();
+        Update();
     }
 
     /// <summary>The index of the vCPU this APIC belongs to.</summary>
