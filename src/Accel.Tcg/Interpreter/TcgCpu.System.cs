@@ -299,7 +299,7 @@ internal sealed partial class TcgCpu
             2 => S.Cr2,
             3 => S.Cr3,
             4 => S.Cr4,
-            8 => S.Cr8,
+            8 => _lapic is not null ? (ulong)_lapic.TaskPriorityClass : S.Cr8,
             _ => throw Ud(),
         };
     }
@@ -409,6 +409,12 @@ internal sealed partial class TcgCpu
                 }
 
                 S.Cr8 = value;
+                if (_lapic is not null)
+                {
+                    _lapic.TaskPriorityClass = (int)value; // CR8 is TPR[7:4] (SDM Vol. 3A, 11.8.6)
+                    EndBlock(); // a lower priority may unmask an interrupt at the next boundary
+                }
+
                 return;
             default:
                 throw Ud();
@@ -474,7 +480,7 @@ internal sealed partial class TcgCpu
         value = index switch
         {
             Msr.Tsc => ReadTsc(),
-            Msr.ApicBase => S.ApicBase,
+            Msr.ApicBase => _lapic?.ApicBase ?? S.ApicBase,
             Msr.MiscEnable => S.MiscEnable,
             Msr.SysenterCs => S.SysenterCs,
             Msr.SysenterEsp => S.SysenterEsp,
@@ -520,6 +526,16 @@ internal sealed partial class TcgCpu
                 if ((value & ReservedHigh) != 0 || (value & 0x2FF) != 0)
                 {
                     return false;
+                }
+
+                if (_lapic is not null && !_resetting)
+                {
+                    if (!_lapic.TrySetApicBase(value))
+                    {
+                        return false;
+                    }
+
+                    value = _lapic.ApicBase;
                 }
 
                 S.ApicBase = value;
@@ -602,7 +618,8 @@ internal sealed partial class TcgCpu
     // ---------------------------------------------------------------- CPUID
 
     /// <summary>
-    /// CPUID: advertises exactly what this interpreter implements. No x87/MMX/SSE (their own issue), no APIC, no VME,
+    /// CPUID: advertises exactly what this interpreter implements. The APIC only with a local APIC that is enabled in
+    /// IA32_APIC_BASE (SDM Vol. 3A, 11.4.3); no x87/MMX/SSE (their own issue), no VME,
     /// no MTRR/MCA; integer extensions CX8, CX16, CMOV, POPCNT, MOVBE, LZCNT, BMI1, BMI2, ADX; PSE/PSE-36/PAE/PGE/PAT,
     /// NX, 1 GiB pages, SYSCALL/SYSENTER, RDTSCP and long mode.
     /// </summary>
@@ -623,6 +640,11 @@ internal sealed partial class TcgCpu
                 c = (1u << 13) | (1u << 22) | (1u << 23); // CX16, MOVBE, POPCNT
                 d = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) | (1u << 13) |
                     (1u << 15) | (1u << 16) | (1u << 17); // DE PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36
+                if (_lapic is not null && (_lapic.ApicBase & (1UL << 11)) != 0)
+                {
+                    d |= 1u << 9; // APIC; EBX[31:24] is the initial APIC ID, the vCPU index
+                }
+
                 break;
             case 7:
                 if (subleaf == 0)
