@@ -34,6 +34,7 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
         Memory = context.Memory;
         Ports = context.Ports;
         Interrupts = context.Interrupts;
+        Context = context;
         _logger = context.LoggerFactory.CreateLogger("Hypervisor.Accel.Kvm");
         _system = KvmSystem.Open(path);
         try
@@ -63,6 +64,8 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
     internal PortIoBus Ports { get; }
 
     internal IInterruptSource? Interrupts { get; }
+
+    internal VmCreationContext Context { get; }
 
     internal KvmVm Vm => _vm;
 
