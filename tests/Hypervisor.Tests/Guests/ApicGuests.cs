@@ -213,7 +213,10 @@ internal static class ApicGuests
         g.Iret(); // SDM 11.9: a spurious interrupt is not in service, so no EOI
     });
 
-    /// <summary>CLI; compare; STI;HLT (STI's shadow covers HLT) until the counter reaches <paramref name="target"/>.</summary>
+    /// <summary>
+    /// CLI; compare; STI;HLT (STI's shadow covers HLT) until the counter reaches <paramref name="target"/>. The handlers
+    /// return with IF clear, so exactly one interrupt is taken per HLT.
+    /// </summary>
     private static void WaitFor(Assembler a, uint counter, int target)
     {
         Label loop = a.CreateLabel(), done = a.CreateLabel();
@@ -240,6 +243,10 @@ internal static class ApicGuests
         }
 
         a.pop(rax);
+
+        // Return with IF clear, so that WaitFor's loop compares the counter before another interrupt can come in:
+        // otherwise a second tick between IRETQ and CLI (a slow host makes that likely) would overshoot the count.
+        a.and(__qword_ptr[rsp + 16], ~0x200);
         g.Iret();
     }
 }
