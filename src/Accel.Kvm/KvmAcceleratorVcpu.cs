@@ -41,7 +41,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         _vcpu = vm.Vm.CreateVcpu(index);
         try
         {
-            _vcpu.SetCpuid(BuildCpuid(vm.SupportedCpuid, index, _lapic is not null));
+            _vcpu.SetCpuid(KvmCpuid.Entries(vm.Cpuid, (uint)index));
             SetSystemRegisters(ResetState.System());
             SetGeneralRegisters(ResetState.General());
             SetFpuRegisters(ResetState.Fpu());
@@ -391,6 +391,10 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         kvm_sregs sregs = _vcpu.GetSregs(); // keeps interrupt_bitmap (a pending interrupt) as KVM has it
         KvmRegisterMapping.ToKvm(registers, ref sregs);
+        if (_lapic is null)
+        {
+            sregs.apic_base &= ~KvmCpuid.ApicBaseEnable; // no local APIC behind it (see KvmCpuid)
+        }
         _vcpu.SetSregs(sregs);
     }
 
@@ -416,33 +420,5 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         _vcpu.Dispose(); // throws while running
         _wake.Dispose();
-    }
-
-    /// <summary>
-    /// The CPUID the guest sees: what KVM supports on this host, with leaf 1 made to agree with the core's CPU model
-    /// where that is only a number: EAX is <see cref="ResetState.ProcessorSignature"/> (the value EDX holds after
-    /// reset, as on real hardware and on tcg) and the initial APIC ID (EBX[31:24]) is this vCPU's index (Intel SDM
-    /// vol. 2A, CPUID leaf 01H). Feature bits stay what the host's KVM can virtualize, except the APIC ones, which
-    /// follow the machine's (userspace) local APIC.
-    /// </summary>
-    private static kvm_cpuid_entry2[] BuildCpuid(ReadOnlySpan<kvm_cpuid_entry2> supported, int index, bool localApic)
-    {
-        kvm_cpuid_entry2[] entries = supported.ToArray();
-        for (int i = 0; i < entries.Length; i++)
-        {
-            if (entries[i].function == 1)
-            {
-                entries[i].eax = ResetState.ProcessorSignature;
-                entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | ((uint)index << 24);
-
-                // EDX[9] APIC only with our (userspace) local APIC; x2APIC (ECX[21]) and the TSC-deadline timer
-                // (ECX[24]) are never offered, as it implements neither. KVM itself clears EDX[9] while the guest
-                // disables the APIC in IA32_APIC_BASE.
-                entries[i].edx = localApic ? entries[i].edx | (1u << 9) : entries[i].edx & ~(1u << 9);
-                entries[i].ecx &= ~((1u << 21) | (1u << 24));
-            }
-        }
-
-        return entries;
     }
 }
