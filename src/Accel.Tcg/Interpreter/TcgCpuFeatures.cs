@@ -18,7 +18,7 @@ internal static class TcgCpuFeatures
         .With(CpuFeatures.Msr, true)
         .With(CpuFeatures.Pae, true)
         .With(CpuFeatures.Cx8, true)
-        .With(CpuFeatures.Apic, false)          // no local APIC yet
+        .With(CpuFeatures.Apic, true)           // Devices/Apic; TcgCpu.Cpuid clears it on a vCPU without one
         .With(CpuFeatures.Sep, true)
         .With(CpuFeatures.Pge, true)
         .With(CpuFeatures.Cmov, true)
