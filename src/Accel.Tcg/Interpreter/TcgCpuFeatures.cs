@@ -11,14 +11,14 @@ internal static class TcgCpuFeatures
 {
     internal static readonly CpuFeatureSet Implemented = CpuFeatureSet.Empty
         // Leaf 1 EDX
-        .With(CpuFeatures.Fpu, false)           // x87: forms are wired, not yet advertised
+        .With(CpuFeatures.Fpu, true)            // x87: complete, compared with the host (FpuWiring/X87*)
         .With(CpuFeatures.De, true)
         .With(CpuFeatures.Pse, true)
         .With(CpuFeatures.Tsc, true)
         .With(CpuFeatures.Msr, true)
         .With(CpuFeatures.Pae, true)
         .With(CpuFeatures.Cx8, true)
-        .With(CpuFeatures.Apic, false)          // no local APIC yet
+        .With(CpuFeatures.Apic, true)           // Devices/Apic; TcgCpu.Cpuid clears it on a vCPU without one
         .With(CpuFeatures.Sep, true)
         .With(CpuFeatures.Pge, true)
         .With(CpuFeatures.Cmov, true)
