@@ -416,6 +416,7 @@ internal sealed partial class TcgCpu
             case Mnemonic.Iretd:
             case Mnemonic.Iretq:
                 ExecIret(ref ins);
+                _nmiBlocked = false; // SDM Vol. 3A, 6.7.1: IRET ends NMI blocking
                 break;
             case Mnemonic.Int:
                 SoftwareInterrupt(ins.Immediate8, EventKind.SoftwareInt);
