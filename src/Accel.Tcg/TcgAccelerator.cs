@@ -79,7 +79,10 @@ internal sealed class TcgVm : IAcceleratorVm
 
     public IVcpu CreateVcpu(int index)
     {
-        var cpu = new TcgCpu(index, _physical, _context.Ports, _context.InterruptSourceFor(index));
+        var cpu = new TcgCpu(index, _physical, _context.Ports, _context.InterruptSourceFor(index))
+        {
+            FpuErrorLine = _context.FpuErrorLine,
+        };
         _vcpus.Add(cpu);
         return cpu;
     }

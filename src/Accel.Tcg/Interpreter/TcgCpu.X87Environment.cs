@@ -84,10 +84,8 @@ internal sealed partial class TcgCpu
     /// exception pending (FSW.ES) raises #MF when CR0.NE is set (SDM Vol. 1, 8.7).
     /// </summary>
     /// <remarks>
-    /// With CR0.NE clear a PC asserts FERR#, which the chipset routes to IRQ 13 of the slave PIC, and the instruction waits
-    /// (SDM Vol. 1, D.2). The vCPU has no line into the interrupt controller (Core's IInterruptSource only delivers), so
-    /// tcg behaves as if IGNNE# were asserted: the instruction proceeds and the exception stays pending in FSW (ES set)
-    /// until software clears it. Raising IRQ 13 needs a Core hook from the vCPU to the PIC.
+    /// With CR0.NE clear the processor signals the exception on FERR# instead, which a PC routes to IRQ 13 of the slave
+    /// PIC (SDM Vol. 1, D.2): see <see cref="X87PendingCheck"/>.
     /// </remarks>
     private void X87Available(bool waiting)
     {
@@ -102,14 +100,36 @@ internal sealed partial class TcgCpu
         }
     }
 
-    /// <summary>#MF for a pending unmasked x87 exception (FSW.ES) when CR0.NE is set; see <see cref="X87Available"/>.</summary>
+    /// <summary>
+    /// A waiting instruction's check for a pending unmasked x87 exception (FSW.ES): #MF when CR0.NE is set (SDM Vol. 1,
+    /// 8.7). With CR0.NE clear the processor drives FERR# (SDM Vol. 1, D.2.1: sampled at waiting instructions) and the
+    /// board's IRQ 13 logic takes over; the instruction then proceeds as it does with IGNNE# asserted. (A real processor
+    /// freezes at the instruction until IGNNE# is asserted or an interrupt arrives; the IRQ 13 handler runs at the next
+    /// instruction boundary here, as on QEMU.) FERR# goes low at the next waiting instruction that finds no exception
+    /// pending. Without a FERR# line (<see cref="FpuErrorLine"/>) only the IGNNE# behaviour remains.
+    /// </summary>
     private void X87PendingCheck()
     {
-        if ((S.X87.Fsw & 0x80) != 0 && (S.Cr0 & Cr.NE) != 0)
+        bool pending = (S.X87.Fsw & 0x80) != 0;
+        if ((S.Cr0 & Cr.NE) != 0)
         {
-            throw new GuestFault(Vec.MF, 0, false);
+            if (pending)
+            {
+                throw new GuestFault(Vec.MF, 0, false);
+            }
+
+            return;
+        }
+
+        if (pending != _ferr && FpuErrorLine is { } line)
+        {
+            _ferr = pending;
+            line.SetLevel(pending);
         }
     }
+
+    /// <summary>The level this vCPU drives on <see cref="FpuErrorLine"/>.</summary>
+    private bool _ferr;
 
     /// <summary>
     /// WAIT/FWAIT (called from the dispatcher): #NM when CR0.MP and CR0.TS are both set (SDM Vol. 3A, Table 2-2), then a

@@ -68,10 +68,13 @@ internal sealed partial class TcgCpu : IVcpu
     public int Index { get; }
 
     /// <summary>
-    /// True for application processors (index     /// <summary>True for application processors (index &gt; 0): they wait for a start-up IPI that never comes yet.</summary>gt; 0) until the host sets their registers: they wait for a start-up
-    /// IPI, which needs a local APIC that tcg does not have yet.
+    /// True for application processors (index &gt; 0) until a start-up IPI arrives through their local APIC or the host
+    /// sets their registers.
     /// </summary>
     internal bool WaitingForSipi { get; set; }
+
+    /// <summary>The board's FERR# input (IRQ 13 on a PC), or null: see <see cref="X87PendingCheck"/>.</summary>
+    internal IInterruptLine? FpuErrorLine { get; init; }
 
     /// <summary>Guest-physical memory.</summary>
     internal PhysicalMemory Physical { get; }

@@ -13,6 +13,7 @@ using Hypervisor.Devices.Apic;
 using Hypervisor.Devices.Bus;
 using Hypervisor.Devices.DebugCon;
 using Hypervisor.Devices.DebugExit;
+using Hypervisor.Devices.Ferr;
 using Hypervisor.Devices.FwCfg;
 using Hypervisor.Devices.I8042;
 using Hypervisor.Devices.Pic;
@@ -191,6 +192,10 @@ public static class PcLayout
         var debugExit = new DebugExitDevice(builder.Control);
         ports.Register(DebugExitDevice.DefaultPort, DebugExitDevice.PortCount, debugExit, "isa-debug-exit");
 
+        var ferr = new FerrLatch(IsaLine(pic, apic, FerrLatch.Irq), ioLock);
+        ports.Register(FerrLatch.Port, 1, new BytePortAdapter(ferr, 1), "ferr-irq13");
+        builder.FpuErrorLine = ferr;
+
         var post = new PostCodePort();
         ports.Register(PostCodePort.DefaultPort, 1, new BytePortAdapter(post, 1), "post");
 
@@ -223,6 +228,7 @@ public static class PcLayout
         builder.AddDevice(debugCon);
         builder.AddDevice(debugExit);
         builder.AddDevice(post);
+        builder.AddDevice(ferr);
         builder.AddDevice(fwCfg);
         builder.AddDevice(devices);
         return devices;

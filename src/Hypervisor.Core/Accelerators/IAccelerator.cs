@@ -55,6 +55,14 @@ public sealed record VmCreationContext(
     /// <summary>The local interrupt controller of each vCPU by index, or null where vCPUs have none.</summary>
     public Func<int, ILocalInterruptController?>? LocalInterruptControllers { get; init; }
 
+    /// <summary>
+    /// The line a vCPU's FERR# output drives, or null for none. With CR0.NE clear, a waiting x87 instruction that finds an
+    /// unmasked exception pending drives it high instead of raising #MF (on a PC the board routes it to IRQ 13; SDM Vol. 1,
+    /// D.2); it goes low again at the next waiting instruction that finds none pending. Without a line the CPU behaves as
+    /// if IGNNE# were asserted. Accelerators whose hardware handles FERR# itself may ignore it.
+    /// </summary>
+    public IInterruptLine? FpuErrorLine { get; init; }
+
     /// <summary>vCPU <paramref name="vcpuIndex"/>'s local interrupt controller, or null.</summary>
     public ILocalInterruptController? LocalInterruptControllerFor(int vcpuIndex) => LocalInterruptControllers?.Invoke(vcpuIndex);
 

@@ -56,6 +56,9 @@ public sealed class VirtualMachineBuilder : IDisposable
     /// </summary>
     public Func<int, ILocalInterruptController?>? LocalInterruptControllers { get; set; }
 
+    /// <summary>The line the vCPUs' FERR# output drives (IRQ 13 on a PC), or null: see <see cref="VmCreationContext.FpuErrorLine"/>.</summary>
+    public IInterruptLine? FpuErrorLine { get; set; }
+
     /// <summary>The number of vCPUs (default 1).</summary>
     public int VcpuCount { get; set; } = 1;
 
@@ -97,6 +100,7 @@ public sealed class VirtualMachineBuilder : IDisposable
             {
                 VcpuCount = VcpuCount,
                 LocalInterruptControllers = LocalInterruptControllers,
+                FpuErrorLine = FpuErrorLine,
             });
         var vcpus = new List<IVcpu>();
         try
