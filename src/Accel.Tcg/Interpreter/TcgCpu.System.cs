@@ -240,9 +240,11 @@ internal sealed partial class TcgCpu
             }
 
             case Mnemonic.Xgetbv:
+                Xgetbv();
+                return true;
             case Mnemonic.Xsetbv:
-                // XSAVE is not advertised, so CR4.OSXSAVE cannot be set and both raise #UD (SDM Vol. 2, XGETBV).
-                throw Ud();
+                Xsetbv();
+                return true;
             case Mnemonic.Lds:
             case Mnemonic.Les:
             case Mnemonic.Lfs:
@@ -629,6 +631,11 @@ internal sealed partial class TcgCpu
         b = r.Ebx;
         c = r.Ecx;
         d = r.Edx;
+        if (leaf == 1 && (S.Cr4 & Cr.Cr4Osxsave) == 0)
+        {
+            c &= ~Hypervisor.Core.Cpu.CpuFeatures.Osxsave.Mask; // OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2, CPUID Table 3-10)
+        }
+
         if (leaf == 1 && (_lapic is null || (_lapic.ApicBase & (1UL << 11)) == 0))
         {
             d &= ~(1u << 9);
