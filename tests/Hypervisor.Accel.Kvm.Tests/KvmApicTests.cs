@@ -1,6 +1,7 @@
 using System.Runtime.Versioning;
 using System.Text;
 using Hypervisor.Core.Machine;
+using Hypervisor.Devices;
 using Hypervisor.Hosting;
 using Hypervisor.Tests.Guests;
 using Microsoft.Extensions.DependencyInjection;
@@ -48,13 +49,25 @@ public sealed class KvmApicTests
         Assert.That(result.ExitStatus, Is.EqualTo((DeviceGuests.TimerExitValue(GuestMode.Long) << 1) | 1));
     }
 
-    private static (string Serial, MachineRunResult Result, string Accelerator) Run(string accelerator, byte[] image)
+    [Test]
+    public void InitAndStartupIpisStartTheSecondVcpuOnKvm()
+    {
+        (string serial, MachineRunResult result, string name) = Run("kvm", ApicGuests.BuildStartup(), vcpus: 2);
+        Assert.That(name, Is.EqualTo("kvm"));
+        Assert.That(serial, Is.EqualTo(ApicGuests.StartupExpectedOutput), result.Detail);
+        Assert.That(result.ExitStatus, Is.EqualTo((ApicGuests.StartupExitValue << 1) | 1));
+    }
+
+    private static (string Serial, MachineRunResult Result, string Accelerator) Run(string accelerator, byte[] image, int vcpus = 1)
     {
         var services = new ServiceCollection();
         services.AddHypervisor(o => o.Accelerator = accelerator).AddAllAccelerators();
         using ServiceProvider provider = services.BuildServiceProvider();
+        var selector = provider.GetRequiredService<Core.Accelerators.AcceleratorSelector>();
         using var serial = new MemoryStream();
-        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest { Firmware = image, SerialOutput = serial });
+        using var builder = new VirtualMachineBuilder();
+        builder.AddPcDevices(new PcOptions { Firmware = image, SerialOutput = serial, VcpuCount = vcpus });
+        using VirtualMachine vm = builder.Build(selector, Core.Accelerators.AcceleratorSpec.Parse(accelerator, [accelerator]));
         MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: TimeSpan.FromSeconds(120)));
         return (Encoding.Latin1.GetString(serial.ToArray()), result, vm.AcceleratorName);
     }

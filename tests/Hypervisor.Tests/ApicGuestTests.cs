@@ -57,11 +57,31 @@ public class ApicGuestTests
         Assert.That(serial, Does.StartWith("APIC version 255 max LVT 255 IOAPIC version 255 max entry 255 id 255 cpuid 0 0"));
     }
 
-    private static (string Serial, MachineRunResult Result) Run(byte[] image, bool apic = true, TimeSpan? timeout = null)
+    [Test]
+    public void BootstrapProcessorStartsTheSecondVcpuWithInitAndStartupIpis()
+    {
+        byte[] image = ApicGuests.BuildStartup();
+        (string serial, MachineRunResult result) = Run(image, vcpus: 2);
+        Assert.That(serial, Is.EqualTo(ApicGuests.StartupExpectedOutput), result.Detail);
+        Assert.That(result.ExitStatus, Is.EqualTo((ApicGuests.StartupExitValue << 1) | 1));
+    }
+
+    [Test]
+    public void StartupGuestPrintsWhatQemuPrints()
+    {
+        byte[] image = ApicGuests.BuildStartup();
+        (byte[] qemuSerial, int qemuExit) = Qemu.RunFirmware(image, Timeout, null,
+            ["-M", "pc", "-smp", "2", "-display", "none", "-serial", "stdio", "-monitor", "none", "-m", "128"]);
+        (string serial, MachineRunResult result) = Run(image, vcpus: 2);
+        Assert.That(serial, Is.EqualTo(Encoding.Latin1.GetString(qemuSerial)), result.Detail);
+        Assert.That(result.ExitStatus, Is.EqualTo(qemuExit));
+    }
+
+    private static (string Serial, MachineRunResult Result) Run(byte[] image, bool apic = true, TimeSpan? timeout = null, int vcpus = 1)
     {
         using var serial = new MemoryStream();
         using var builder = new VirtualMachineBuilder();
-        builder.AddPcDevices(new PcOptions { Firmware = image, SerialOutput = serial, Apic = apic });
+        builder.AddPcDevices(new PcOptions { Firmware = image, SerialOutput = serial, Apic = apic, VcpuCount = vcpus });
         var services = new ServiceCollection();
         services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
         using ServiceProvider provider = services.BuildServiceProvider();

@@ -54,15 +54,7 @@ internal static class ApicGuests
             spurious = a.CreateLabel();
 
         // Map 0xFEC00000-0xFEFFFFFF uncached (two 2 MiB pages: I/O APIC and local APIC) through PDPT entry 3.
-        a.mov(edi, HighPageDirectory);
-        a.xor(eax, eax);
-        a.mov(ecx, 1024);
-        a.rep.stosd();
-        a.mov(__dword_ptr[0x11000 + (3 * 8)], HighPageDirectory + 3);
-        a.mov(__dword_ptr[HighPageDirectory + (0x1F6 * 8)], unchecked((int)(0xFEC0_0000u | 0x9B)));
-        a.mov(__dword_ptr[HighPageDirectory + (0x1F7 * 8)], unchecked((int)(0xFEE0_0000u | 0x9B)));
-        a.mov(rax, cr3);
-        a.mov(cr3, rax);
+        MapApicPages(a);
         a.mov(r14, LapicBase);
         a.mov(r15, IoApicBase);
         foreach (uint v in new[] { PeriodicCount, OneShotCount, PitCount, IpiCount, CountOr })
@@ -212,6 +204,118 @@ internal static class ApicGuests
         g.Mark(ref spurious);
         g.Iret(); // SDM 11.9: a spurious interrupt is not in service, so no EOI
     });
+
+    /// <summary>The debug-exit value of the start-up guest.</summary>
+    public const byte StartupExitValue = 0x32;
+
+    /// <summary>What the start-up guest prints when vCPU 1 starts from INIT/SIPI.</summary>
+    /// <remarks>The AP reports CPUID.1:EBX[31:24], its initial APIC ID (1), and the CS it started with (0x0900, printed
+    /// as high byte 9 and low byte 0, for start-up vector 9: SDM Vol. 3A, 9.4.4.1).</remarks>
+    public const string StartupExpectedOutput = "BSP id 0; AP started: id 1 cs 9 0\r\n";
+
+    private const uint ApMarker = 0x600;
+    private const uint Trampoline = 0x9000;
+
+    /// <summary>
+    /// A two-vCPU guest: the bootstrap processor copies a real-mode trampoline to 0x9000 and starts vCPU 1 with INIT
+    /// and a start-up IPI (vector 9) through the ICR, then waits (bounded by the local APIC timer) for the AP to report.
+    /// </summary>
+    public static byte[] BuildStartup() => PcGuest.Build(GuestMode.Long, g =>
+    {
+        Assembler a = g.A;
+        Label code = a.CreateLabel(), wait = a.CreateLabel(), started = a.CreateLabel(), sipi = a.CreateLabel();
+        byte[] trampoline = ApTrampoline();
+        MapApicPages(a);
+        a.mov(r14, LapicBase);
+        a.mov(__dword_ptr[ApMarker], 0);
+        a.mov(__dword_ptr[ApMarker + 4], 0);
+
+        // Copy the trampoline to 0x9000.
+        g.LoadAddressSi(code);
+        a.mov(edi, Trampoline);
+        a.mov(ecx, trampoline.Length);
+        a.rep.movsb();
+
+        a.mov(__dword_ptr[r14 + 0xF0], 0x1FF);
+        a.mov(__dword_ptr[r14 + 0x3E0], 0xB); // divide by 1: the timer bounds the waits below
+        a.mov(__dword_ptr[r14 + 0x320], 0x1_0000);
+        a.mov(__dword_ptr[r14 + 0x310], 1 << 24);
+        a.mov(__dword_ptr[r14 + 0x300], 0x0000_4500); // INIT, level assert
+        a.mov(__dword_ptr[r14 + 0x300], 0x0000_8500); // INIT, level de-assert
+        a.mov(ebx, 2); // at most two start-up IPIs (SDM 9.4.4.1)
+        a.Label(ref sipi);
+        a.mov(__dword_ptr[r14 + 0x300], 0x0000_4600 | (int)(Trampoline >> 12));
+        a.mov(__dword_ptr[r14 + 0x380], 200_000_000); // up to 200 ms at 1 GHz
+        a.Label(ref wait);
+        a.cmp(__dword_ptr[ApMarker], 0);
+        a.jne(started);
+        a.pause();
+        a.cmp(__dword_ptr[r14 + 0x390], 0);
+        a.jne(wait);
+        a.dec(ebx);
+        a.jnz(sipi);
+        a.Label(ref started);
+        g.Print("BSP id ");
+        a.mov(eax, __dword_ptr[r14 + 0x20]);
+        a.shr(eax, 24);
+        g.PrintDecimalAl();
+        g.Print("; AP started: id ");
+        a.mov(al, __byte_ptr[ApMarker + 1]);
+        g.PrintDecimalAl();
+        g.Print(" cs ");
+        a.mov(al, __byte_ptr[ApMarker + 3]);
+        g.PrintDecimalAl();
+        g.Print(" ");
+        a.mov(al, __byte_ptr[ApMarker + 2]);
+        g.PrintDecimalAl();
+        g.Print("\r\n");
+        g.Exit(StartupExitValue);
+
+        g.Mark(ref code);
+        a.db(trampoline);
+    });
+
+    /// <summary>
+    /// The AP's real-mode code: stores its initial APIC ID and CS, sets the marker, then sleeps with interrupts on
+    /// (nothing is routed to it), so it never stops the machine.
+    /// </summary>
+    private static byte[] ApTrampoline()
+    {
+        var a = new Assembler(16);
+        Label sleep = a.CreateLabel();
+        a.cli();
+        a.mov(ax, cs);
+        a.mov(dx, ax);
+        a.xor(ax, ax);
+        a.mov(ds, ax);
+        a.mov(__word_ptr[ApMarker + 2], dx);
+        a.mov(eax, 1);
+        a.cpuid();
+        a.shr(ebx, 24);
+        a.mov(__byte_ptr[ApMarker + 1], bl);
+        a.mov(__byte_ptr[ApMarker], 1);
+        a.Label(ref sleep);
+        a.sti();
+        a.hlt();
+        a.jmp(sleep);
+        using var stream = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(stream), Trampoline);
+        return stream.ToArray();
+    }
+
+    /// <summary>Maps 0xFEC00000-0xFEFFFFFF uncached (two 2 MiB pages: I/O APIC and local APIC) through PDPT entry 3.</summary>
+    private static void MapApicPages(Assembler a)
+    {
+        a.mov(edi, HighPageDirectory);
+        a.xor(eax, eax);
+        a.mov(ecx, 1024);
+        a.rep.stosd();
+        a.mov(__dword_ptr[0x11000 + (3 * 8)], HighPageDirectory + 3);
+        a.mov(__dword_ptr[HighPageDirectory + (0x1F6 * 8)], unchecked((int)(0xFEC0_0000u | 0x9B)));
+        a.mov(__dword_ptr[HighPageDirectory + (0x1F7 * 8)], unchecked((int)(0xFEE0_0000u | 0x9B)));
+        a.mov(rax, cr3);
+        a.mov(cr3, rax);
+    }
 
     /// <summary>
     /// CLI; compare; STI;HLT (STI's shadow covers HLT) until the counter reaches <paramref name="target"/>. The handlers
