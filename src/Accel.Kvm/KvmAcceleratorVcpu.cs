@@ -54,6 +54,9 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
     internal KvmVcpu Wrapper => _vcpu;
 
+    /// <summary>The <c>KVM_EXIT_*</c> reason after which the last interrupt was handed to KVM (for diagnostics).</summary>
+    internal uint LastExitBeforeInjection { get; private set; }
+
     public VcpuExit Run(long instructionLimit = long.MaxValue)
     {
         while (true)
@@ -175,6 +178,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         if (_pendingVector >= 0 && ready && _vcpu.TryInterrupt((byte)_pendingVector))
         {
             _pendingVector = -1;
+            LastExitBeforeInjection = _vcpu.LastExitReason;
         }
 
         _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;

@@ -66,6 +66,9 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
     internal kvm_run* RunStructure => _run;
 
+    /// <summary>The vCPU descriptor (for the exit benchmark's bare-ioctl layer).</summary>
+    internal FileDescriptorHandle Handle => _fd;
+
     internal int RunStructureSize => _runSize;
 
     /// <summary>Asks KVM to exit with <c>KVM_EXIT_IRQ_WINDOW_OPEN</c> as soon as the guest can take an interrupt.</summary>
