@@ -59,6 +59,9 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
     public VcpuExit Run(long instructionLimit = long.MaxValue)
     {
+        // One session for the whole loop: the thread claim and the descriptor/mapping references are taken once, not
+        // per exit (see KvmVcpu.BeginRun).
+        using KvmRunSession session = _vcpu.BeginRun();
         while (true)
         {
             if (_interrupts is not null)
@@ -66,7 +69,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
                 PrepareInterruptDelivery(_interrupts);
             }
 
-            KvmExit exit = _vcpu.Run();
+            KvmExit exit = session.Run();
             _exits++;
             switch (exit.Reason)
             {
