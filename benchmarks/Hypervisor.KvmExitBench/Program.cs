@@ -1,8 +1,19 @@
-// Port-I/O exit round trips through our kvm backend, to compare with the kvm-guest tool's C reference in the same
-// boot (issue 5): run -- sh -c '$KVM_GUEST_TOOLS/kvmtest --bench N && dotnet Hypervisor.KvmExitBench.dll N'
-// Each iteration is a real-mode OUT DX,AL that exits to user space, is answered by our port bus, and re-enters.
+// Port-I/O exit round trips through our kvm backend, side by side with the kvm-guest tool's C reference in the same
+// boot (issue 5): run -- dotnet Hypervisor.KvmExitBench.dll [EXITS] [ROUNDS]
+// Each iteration is a real-mode OUT DX,AL that exits to user space and re-enters. Every round times, back to back:
+//   c        the tool's static C program ($KVM_GUEST_TOOLS/kvmtest --bench N, a child process), when present;
+//   ioctl    a bare P/Invoke loop over KVM_RUN on one of our vCPUs (what any .NET caller pays);
+//   wrapper  KvmVcpu.Run() and the exit view (fd lease, run-state checks, kick handling);
+//   vcpu     the adapter's IVcpu.Run() called on this thread (the machine built, but its run loop not used);
+//   adapter  the whole machine: IVcpu.Run() answering the OUT through the port bus, on the machine's vCPU thread.
+// Rounds interleave the layers so that load changes on the (emulated, shared) host hit all of them alike; the
+// summary gives each layer's median and its ratio to the C median.
+using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using Hypervisor.Accel.Kvm;
+using Hypervisor.Accel.Kvm.Interop;
 using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
@@ -10,9 +21,10 @@ using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
 int exits = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20_000;
-if (exits is < 1 or > 100_000_000)
+int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
+if (exits is < 1 or > 100_000_000 || rounds is < 1 or > 100 || !OperatingSystem.IsLinux())
 {
-    Console.Error.WriteLine("usage: Hypervisor.KvmExitBench [EXITS (1..100000000)]");
+    Console.Error.WriteLine("usage: Hypervisor.KvmExitBench [EXITS (1..100000000)] [ROUNDS (1..100)] (Linux only)");
     return 64;
 }
 
@@ -24,49 +36,245 @@ if (!probe.IsAvailable)
     return 68;
 }
 
-// Warm up first (the runtime compiles the exit path in tiers), then measure in a fresh VM.
-RunOnce(kvm, Math.Min(exits, 5_000));
-double? ms = RunOnce(kvm, exits);
-if (ms is null)
+string? tools = Environment.GetEnvironmentVariable("KVM_GUEST_TOOLS");
+string? reference = tools is null ? null : Path.Combine(tools, "kvmtest");
+if (reference is not null && !File.Exists(reference))
 {
-    return 6;
+    reference = null;
 }
 
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"hypervisor-kvm: {exits} exits, {ms:0} ms, {ms * 1000 / exits:0.00} us/exit (includes vCPU thread start and the final HLT)"));
-return 0;
+// Warm-up: the runtime compiles the exit paths in tiers; run each layer long enough to reach the optimized code.
+Bench.Ioctl(5_000);
+Bench.Wrapper(5_000);
+Bench.Vcpu(kvm, 5_000);
+Bench.Adapter(kvm, 5_000);
 
-static double? RunOnce(KvmAccelerator kvm, int exits)
+var results = new Dictionary<string, List<double>> { ["c"] = [], ["ioctl"] = [], ["wrapper"] = [], ["vcpu"] = [], ["adapter"] = [] };
+for (int round = 1; round <= rounds; round++)
 {
-    // Firmware: F000:0000 loops EXITS times over OUT 0x80 (no device claims it: the cheapest bus path), then HLT with
-    // interrupts off, which ends the run. The reset vector at F000:FFF0 jumps there.
-    var a = new Assembler(16);
-    Label loop = a.CreateLabel();
-    a.cli();
-    a.mov(dx, 0x80);
-    a.mov(ecx, exits);
-    a.Label(ref loop);
-    a.@out(dx, al);
-    a.dec(ecx);
-    a.jnz(loop);
-    a.hlt();
-    using var code = new MemoryStream();
-    a.Assemble(new StreamCodeWriter(code), 0);
-    var image = new byte[64 * 1024];
-    code.ToArray().CopyTo(image, 0);
-    new byte[] { 0xEA, 0x00, 0x00, 0x00, 0xF0 }.CopyTo(image, 0xFFF0);
-
-    using var builder = new VirtualMachineBuilder();
-    GuestMemoryLayout.AddRam(builder.Memory, 16 << 20);
-    GuestMemoryLayout.AddFirmware(builder.Memory, image);
-    var selector = new AcceleratorSelector([kvm]);
-    using VirtualMachine vm = builder.Build(selector, selector.Parse("kvm"));
-    MachineRunResult result = vm.Run(new MachineRunOptions(TimeSpan.FromMinutes(10)));
-    if (result.Reason != MachineStopReason.Halted || vm.Ports.UnclaimedWriteCount != exits)
+    if (reference is not null)
     {
-        Console.Error.WriteLine($"unexpected run: {result.Reason} {result.Detail}, {vm.Ports.UnclaimedWriteCount} port writes seen");
-        return null;
+        results["c"].Add(Bench.CReference(reference, exits));
     }
 
-    return result.Elapsed.TotalMilliseconds;
+    results["ioctl"].Add(Bench.Ioctl(exits));
+    results["wrapper"].Add(Bench.Wrapper(exits));
+    results["vcpu"].Add(Bench.Vcpu(kvm, exits));
+    (double adapter, double bytesPerExit) = Bench.Adapter(kvm, exits);
+    results["adapter"].Add(adapter);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"round {round}: c {Show(results["c"])} ioctl {results["ioctl"][^1]:0.00} wrapper {results["wrapper"][^1]:0.00} vcpu {results["vcpu"][^1]:0.00} adapter {adapter:0.00} us/exit; adapter allocates {bytesPerExit:0.0} B/exit"));
+}
+
+double? c = results["c"].Count > 0 ? Median(results["c"]) : null;
+foreach ((string layer, List<double> values) in results)
+{
+    if (values.Count == 0)
+    {
+        continue;
+    }
+
+    double m = Median(values);
+    string ratio = c is null ? "no C reference ($KVM_GUEST_TOOLS/kvmtest)" : string.Create(CultureInfo.InvariantCulture, $"{m / c.Value:0.00}x C");
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {layer,-8} {m,8:0.00} us/exit  {ratio}"));
+}
+
+return 0;
+
+static string Show(List<double> values) => values.Count == 0 ? "-" : values[^1].ToString("0.00", CultureInfo.InvariantCulture);
+
+static double Median(List<double> values)
+{
+    double[] sorted = [.. values.Order()];
+    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+internal static unsafe partial class Bench
+{
+    private const int RamSize = 0x10000;
+    private const ushort CodeAddress = 0x1000;
+
+    /// <summary>OUT DX,AL; DEC ECX; JNZ back; HLT — ECX loaded by the caller.</summary>
+    private static byte[] LoopCode(bool setCount, int exits)
+    {
+        var a = new Assembler(16);
+        Label loop = a.CreateLabel();
+        a.cli();
+        a.mov(dx, 0x80);
+        if (setCount)
+        {
+            a.mov(ecx, exits);
+        }
+
+        a.Label(ref loop);
+        a.@out(dx, al);
+        a.dec(ecx);
+        a.jnz(loop);
+        a.hlt();
+        using var code = new MemoryStream();
+        a.Assemble(new StreamCodeWriter(code), 0);
+        return code.ToArray();
+    }
+
+    internal static double CReference(string path, int exits)
+    {
+        var start = new ProcessStartInfo(path, ["--bench", exits.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+        };
+        using Process process = Process.Start(start)!;
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Match m = UsPerExit().Match(output);
+        if (process.ExitCode != 0 || !m.Success)
+        {
+            throw new InvalidOperationException($"{path} --bench failed ({process.ExitCode}): {output}");
+        }
+
+        return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    [GeneratedRegex(@"([0-9.]+) us/exit")]
+    private static partial Regex UsPerExit();
+
+    private sealed class RealModeVcpu : IDisposable
+    {
+        private readonly byte* _ram;
+
+        internal RealModeVcpu(int exits)
+        {
+            _ram = (byte*)NativeMemory.AlignedAlloc(RamSize, 4096);
+            NativeMemory.Clear(_ram, RamSize);
+            LoopCode(setCount: true, exits).CopyTo(new Span<byte>(_ram + CodeAddress, RamSize - CodeAddress));
+            System = KvmSystem.Open();
+            Vm = System.CreateVm();
+            Vm.SetUserMemoryRegion(0, 0, RamSize, (nint)_ram, readOnly: false);
+            Vcpu = Vm.CreateVcpu(0);
+            Vcpu.SetCpuid(System.GetSupportedCpuid());
+            kvm_sregs sregs = Vcpu.GetSregs();
+            sregs.cs.@base = 0;
+            sregs.cs.selector = 0;
+            Vcpu.SetSregs(sregs);
+            kvm_regs regs = Vcpu.GetRegs();
+            regs.rip = CodeAddress;
+            regs.rflags = 2;
+            Vcpu.SetRegs(regs);
+        }
+
+        internal KvmSystem System { get; }
+
+        internal KvmVm Vm { get; }
+
+        internal KvmVcpu Vcpu { get; }
+
+        public void Dispose()
+        {
+            Vm.Dispose();
+            System.Dispose();
+            NativeMemory.AlignedFree(_ram);
+        }
+    }
+
+    internal static double Ioctl(int exits)
+    {
+        using var vm = new RealModeVcpu(exits);
+        kvm_run* run = vm.Vcpu.RunStructure;
+        bool added = false;
+        vm.Vcpu.Handle.DangerousAddRef(ref added);
+        int fd = vm.Vcpu.Handle.Fd;
+        long start = Stopwatch.GetTimestamp();
+        int seen = 0;
+        while (true)
+        {
+            if (Libc.Ioctl(fd, Hypervisor.Accel.Kvm.Interop.Ioctl.KVM_RUN, 0, out int error) < 0)
+            {
+                throw new KvmException("KVM_RUN", error);
+            }
+
+            if (run->exit_reason != KvmConstants.KVM_EXIT_IO)
+            {
+                break;
+            }
+
+            seen++;
+        }
+
+        double us = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        vm.Vcpu.Handle.DangerousRelease();
+        Check(seen, exits, run->exit_reason);
+        return us / exits;
+    }
+
+    internal static double Wrapper(int exits)
+    {
+        using var vm = new RealModeVcpu(exits);
+        long start = Stopwatch.GetTimestamp();
+        int seen = 0;
+        uint reason;
+        while (true)
+        {
+            KvmExit exit = vm.Vcpu.Run();
+            reason = exit.Reason;
+            if (reason != KvmConstants.KVM_EXIT_IO || exit.IoData[0] != 0)
+            {
+                break;
+            }
+
+            seen++;
+        }
+
+        double us = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        Check(seen, exits, reason);
+        return us / exits;
+    }
+
+    private static void Check(int seen, int exits, uint reason)
+    {
+        if (seen != exits || reason != KvmConstants.KVM_EXIT_HLT)
+        {
+            throw new InvalidOperationException($"expected {exits} port exits and HLT, got {seen} and exit reason {reason}");
+        }
+    }
+
+    private static VirtualMachine Machine(KvmAccelerator kvm, int exits)
+    {
+        var image = new byte[64 * 1024];
+        LoopCode(setCount: true, exits).CopyTo(image, 0);
+        new byte[] { 0xEA, 0x00, 0x00, 0x00, 0xF0 }.CopyTo(image, 0xFFF0); // JMP F000:0000 at the reset vector
+        using var builder = new VirtualMachineBuilder();
+        GuestMemoryLayout.AddRam(builder.Memory, 16 << 20);
+        GuestMemoryLayout.AddFirmware(builder.Memory, image);
+        var selector = new AcceleratorSelector([kvm]);
+        return builder.Build(selector, selector.Parse("kvm"));
+    }
+
+    internal static double Vcpu(KvmAccelerator kvm, int exits)
+    {
+        using VirtualMachine vm = Machine(kvm, exits);
+        long start = Stopwatch.GetTimestamp();
+        VcpuExit exit = vm.Vcpus[0].Run();
+        double us = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        if (exit.Reason != VcpuExitReason.Halted || vm.Ports.UnclaimedWriteCount != exits)
+        {
+            throw new InvalidOperationException($"unexpected exit: {exit.Reason}, {vm.Ports.UnclaimedWriteCount} port writes seen");
+        }
+
+        return us / exits;
+    }
+
+    /// <summary>The whole machine through the public API; the time includes starting the vCPU thread and the final HLT.</summary>
+    internal static (double UsPerExit, double BytesPerExit) Adapter(KvmAccelerator kvm, int exits)
+    {
+        using VirtualMachine vm = Machine(kvm, exits);
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        MachineRunResult result = vm.Run(new MachineRunOptions(TimeSpan.FromMinutes(10)));
+        long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        if (result.Reason != MachineStopReason.Halted || vm.Ports.UnclaimedWriteCount != exits)
+        {
+            throw new InvalidOperationException($"unexpected run: {result.Reason} {result.Detail}, {vm.Ports.UnclaimedWriteCount} port writes seen");
+        }
+
+        return (result.Elapsed.TotalMicroseconds / exits, (double)bytes / exits);
+    }
 }

@@ -59,8 +59,14 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
     internal KvmVcpu Wrapper => _vcpu;
 
+    /// <summary>The <c>KVM_EXIT_*</c> reason after which the last interrupt was handed to KVM (for diagnostics).</summary>
+    internal uint LastExitBeforeInjection { get; private set; }
+
     public VcpuExit Run(long instructionLimit = long.MaxValue)
     {
+        // One session for the whole loop: the thread claim and the descriptor/mapping references are taken once, not
+        // per exit (see KvmVcpu.BeginRun).
+        using KvmRunSession session = _vcpu.BeginRun();
         while (true)
         {
             if (_lapic is not null)
@@ -80,7 +86,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
                 PrepareInterruptDelivery(_interrupts);
             }
 
-            KvmExit exit = _vcpu.Run();
+            KvmExit exit = session.Run();
             _exits++;
             if (_lapic is not null)
             {
@@ -269,6 +275,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         if (_pendingVector >= 0 && ready && _vcpu.TryInterrupt((byte)_pendingVector))
         {
             _pendingVector = -1;
+            LastExitBeforeInjection = _vcpu.LastExitReason;
         }
 
         _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;

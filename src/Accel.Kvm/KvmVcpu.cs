@@ -66,6 +66,9 @@ internal sealed unsafe class KvmVcpu : IDisposable
 
     internal kvm_run* RunStructure => _run;
 
+    /// <summary>The vCPU descriptor (for the exit benchmark's bare-ioctl layer).</summary>
+    internal FileDescriptorHandle Handle => _fd;
+
     internal int RunStructureSize => _runSize;
 
     /// <summary>Asks KVM to exit with <c>KVM_EXIT_IRQ_WINDOW_OPEN</c> as soon as the guest can take an interrupt.</summary>
@@ -118,6 +121,22 @@ internal sealed unsafe class KvmVcpu : IDisposable
     /// <exception cref="KvmException">KVM_RUN failed (for example <c>EFAULT</c> for guest memory whose host mapping is gone).</exception>
     internal KvmExit Run()
     {
+        using KvmRunSession session = BeginRun();
+        return session.Run();
+    }
+
+    /// <summary>
+    /// Claims the vCPU for a sequence of runs on the calling thread: the thread check, the descriptor and mapping
+    /// references and the running mark are taken once for the whole sequence instead of once per exit.
+    /// </summary>
+    /// <remarks>
+    /// While the session is open the vCPU counts as running: other threads cannot run it, read its registers or
+    /// dispose it, and a <see cref="Kick"/> signals this thread even when it is between runs (the no-op handler
+    /// returns at once; <c>immediate_exit</c> makes the next run return). Register calls from this thread work.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">Another thread is running this vCPU.</exception>
+    internal KvmRunSession BeginRun()
+    {
         int self = CurrentThreadId;
         int other = Interlocked.CompareExchange(ref _runningThreadId, self, 0);
         if (other != 0)
@@ -125,53 +144,74 @@ internal sealed unsafe class KvmVcpu : IDisposable
             ThrowAlreadyRunning(other, self);
         }
 
+        bool fdAdded = false;
         bool mappingAdded = false;
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            using var lease = new FdLease(_fd);
+            _fd.DangerousAddRef(ref fdAdded);
             _mapping.DangerousAddRef(ref mappingAdded);
-            _generation++;
-            while (true)
-            {
-                int result = Libc.Ioctl(lease.Fd, Ioctl.KVM_RUN, 0, out int error);
-                if (result >= 0)
-                {
-                    _exitReason = _run->exit_reason;
-                    break;
-                }
-
-                if (error == EINTR)
-                {
-                    // Clear immediate_exit before consuming the kick, so that a kick racing with us either is consumed
-                    // now or leaves both immediate_exit and _kickPending set for the next entry.
-                    Volatile.Write(ref _run->immediate_exit, 0);
-                    if (Interlocked.Exchange(ref _kickPending, 0) != 0)
-                    {
-                        _exitReason = KVM_EXIT_INTR;
-                        break;
-                    }
-
-                    continue;
-                }
-
-                if (error == EAGAIN)
-                {
-                    continue;
-                }
-
-                _exitReason = KVM_EXIT_UNKNOWN;
-                throw new KvmException("KVM_RUN", error, $"vCPU {Id}");
-            }
+            return new KvmRunSession(this, _fd.Fd);
         }
-        finally
+        catch
         {
             if (mappingAdded)
             {
                 _mapping.DangerousRelease();
             }
 
+            if (fdAdded)
+            {
+                _fd.DangerousRelease();
+            }
+
             Volatile.Write(ref _runningThreadId, 0);
+            throw;
+        }
+    }
+
+    /// <summary>Ends a session begun by <see cref="BeginRun"/>.</summary>
+    internal void EndRun()
+    {
+        _mapping.DangerousRelease();
+        _fd.DangerousRelease();
+        Volatile.Write(ref _runningThreadId, 0);
+    }
+
+    /// <summary>One <c>KVM_RUN</c> inside a session (see <see cref="KvmRunSession.Run"/>).</summary>
+    internal KvmExit RunInSession(int fd)
+    {
+        _generation++;
+        while (true)
+        {
+            int result = Libc.Ioctl(fd, Ioctl.KVM_RUN, 0, out int error);
+            if (result >= 0)
+            {
+                _exitReason = _run->exit_reason;
+                break;
+            }
+
+            if (error == EINTR)
+            {
+                // Clear immediate_exit before consuming the kick, so that a kick racing with us either is consumed
+                // now or leaves both immediate_exit and _kickPending set for the next entry.
+                Volatile.Write(ref _run->immediate_exit, 0);
+                if (Interlocked.Exchange(ref _kickPending, 0) != 0)
+                {
+                    _exitReason = KVM_EXIT_INTR;
+                    break;
+                }
+
+                continue;
+            }
+
+            if (error == EAGAIN)
+            {
+                continue;
+            }
+
+            _exitReason = KVM_EXIT_UNKNOWN;
+            throw new KvmException("KVM_RUN", error, $"vCPU {Id}");
         }
 
         return new KvmExit(this, _generation);
@@ -205,7 +245,7 @@ internal sealed unsafe class KvmVcpu : IDisposable
             // KVM checks immediate_exit on entry; the signal covers a thread that is already inside the guest.
             Volatile.Write(ref _run->immediate_exit, 1);
             int thread = Volatile.Read(ref _runningThreadId);
-            if (thread != 0)
+            if (thread != 0 && thread != CurrentThreadId) // the vCPU thread itself is not inside KVM_RUN
             {
                 Libc.SendToThread(thread, KickSignal.Number);
             }
@@ -445,4 +485,43 @@ internal sealed unsafe class KvmVcpu : IDisposable
         throw new InvalidOperationException(other == self
             ? $"vCPU {Id} is already running on this thread (Run is not re-entrant)."
             : $"vCPU {Id} is already running on thread {other}; a vCPU runs on one thread at a time.");
+}
+
+/// <summary>
+/// A vCPU claimed by one thread for a sequence of <c>KVM_RUN</c>s (<see cref="KvmVcpu.BeginRun"/>); Dispose ends the
+/// claim. Keeps the per-exit path free of reference counting and thread checks.
+/// </summary>
+[SupportedOSPlatform("linux")]
+internal ref struct KvmRunSession
+{
+    private readonly KvmVcpu _vcpu;
+    private readonly int _fd;
+    private bool _open;
+
+    internal KvmRunSession(KvmVcpu vcpu, int fd)
+    {
+        _vcpu = vcpu;
+        _fd = fd;
+        _open = true;
+    }
+
+    /// <summary>Enters the guest until an exit that needs user space (see <see cref="KvmVcpu.Run"/>).</summary>
+    internal readonly KvmExit Run()
+    {
+        if (!_open)
+        {
+            throw new InvalidOperationException("The run session has ended.");
+        }
+
+        return _vcpu.RunInSession(_fd);
+    }
+
+    public void Dispose()
+    {
+        if (_open)
+        {
+            _open = false;
+            _vcpu.EndRun();
+        }
+    }
 }

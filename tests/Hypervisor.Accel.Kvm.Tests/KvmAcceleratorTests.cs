@@ -254,13 +254,28 @@ public sealed class KvmAcceleratorTests
         a.iret();
     }
 
-    // Failed once in five runs inside the kvm-guest tool's emulated AMD-V: the handler ran ('I') and the guest then
-    // stayed halted, as if the interrupt had been taken before HLT despite the STI shadow (not yet explained; real
-    // hardware forbids it). Retried so that this rare case does not fail CI while it is investigated; a failure on every
-    // try still fails.
+    // Failed once in five full-suite runs inside the kvm-guest tool's emulated AMD-V: the handler ran and the guest then
+    // stayed halted, as if the interrupt had been taken before HLT despite the STI shadow. Not reproduced since: 200
+    // repetitions in one boot (DeviceInterruptWakesHltStress) passed on 2026-11-27. The adapter injects only when KVM
+    // reports ready_for_interrupt_injection after the exit, so a failure now prints 'H' (handler returning onto HLT)
+    // and the exit reason after which the vector was injected, to tell an emulation fault from ours. Retried until then.
     [Test]
     [Retry(3)]
-    public void DeviceInterruptWakesHltWithInterruptsEnabled()
+    public void DeviceInterruptWakesHltWithInterruptsEnabled() => WakeHltWithDeviceInterrupt();
+
+    /// <summary>The same, many times in one process: <c>--filter Name~DeviceInterruptWakesHltStress</c>.</summary>
+    [Test]
+    [Explicit("stress run of DeviceInterruptWakesHltWithInterruptsEnabled, for investigating its rare failure")]
+    [Repeat(200)]
+    public void DeviceInterruptWakesHltStress() => WakeHltWithDeviceInterrupt();
+
+    /// <summary>
+    /// The guest raises the device's interrupt with interrupts off, then executes STI; HLT. The interrupt must be
+    /// taken after HLT (the STI shadow covers HLT; Intel SDM Vol. 2B, STI), so the handler returns past HLT and the
+    /// guest prints 'E'. The handler prints 'H' instead of 'I' if its return address points at a HLT, which shows an
+    /// interrupt delivered before HLT executed.
+    /// </summary>
+    private static void WakeHltWithDeviceInterrupt()
     {
         var irq = new OneShotInterrupt();
         byte[] firmware = Firmware(a =>
@@ -272,7 +287,7 @@ public sealed class KvmAcceleratorTests
             a.cli();
             Print(a, "E");
             a.hlt();
-        }, PrintingHandler);
+        }, ReturnCheckingHandler);
         VirtualMachine? machine = null;
         var port = new CapturePort(b =>
         {
@@ -286,12 +301,41 @@ public sealed class KvmAcceleratorTests
         using (machine)
         {
             MachineRunResult result = machine.Run(new MachineRunOptions(Timeout: TimeSpan.FromSeconds(30)));
+            uint injectedAfter = ((KvmAcceleratorVcpu)machine.Vcpus[0]).LastExitBeforeInjection;
             Assert.Multiple(() =>
             {
-                Assert.That(port.Text, Is.EqualTo("AIE"));
+                Assert.That(port.Text, Is.EqualTo("AIE"), $"interrupt injected after KVM exit reason {injectedAfter}");
                 Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
             });
         }
+    }
+
+    /// <summary>Prints 'I', or 'H' when the instruction it returns to is a HLT (0xF4).</summary>
+    private static void ReturnCheckingHandler(Assembler a)
+    {
+        Label notHlt = a.CreateLabel();
+        Label print = a.CreateLabel();
+        a.push(ax);
+        a.push(dx);
+        a.push(bp);
+        a.push(si);
+        a.mov(bp, sp);
+        a.mov(si, __word_ptr[bp + 8]); // return IP: above SI, BP, DX, AX
+        a.mov(al, __byte_ptr.cs[si]);
+        a.cmp(al, 0xF4);
+        a.jne(notHlt);
+        a.mov(al, (byte)'H');
+        a.jmp(print);
+        a.Label(ref notHlt);
+        a.mov(al, (byte)'I');
+        a.Label(ref print);
+        a.mov(dx, DebugPort);
+        a.@out(dx, al);
+        a.pop(si);
+        a.pop(bp);
+        a.pop(dx);
+        a.pop(ax);
+        a.iret();
     }
 
     [Test]
