@@ -25,8 +25,12 @@ internal sealed class Tlb
     public readonly TlbEntry[] Write = new TlbEntry[Size];
     public readonly TlbEntry[] Fetch = new TlbEntry[Size];
 
+    /// <summary>Changes on every flush: decoded-block links made under an older epoch are not followed.</summary>
+    public uint Epoch { get; private set; }
+
     public void Flush()
     {
+        Epoch++;
         Array.Clear(Read);
         Array.Clear(Write);
         Array.Clear(Fetch);
@@ -36,6 +40,7 @@ internal sealed class Tlb
     {
         int i = (int)(linearPage & (Size - 1));
         ulong tag = linearPage + 1;
+        Epoch++;
         if (Read[i].Tag == tag) { Read[i] = default; }
         if (Write[i].Tag == tag) { Write[i] = default; }
         if (Fetch[i].Tag == tag) { Fetch[i] = default; }
