@@ -394,6 +394,179 @@ internal sealed partial class TcgCpu
         return true;
     }
 
+    // ---------------------------------------------------------------- lazy flags
+    //
+    // The fast path's ADD/SUB/CMP/AND/OR/XOR/TEST/INC/DEC record their operands instead of computing CF PF AF ZF SF
+    // OF; Jcc/CMOVcc/SETcc evaluate the common conditions straight from them. Every other reader sees RFLAGS through
+    // MaterializeFlags(), which the fast path calls before a generic instruction, a flag-reading micro-op, the end of
+    // a run of blocks and the delivery of a fault. Outside ExecuteBlocks the lazy state is always empty, so the rest
+    // of the CPU (and Execute(ref Instruction), which computes flags eagerly) reads S.Rflags as before.
+
+    private const byte LazyNone = 0, LazyAdd = 1, LazySub = 2, LazyLogic = 3, LazyInc = 4, LazyDec = 5;
+
+    private byte _lazyOp;
+    private int _lazyBits;
+    private ulong _lazyA, _lazyB, _lazyR;
+
+    /// <summary>Writes the pending lazy status flags into <see cref="CpuState.Rflags"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void MaterializeFlags()
+    {
+        if (_lazyOp != LazyNone)
+        {
+            MaterializeFlagsSlow();
+        }
+    }
+
+    private void MaterializeFlagsSlow()
+    {
+        ulong f = S.Rflags;
+        int bits = _lazyBits;
+        switch (_lazyOp)
+        {
+            case LazyAdd: Add(_lazyA, _lazyB, bits, ref f); break;
+            case LazySub: Cmp(_lazyA, _lazyB, bits, ref f); break;
+            case LazyLogic: Or(_lazyR, 0, bits, ref f); break;
+            case LazyInc:
+                f = (f & ~Fl.CF) | _lazyB;
+                Inc(_lazyA, bits, ref f);
+                break;
+            default:
+                f = (f & ~Fl.CF) | _lazyB;
+                Dec(_lazyA, bits, ref f);
+                break;
+        }
+
+        S.Rflags = f;
+        _lazyOp = LazyNone;
+    }
+
+    /// <summary>CF as the last flag-writing instruction left it (for INC/DEC, which keep it).</summary>
+    private ulong CurrentCf()
+    {
+        switch (_lazyOp)
+        {
+            case LazyNone: return S.Rflags & Fl.CF;
+            case LazySub: return _lazyA < _lazyB ? Fl.CF : 0;
+            case LazyLogic: return 0;
+            case LazyInc:
+            case LazyDec: return _lazyB;
+            default:
+                MaterializeFlagsSlow();
+                return S.Rflags & Fl.CF;
+        }
+    }
+
+    /// <summary>Evaluates a condition code, from the lazy operands when they make it cheap.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool MicroCondition(byte cc)
+    {
+        byte lazy = _lazyOp;
+        if (lazy == LazySub)
+        {
+            ulong a = _lazyA, b = _lazyB;
+            int sh = 64 - _lazyBits;
+            long sa = (long)(a << sh), sb = (long)(b << sh);
+            switch ((ConditionCode)cc)
+            {
+                case ConditionCode.e: return a == b;
+                case ConditionCode.ne: return a != b;
+                case ConditionCode.b: return a < b;
+                case ConditionCode.ae: return a >= b;
+                case ConditionCode.be: return a <= b;
+                case ConditionCode.a: return a > b;
+                case ConditionCode.l: return sa < sb;
+                case ConditionCode.ge: return sa >= sb;
+                case ConditionCode.le: return sa <= sb;
+                case ConditionCode.g: return sa > sb;
+            }
+        }
+        else if (lazy == LazyLogic)
+        {
+            ulong r = _lazyR;
+            bool neg = ((r >> (_lazyBits - 1)) & 1) != 0;
+            switch ((ConditionCode)cc)
+            {
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.b: return false;
+                case ConditionCode.ae: return true;
+                case ConditionCode.be: return r == 0;
+                case ConditionCode.a: return r != 0;
+                case ConditionCode.s:
+                case ConditionCode.l: return neg;
+                case ConditionCode.ns:
+                case ConditionCode.ge: return !neg;
+                case ConditionCode.le: return r == 0 || neg;
+                case ConditionCode.g: return r != 0 && !neg;
+            }
+        }
+
+        MaterializeFlags();
+        return Condition((ConditionCode)cc);
+    }
+
+    /// <summary>
+    /// A binary ALU micro-op: records lazy flags for ADD/SUB/CMP/logic, computes ADC/SBB eagerly. Returns false when the
+    /// result is not written (CMP, TEST).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool MicroAluLazy(byte sub, ulong a, ulong b, int bits, out ulong r)
+    {
+        ulong m = BitsMask(bits);
+        a &= m;
+        b &= m;
+        switch ((MicroAlu)sub)
+        {
+            case MicroAlu.Add:
+                r = (a + b) & m;
+                SetLazy(LazyAdd, bits, a, b, r);
+                return true;
+            case MicroAlu.Sub:
+                r = (a - b) & m;
+                SetLazy(LazySub, bits, a, b, r);
+                return true;
+            case MicroAlu.Cmp:
+                SetLazy(LazySub, bits, a, b, 0);
+                r = 0;
+                return false;
+            case MicroAlu.And:
+                r = a & b;
+                SetLazy(LazyLogic, bits, 0, 0, r);
+                return true;
+            case MicroAlu.Or:
+                r = a | b;
+                SetLazy(LazyLogic, bits, 0, 0, r);
+                return true;
+            case MicroAlu.Xor:
+                r = a ^ b;
+                SetLazy(LazyLogic, bits, 0, 0, r);
+                return true;
+            case MicroAlu.Test:
+                SetLazy(LazyLogic, bits, 0, 0, a & b);
+                r = 0;
+                return false;
+            default:
+            {
+                MaterializeFlags();
+                ulong f = S.Rflags;
+                bool write = MicroAluOp(sub, a, b, bits, ref f, out r);
+                S.Rflags = f;
+                return write;
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SetLazy(byte op, int bits, ulong a, ulong b, ulong r)
+    {
+        _lazyOp = op;
+        _lazyBits = bits;
+        _lazyA = a;
+        _lazyB = b;
+        _lazyR = r;
+    }
+
     // ---------------------------------------------------------------- execution
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -486,39 +659,29 @@ internal sealed partial class TcgCpu
                 return;
 
             case MicroKind.AluRR:
-            {
-                ulong f = S.Rflags;
-                if (MicroAluOp(op.Sub, Gpr(op.R0), Gpr(op.R1), bits, ref f, out ulong r))
+                if (MicroAluLazy(op.Sub, Gpr(op.R0), Gpr(op.R1), bits, out ulong rr))
                 {
-                    SetGprBits(op.R0, bits, r);
+                    SetGprBits(op.R0, bits, rr);
                 }
 
-                S.Rflags = f;
                 return;
-            }
 
             case MicroKind.AluRI:
-            {
-                ulong f = S.Rflags;
-                if (MicroAluOp(op.Sub, Gpr(op.R0), op.Imm, bits, ref f, out ulong r))
+                if (MicroAluLazy(op.Sub, Gpr(op.R0), op.Imm, bits, out ulong ri))
                 {
-                    SetGprBits(op.R0, bits, r);
+                    SetGprBits(op.R0, bits, ri);
                 }
 
-                S.Rflags = f;
                 return;
-            }
 
             case MicroKind.AluRM:
             {
                 ulong b = ReadMem(op.Seg, MicroEa(ref op), bits >> 3);
-                ulong f = S.Rflags;
-                if (MicroAluOp(op.Sub, Gpr(op.R0), b, bits, ref f, out ulong r))
+                if (MicroAluLazy(op.Sub, Gpr(op.R0), b, bits, out ulong r))
                 {
                     SetGprBits(op.R0, bits, r);
                 }
 
-                S.Rflags = f;
                 return;
             }
 
@@ -528,37 +691,65 @@ internal sealed partial class TcgCpu
                 ulong ea = MicroEa(ref op);
                 ulong a = ReadMem(op.Seg, ea, bits >> 3);
                 ulong b = op.Kind == MicroKind.AluMR ? Gpr(op.R1) : op.Imm;
-                ulong f = S.Rflags;
-                if (MicroAluOp(op.Sub, a, b, bits, ref f, out ulong r))
+                if ((MicroAlu)op.Sub is MicroAlu.Cmp or MicroAlu.Test)
                 {
-                    WriteMem(op.Seg, ea, bits >> 3, r);
+                    MicroAluLazy(op.Sub, a, b, bits, out _);
+                    return;
                 }
 
-                S.Rflags = f;
+                // Flags change only once the write has succeeded (a faulting instruction leaves no partial state).
+                ulong r;
+                if ((MicroAlu)op.Sub is MicroAlu.Adc or MicroAlu.Sbb)
+                {
+                    MaterializeFlags();
+                    ulong f = S.Rflags;
+                    MicroAluOp(op.Sub, a, b, bits, ref f, out r);
+                    WriteMem(op.Seg, ea, bits >> 3, r);
+                    S.Rflags = f;
+                    return;
+                }
+
+                ulong m = BitsMask(bits);
+                r = (MicroAlu)op.Sub switch
+                {
+                    MicroAlu.Add => a + b,
+                    MicroAlu.Sub => a - b,
+                    MicroAlu.And => a & b,
+                    MicroAlu.Or => a | b,
+                    _ => a ^ b,
+                } & m;
+                WriteMem(op.Seg, ea, bits >> 3, r);
+                MicroAluLazy(op.Sub, a, b, bits, out _);
                 return;
             }
 
             case MicroKind.IncR:
-                SetGprBits(op.R0, bits, Inc(Gpr(op.R0), bits, ref S.Rflags));
-                return;
             case MicroKind.DecR:
-                SetGprBits(op.R0, bits, Dec(Gpr(op.R0), bits, ref S.Rflags));
+            {
+                ulong cf = CurrentCf();
+                ulong a = Gpr(op.R0) & BitsMask(bits);
+                bool inc = op.Kind == MicroKind.IncR;
+                SetGprBits(op.R0, bits, inc ? a + 1 : a - 1);
+                SetLazy(inc ? LazyInc : LazyDec, bits, a, cf, 0);
                 return;
+            }
+
             case MicroKind.IncM:
             case MicroKind.DecM:
             {
                 ulong ea = MicroEa(ref op);
                 ulong a = ReadMem(op.Seg, ea, bits >> 3);
-                ulong f = S.Rflags;
-                ulong r = op.Kind == MicroKind.IncM ? Inc(a, bits, ref f) : Dec(a, bits, ref f);
-                WriteMem(op.Seg, ea, bits >> 3, r);
-                S.Rflags = f;
+                bool inc = op.Kind == MicroKind.IncM;
+                WriteMem(op.Seg, ea, bits >> 3, inc ? a + 1 : a - 1);
+                ulong cf = CurrentCf();
+                SetLazy(inc ? LazyInc : LazyDec, bits, a & BitsMask(bits), cf, 0);
                 return;
             }
 
             case MicroKind.ShiftRI:
             case MicroKind.ShiftRCl:
             {
+                MaterializeFlags();
                 ulong count = op.Kind == MicroKind.ShiftRI ? op.Imm : Gpr(1) & 0xFF;
                 ulong f = S.Rflags;
                 ulong r = MicroShift(op.Sub, Gpr(op.R0), count, bits, ref f);
@@ -584,7 +775,7 @@ internal sealed partial class TcgCpu
                 return;
 
             case MicroKind.Jcc:
-                if (Condition((ConditionCode)op.Sub))
+                if (MicroCondition(op.Sub))
                 {
                     BranchNear(op.Imm);
                 }
@@ -632,7 +823,7 @@ internal sealed partial class TcgCpu
             }
 
             case MicroKind.Cmov:
-                if (Condition((ConditionCode)op.Sub))
+                if (MicroCondition(op.Sub))
                 {
                     SetGprBits(op.R0, bits, Gpr(op.R1));
                 }
@@ -643,7 +834,7 @@ internal sealed partial class TcgCpu
 
                 return;
             case MicroKind.SetccR:
-                SetGprBits(op.R0, 8, Condition((ConditionCode)op.Sub) ? 1UL : 0UL);
+                SetGprBits(op.R0, 8, MicroCondition(op.Sub) ? 1UL : 0UL);
                 return;
 
             case MicroKind.ImulRR:
@@ -662,6 +853,7 @@ internal sealed partial class TcgCpu
                     b = op.Kind == MicroKind.ImulRR ? Gpr(op.R1) : ReadMem(op.Seg, MicroEa(ref op), bits >> 3);
                 }
 
+                MaterializeFlags();
                 ulong f = S.Rflags;
                 ulong r = Imul(a & BitsMask(bits), b & BitsMask(bits), bits, out _, ref f);
                 SetGprBits(op.R0, bits, r);
@@ -670,6 +862,7 @@ internal sealed partial class TcgCpu
             }
 
             default:
+                MaterializeFlags();
                 Execute(ref ins);
                 return;
         }

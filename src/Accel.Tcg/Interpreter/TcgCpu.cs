@@ -138,12 +138,14 @@ internal sealed partial class TcgCpu : IVcpu
         }
         catch (GuestUnsupported u)
         {
+            MaterializeFlags();
             return new VcpuExit(VcpuExitReason.GuestError, S.Rip, u.Message);
         }
 #pragma warning disable CA1031 // a bug in the interpreter must end the run with a value, never take the host down
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
+            MaterializeFlags();
             return new VcpuExit(VcpuExitReason.GuestError, S.Rip,
                 $"tcg internal error at RIP 0x{S.Rip:X}: {e.GetType().Name}: {e.Message}");
         }
@@ -203,6 +205,7 @@ internal sealed partial class TcgCpu : IVcpu
             }
             catch (GuestFault f)
             {
+                MaterializeFlags(); // the flags the faulting instruction started with
                 _endBlock = false;
                 _inhibitOnce = false;
                 DeliverEvent(f.Vector, f.ErrorCode, f.HasErrorCode, EventKind.Fault, S.Rip);
@@ -270,6 +273,7 @@ internal sealed partial class TcgCpu : IVcpu
                 _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 ||
                 (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
+                MaterializeFlags();
                 return;
             }
 
@@ -516,7 +520,28 @@ internal sealed partial class TcgCpu : IVcpu
 
             PreDecode(ref ins, ref b.Ops[b.Count], ipMask);
             b.Count++;
-            if (ins.IsInvalid || EndsBlock(ref ins) || _reader.CrossedPage)
+            if (ins.IsInvalid || _reader.CrossedPage)
+            {
+                return;
+            }
+
+            // A direct JMP or CALL whose target lies on the same page continues the block at the target: its micro-op
+            // sets the next RIP, and the block still depends on one physical page only.
+            if (ins.Mnemonic is Mnemonic.Jmp or Mnemonic.Call &&
+                ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64 &&
+                b.Ops[b.Count - 1].Kind is MicroKind.Jmp or MicroKind.CallRel)
+            {
+                ulong target = ins.NearBranchTarget;
+                ulong targetLinear = bitness == 64 ? target : (linear - rip + target) & 0xFFFF_FFFF;
+                if ((targetLinear >> 12) == (linear >> 12) && target <= limit)
+                {
+                    _reader.Reset(target, targetLinear, limit, page, Physical.HostPage(page, false));
+                    decoder.IP = target;
+                    continue;
+                }
+            }
+
+            if (EndsBlock(ref ins))
             {
                 return;
             }
