@@ -415,6 +415,7 @@ internal sealed partial class TcgCpu
             case Mnemonic.Iret:
             case Mnemonic.Iretd:
             case Mnemonic.Iretq:
+                _nmiBlocked = false; // IRET ends NMI blocking, even one that faults (SDM Vol. 3A, 6.7.1)
                 ExecIret(ref ins);
                 break;
             case Mnemonic.Int:

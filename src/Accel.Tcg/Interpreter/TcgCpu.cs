@@ -14,7 +14,7 @@ namespace Hypervisor.Accel.Tcg.Interpreter;
 /// The tcg vCPU: an interpreter of decoded blocks over <see cref="CpuState"/>, with a software MMU, precise
 /// exceptions, interrupt delivery and the <see cref="IVcpu"/> contract.
 /// </summary>
-internal sealed partial class TcgCpu : IVcpu
+internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
 {
     private const int BlockCacheSize = 4096;
 
@@ -41,6 +41,8 @@ internal sealed partial class TcgCpu : IVcpu
     private long _exits;
     private volatile int _kick;
     private volatile int _irqHint;
+    private volatile int _nmiPending;
+    private bool _nmiBlocked;
     private string? _shutdownDetail;
     private int _deliveryDepth;
 
@@ -109,7 +111,16 @@ internal sealed partial class TcgCpu : IVcpu
         S.MiscEnable = 1; // fast strings
         _halted = false;
         _inhibitOnce = false;
+        _nmiPending = 0;
+        _nmiBlocked = false;
         FlushTlb();
+    }
+
+    /// <inheritdoc />
+    public void RaiseNonMaskableInterrupt()
+    {
+        _nmiPending = 1;
+        _wake.Release();
     }
 
     /// <inheritdoc />
@@ -132,6 +143,12 @@ internal sealed partial class TcgCpu : IVcpu
     /// <inheritdoc />
     public VcpuExit Run(long instructionLimit = long.MaxValue)
     {
+        if ((S.Cr0 & Cr.PE) != 0 && (S.Rflags & Fl.VM) != 0)
+        {
+            return new VcpuExit(VcpuExitReason.GuestError, S.Rip,
+                "EFLAGS.VM=1 in protected mode: virtual-8086 mode is not implemented by tcg");
+        }
+
         try
         {
             return RunCore(instructionLimit < 0 ? 0 : instructionLimit);
@@ -169,6 +186,20 @@ internal sealed partial class TcgCpu : IVcpu
                 continue;
             }
 
+            if (_nmiPending != 0 && !_nmiBlocked && !_inhibitOnce)
+            {
+                // NMI (SDM Vol. 3A, 6.7): vector 2 whatever EFLAGS.IF says; it wakes HLT, and further NMIs are blocked
+                // until the next IRET (6.7.1).
+                _nmiPending = 0;
+                _nmiBlocked = true;
+                _halted = false;
+                DeliverEvent(Vec.NMI, 0, false, EventKind.External, S.Rip);
+                if (_shutdownDetail is not null)
+                {
+                    return ShutdownExit();
+                }
+            }
+
             if (!_inhibitOnce && (S.Rflags & Fl.IF) != 0 && _irqHint != 0 && _interrupts is not null)
             {
                 TryDeliverExternal();
@@ -186,7 +217,7 @@ internal sealed partial class TcgCpu : IVcpu
                 }
 
                 // Sleep until an interrupt is signalled or the vCPU is kicked (no busy spin).
-                if (_irqHint == 0 && _kick == 0)
+                if (_irqHint == 0 && _kick == 0 && (_nmiPending == 0 || _nmiBlocked))
                 {
                     _wake.Wait(100);
                 }
@@ -270,7 +301,7 @@ internal sealed partial class TcgCpu : IVcpu
         {
             ExecuteBlock(block, budget - _lastExecuted);
             if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
-                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 ||
+                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending != 0 ||
                 (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
                 MaterializeFlags();

@@ -14,6 +14,9 @@ internal struct TlbEntry
 
     /// <summary>True when user-mode (CPL 3) accesses of this kind are allowed.</summary>
     public bool User;
+
+    /// <summary>True when the page is user-mode accessible (U/S set at every level): SMEP and SMAP apply to it.</summary>
+    public bool UserPage;
 }
 
 /// <summary>A direct-mapped software TLB: separate arrays for reads, writes and fetches.</summary>
