@@ -36,7 +36,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         _vcpu = vm.Vm.CreateVcpu(index);
         try
         {
-            _vcpu.SetCpuid(BuildCpuid(vm.SupportedCpuid, index));
+            _vcpu.SetCpuid(KvmCpuid.Entries(vm.Cpuid, (uint)index));
             SetSystemRegisters(ResetState.System());
             SetGeneralRegisters(ResetState.General());
             SetFpuRegisters(ResetState.Fpu());
@@ -297,6 +297,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         kvm_sregs sregs = _vcpu.GetSregs(); // keeps interrupt_bitmap (a pending interrupt) as KVM has it
         KvmRegisterMapping.ToKvm(registers, ref sregs);
+        sregs.apic_base &= ~KvmCpuid.ApicBaseEnable; // no local APIC behind it (see KvmCpuid)
         _vcpu.SetSregs(sregs);
     }
 
@@ -322,26 +323,5 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         _vcpu.Dispose(); // throws while running
         _wake.Dispose();
-    }
-
-    /// <summary>
-    /// The CPUID the guest sees: what KVM supports on this host, with leaf 1 made to agree with the core's CPU model
-    /// where that is only a number: EAX is <see cref="ResetState.ProcessorSignature"/> (the value EDX holds after
-    /// reset, as on real hardware and on tcg) and the initial APIC ID (EBX[31:24]) is this vCPU's index (Intel SDM
-    /// vol. 2A, CPUID leaf 01H). Feature bits stay what the host's KVM can virtualize.
-    /// </summary>
-    private static kvm_cpuid_entry2[] BuildCpuid(ReadOnlySpan<kvm_cpuid_entry2> supported, int index)
-    {
-        kvm_cpuid_entry2[] entries = supported.ToArray();
-        for (int i = 0; i < entries.Length; i++)
-        {
-            if (entries[i].function == 1)
-            {
-                entries[i].eax = ResetState.ProcessorSignature;
-                entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | ((uint)index << 24);
-            }
-        }
-
-        return entries;
     }
 }

@@ -1,0 +1,63 @@
+using Hypervisor.Core.Cpu;
+
+namespace Hypervisor.Accel.Tcg.Interpreter;
+
+/// <summary>
+/// The CPU features the tcg interpreter implements. CPUID on tcg shows <see cref="CpuModel.Default"/> intersected with
+/// this set, so a feature reaches guests only once it is both in the model and marked implemented here. One line per
+/// feature of the model: flip its flag when the instruction family is wired and tested.
+/// </summary>
+internal static class TcgCpuFeatures
+{
+    internal static readonly CpuFeatureSet Implemented = CpuFeatureSet.Empty
+        // Leaf 1 EDX
+        .With(CpuFeatures.Fpu, false)           // x87: forms are wired, not yet advertised
+        .With(CpuFeatures.De, true)
+        .With(CpuFeatures.Pse, true)
+        .With(CpuFeatures.Tsc, true)
+        .With(CpuFeatures.Msr, true)
+        .With(CpuFeatures.Pae, true)
+        .With(CpuFeatures.Cx8, true)
+        .With(CpuFeatures.Apic, false)          // no local APIC yet
+        .With(CpuFeatures.Sep, true)
+        .With(CpuFeatures.Pge, true)
+        .With(CpuFeatures.Cmov, true)
+        .With(CpuFeatures.Pat, true)
+        .With(CpuFeatures.Pse36, true)
+        .With(CpuFeatures.Clfsh, false)
+        .With(CpuFeatures.Mmx, false)
+        .With(CpuFeatures.Fxsr, false)          // FXSAVE/FXRSTOR are wired, not yet advertised
+        .With(CpuFeatures.Sse, false)           // SSE: forms are wired, not yet advertised
+        .With(CpuFeatures.Sse2, false)          // SSE2: forms are wired, not yet advertised
+        // Leaf 1 ECX
+        .With(CpuFeatures.Sse3, false)
+        .With(CpuFeatures.Ssse3, false)
+        .With(CpuFeatures.Cx16, true)
+        .With(CpuFeatures.Sse41, false)
+        .With(CpuFeatures.Sse42, false)
+        .With(CpuFeatures.Movbe, true)
+        .With(CpuFeatures.Popcnt, true)
+        .With(CpuFeatures.Xsave, false)
+        .With(CpuFeatures.Osxsave, false)       // with XSAVE: must then reflect CR4.OSXSAVE
+        // Leaf 7 EBX
+        .With(CpuFeatures.Bmi1, true)
+        .With(CpuFeatures.Bmi2, true)
+        .With(CpuFeatures.Adx, true)
+        .With(CpuFeatures.Smep, true)           // SMEP/SMAP/UMIP: Mmu checks and Guests/SmepSmapTests.cs
+        .With(CpuFeatures.Smap, true)
+        .With(CpuFeatures.Umip, true)           // (leaf 7 ECX)
+        // Leaf 0DH: XSAVE state components (need XSAVE)
+        .With(CpuFeatures.XsaveX87State, false)
+        .With(CpuFeatures.XsaveSseState, false)
+        // Leaf 80000001H ECX and EDX
+        .With(CpuFeatures.LahfLm, true)
+        .With(CpuFeatures.Lzcnt, true)
+        .With(CpuFeatures.Syscall, true)
+        .With(CpuFeatures.Nx, true)
+        .With(CpuFeatures.Page1Gb, true)
+        .With(CpuFeatures.Rdtscp, true)
+        .With(CpuFeatures.LongMode, true);
+
+    /// <summary>What CPUID returns on tcg.</summary>
+    internal static readonly CpuidTable Cpuid = CpuModel.Default.Present(Implemented, TcgCpu.MaxPhysAddrBits);
+}
