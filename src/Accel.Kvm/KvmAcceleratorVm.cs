@@ -36,6 +36,7 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
         Memory = context.Memory;
         Ports = context.Ports;
         Interrupts = context.Interrupts;
+        Context = context;
         _logger = context.LoggerFactory.CreateLogger("Hypervisor.Accel.Kvm");
         _system = KvmSystem.Open(path);
         try
@@ -49,7 +50,7 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
 
             MapMemory();
             _cpuid = _system.GetSupportedCpuid();
-            _cpuidTable = KvmCpuid.Present(_cpuid);
+            _cpuidTable = KvmCpuid.Present(_cpuid, localApic: context.LocalInterruptControllers is not null);
         }
         catch
         {
@@ -66,6 +67,8 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
     internal PortIoBus Ports { get; }
 
     internal IInterruptSource? Interrupts { get; }
+
+    internal VmCreationContext Context { get; }
 
     internal KvmVm Vm => _vm;
 

@@ -24,14 +24,18 @@ namespace Hypervisor.Accel.Kvm;
 internal static class KvmCpuid
 {
     /// <summary>
-    /// Features KVM may support that this adapter cannot back: the local APIC (and x2APIC), because the adapter creates
-    /// no in-kernel irqchip and delivers interrupts with <c>KVM_INTERRUPT</c> from the machine's PIC, so nothing
-    /// answers at the APIC's MMIO page yet.
+    /// Features KVM may support that this adapter cannot back: x2APIC and the TSC-deadline timer (the machine's
+    /// userspace local APIC, Devices/Apic, implements neither), and the local APIC itself on a machine without one,
+    /// because the adapter creates no in-kernel irqchip: interrupts then come with <c>KVM_INTERRUPT</c> from the
+    /// machine's PIC and nothing answers at the APIC's MMIO page.
     /// </summary>
-    private static readonly CpuFeature[] s_withheld = [CpuFeatures.Apic, CpuFeatures.X2Apic];
+    private static readonly CpuFeature[] s_withheld = [CpuFeatures.X2Apic, CpuFeatures.TscDeadline];
 
-    /// <summary>What this adapter can do on this host: KVM's supported feature bits minus <see cref="s_withheld"/>.</summary>
-    internal static CpuFeatureSet Available(ReadOnlySpan<kvm_cpuid_entry2> supported)
+    /// <summary>
+    /// What this adapter can do on this host: KVM's supported feature bits minus <see cref="s_withheld"/>, and minus the
+    /// APIC unless <paramref name="localApic"/> (the machine gives every vCPU a userspace local APIC).
+    /// </summary>
+    internal static CpuFeatureSet Available(ReadOnlySpan<kvm_cpuid_entry2> supported, bool localApic = false)
     {
         kvm_cpuid_entry2[] copy = supported.ToArray();
         CpuFeatureSet available = CpuFeatureSet.FromCpuid((leaf, subleaf) => Find(copy, leaf, subleaf));
@@ -40,15 +44,15 @@ internal static class KvmCpuid
             available = available.Without(feature);
         }
 
-        return available;
+        return localApic ? available : available.Without(CpuFeatures.Apic);
     }
 
-    /// <summary>The model's table for this host's KVM.</summary>
-    internal static CpuidTable Present(ReadOnlySpan<kvm_cpuid_entry2> supported)
+    /// <summary>The model's table for this host's KVM (with the APIC if <paramref name="localApic"/>).</summary>
+    internal static CpuidTable Present(ReadOnlySpan<kvm_cpuid_entry2> supported, bool localApic = false)
     {
         CpuidResult? sizes = Find(supported, 0x8000_0008, 0);
         int physicalBits = sizes is CpuidResult s && (s.Eax & 0xFF) != 0 ? (int)(s.Eax & 0xFF) : 52;
-        return CpuModel.Default.Present(Available(supported), physicalBits);
+        return CpuModel.Default.Present(Available(supported, localApic), physicalBits);
     }
 
     /// <summary>The entries for <c>KVM_SET_CPUID2</c> of the vCPU with initial APIC ID <paramref name="apicId"/>.</summary>
@@ -76,8 +80,8 @@ internal static class KvmCpuid
 
     /// <summary>
     /// IA32_APIC_BASE's global enable bit (MSR 1BH bit 11; Intel SDM Vol. 3A, 11.4.4). KVM recomputes CPUID.1:EDX.APIC
-    /// from it whatever <c>KVM_SET_CPUID2</c> said (as real CPUs do), so the adapter keeps it clear in every
-    /// <c>KVM_SET_SREGS</c> while it withholds the APIC.
+    /// from it whatever <c>KVM_SET_CPUID2</c> said (as real CPUs do), so on a machine without a local APIC the adapter
+    /// keeps it clear in every <c>KVM_SET_SREGS</c>.
     /// </summary>
     internal const ulong ApicBaseEnable = 1UL << 11;
 

@@ -253,9 +253,11 @@ internal sealed partial class TcgCpu
             }
 
             case Mnemonic.Xgetbv:
+                Xgetbv();
+                return true;
             case Mnemonic.Xsetbv:
-                // XSAVE is not advertised, so CR4.OSXSAVE cannot be set and both raise #UD (SDM Vol. 2, XGETBV).
-                throw Ud();
+                Xsetbv();
+                return true;
             case Mnemonic.Lds:
             case Mnemonic.Les:
             case Mnemonic.Lfs:
@@ -312,7 +314,7 @@ internal sealed partial class TcgCpu
             2 => S.Cr2,
             3 => S.Cr3,
             4 => S.Cr4,
-            8 => S.Cr8,
+            8 => _lapic is not null ? (ulong)_lapic.TaskPriorityClass : S.Cr8,
             _ => throw Ud(),
         };
     }
@@ -423,6 +425,12 @@ internal sealed partial class TcgCpu
                 }
 
                 S.Cr8 = value;
+                if (_lapic is not null)
+                {
+                    _lapic.TaskPriorityClass = (int)value; // CR8 is TPR[7:4] (SDM Vol. 3A, 11.8.6)
+                    EndBlock(); // a lower priority may unmask an interrupt at the next boundary
+                }
+
                 return;
             default:
                 throw Ud();
@@ -488,7 +496,7 @@ internal sealed partial class TcgCpu
         value = index switch
         {
             Msr.Tsc => ReadTsc(),
-            Msr.ApicBase => S.ApicBase,
+            Msr.ApicBase => _lapic?.ApicBase ?? S.ApicBase,
             Msr.MiscEnable => S.MiscEnable,
             Msr.SysenterCs => S.SysenterCs,
             Msr.SysenterEsp => S.SysenterEsp,
@@ -534,6 +542,16 @@ internal sealed partial class TcgCpu
                 if ((value & ReservedHigh) != 0 || (value & 0x2FF) != 0)
                 {
                     return false;
+                }
+
+                if (_lapic is not null && !_resetting)
+                {
+                    if (!_lapic.TrySetApicBase(value))
+                    {
+                        return false;
+                    }
+
+                    value = _lapic.ApicBase;
                 }
 
                 S.ApicBase = value;
@@ -626,7 +644,8 @@ internal sealed partial class TcgCpu
 
     /// <summary>
     /// CPUID: the core's CPU model, limited to what this interpreter implements (<see cref="TcgCpuFeatures"/>); the
-    /// initial APIC ID is the vCPU index.
+    /// initial APIC ID is the vCPU index. CPUID.1:EDX.APIC shows only on a vCPU with a local APIC that IA32_APIC_BASE
+    /// enables (SDM Vol. 3A, 11.4.3).
     /// </summary>
     internal void Cpuid(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
     {
@@ -635,6 +654,15 @@ internal sealed partial class TcgCpu
         b = r.Ebx;
         c = r.Ecx;
         d = r.Edx;
+        if (leaf == 1 && (S.Cr4 & Cr.Cr4Osxsave) == 0)
+        {
+            c &= ~Hypervisor.Core.Cpu.CpuFeatures.Osxsave.Mask; // OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2, CPUID Table 3-10)
+        }
+
+        if (leaf == 1 && (_lapic is null || (_lapic.ApicBase & (1UL << 11)) == 0))
+        {
+            d &= ~(1u << 9);
+        }
     }
 
     // ---------------------------------------------------------------- LLDT, LTR, LAR, LSL, VERR, VERW

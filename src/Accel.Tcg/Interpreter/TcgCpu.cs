@@ -22,6 +22,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
 
     private readonly PortIoBus _ports;
     private readonly IInterruptSource? _interrupts;
+    private readonly ILocalInterruptController? _lapic;
     private readonly GuestCodeReader _reader;
     private readonly Decoder _decoder16;
     private readonly Decoder _decoder32;
@@ -41,8 +42,10 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     private long _exits;
     private volatile int _kick;
     private volatile int _irqHint;
-    private volatile int _nmiPending;
+    private volatile int _lapicHint;
+    private volatile bool _nmiPending; // set by the local APIC (vCPU thread) or RaiseNonMaskableInterrupt (any thread)
     private bool _nmiBlocked;
+    private bool _resetting;
     private string? _shutdownDetail;
     private int _deliveryDepth;
 
@@ -52,6 +55,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         Physical = physical;
         _ports = ports;
         _interrupts = interrupts;
+        _lapic = interrupts as ILocalInterruptController;
         _reader = new GuestCodeReader(this);
         _decoder16 = Decoder.Create(16, _reader);
         _decoder32 = Decoder.Create(32, _reader);
@@ -102,7 +106,9 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     {
         S = default;
         SetGeneralRegisters(ResetState.General());
+        _resetting = true; // the local APIC keeps its own IA32_APIC_BASE across INIT (SDM Vol. 3A, 11.4.7.3)
         SetSystemRegisters(ResetState.System());
+        _resetting = false;
         SetFpuRegisters(ResetState.Fpu());
         S.Pat = 0x0007_0406_0007_0406; // SDM Vol. 3A, 13.12.4: the PAT power-up value
         S.Dr6 = 0xFFFF_0FF0;
@@ -111,7 +117,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         S.MiscEnable = 1; // fast strings
         _halted = false;
         _inhibitOnce = false;
-        _nmiPending = 0;
+        _nmiPending = false;
         _nmiBlocked = false;
         FlushTlb();
     }
@@ -119,7 +125,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// <inheritdoc />
     public void RaiseNonMaskableInterrupt()
     {
-        _nmiPending = 1;
+        _nmiPending = true;
         _wake.Release();
     }
 
@@ -133,6 +139,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// <inheritdoc />
     public void NotifyInterruptPending()
     {
+        _lapicHint = 1;
         _irqHint = 1;
         _wake.Release();
     }
@@ -178,19 +185,27 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
                 return new VcpuExit(VcpuExitReason.Interrupted, S.Rip);
             }
 
+            if (_lapicHint != 0 && _lapic is not null)
+            {
+                TakeLocalApicEvents();
+            }
+
             if (WaitingForSipi)
             {
-                // An application processor waits for INIT/SIPI from a local APIC, which tcg does not have yet: it
-                // sleeps until kicked instead of running the firmware alongside the bootstrap processor.
-                _wake.Wait(100);
+                // An application processor sleeps until its local APIC brings a start-up IPI (or it is kicked) instead
+                // of running the firmware alongside the bootstrap processor.
+                if (_lapicHint == 0 && _kick == 0)
+                {
+                    _wake.Wait(100);
+                }
+
                 continue;
             }
 
-            if (_nmiPending != 0 && !_nmiBlocked && !_inhibitOnce)
+            if (_nmiPending && !_nmiBlocked && !_inhibitOnce)
             {
-                // NMI (SDM Vol. 3A, 6.7): vector 2 whatever EFLAGS.IF says; it wakes HLT, and further NMIs are blocked
-                // until the next IRET (6.7.1).
-                _nmiPending = 0;
+                // SDM Vol. 3A, 6.7.1: an NMI is taken regardless of IF and blocks further NMIs until the next IRET.
+                _nmiPending = false;
                 _nmiBlocked = true;
                 _halted = false;
                 DeliverEvent(Vec.NMI, 0, false, EventKind.External, S.Rip);
@@ -217,7 +232,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
                 }
 
                 // Sleep until an interrupt is signalled or the vCPU is kicked (no busy spin).
-                if (_irqHint == 0 && _kick == 0 && (_nmiPending == 0 || _nmiBlocked))
+                if (_irqHint == 0 && _kick == 0 && (!_nmiPending || _nmiBlocked))
                 {
                     _wake.Wait(100);
                 }
@@ -268,6 +283,35 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         return new VcpuExit(VcpuExitReason.Shutdown, S.Rip, d);
     }
 
+    /// <summary>Takes INIT, start-up IPIs and NMIs from the local APIC (SDM Vol. 3A, 9.4.4 and 11.6.1).</summary>
+    private void TakeLocalApicEvents()
+    {
+        _lapicHint = 0;
+        StartupRequest request = _lapic!.TakeStartupRequest();
+        switch (request.Kind)
+        {
+            case StartupRequestKind.Init:
+                Reset();
+                WaitingForSipi = (_lapic.ApicBase & (1UL << 8)) == 0; // the BSP restarts at the reset vector
+                break;
+            case StartupRequestKind.Startup when WaitingForSipi:
+                // The start-up vector VV starts the processor in real mode at VV00:0000 (SDM Vol. 3A, 9.4.4.1).
+                S.Seg[Seg.CS].Selector = (ushort)(request.Vector << 8);
+                S.Seg[Seg.CS].Base = (ulong)request.Vector << 12;
+                S.Rip = 0;
+                WaitingForSipi = false;
+                FlushTlb();
+                break;
+            default:
+                break;
+        }
+
+        if (_lapic.TakeNmi())
+        {
+            _nmiPending = true;
+        }
+    }
+
     private void TryDeliverExternal()
     {
         _irqHint = 0;
@@ -301,8 +345,8 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         {
             ExecuteBlock(block, budget - _lastExecuted);
             if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
-                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending != 0 ||
-                (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
+                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
+                (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
                 MaterializeFlags();
                 return;

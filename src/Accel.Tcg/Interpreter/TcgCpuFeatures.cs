@@ -11,14 +11,14 @@ internal static class TcgCpuFeatures
 {
     internal static readonly CpuFeatureSet Implemented = CpuFeatureSet.Empty
         // Leaf 1 EDX
-        .With(CpuFeatures.Fpu, false)           // x87: forms are wired, not yet advertised
+        .With(CpuFeatures.Fpu, true)            // x87: complete, compared with the host (FpuWiring/X87*)
         .With(CpuFeatures.De, true)
         .With(CpuFeatures.Pse, true)
         .With(CpuFeatures.Tsc, true)
         .With(CpuFeatures.Msr, true)
         .With(CpuFeatures.Pae, true)
         .With(CpuFeatures.Cx8, true)
-        .With(CpuFeatures.Apic, false)          // no local APIC yet
+        .With(CpuFeatures.Apic, true)           // Devices/Apic; TcgCpu.Cpuid clears it on a vCPU without one
         .With(CpuFeatures.Sep, true)
         .With(CpuFeatures.Pge, true)
         .With(CpuFeatures.Cmov, true)
@@ -26,19 +26,19 @@ internal static class TcgCpuFeatures
         .With(CpuFeatures.Pse36, true)
         .With(CpuFeatures.Clfsh, false)
         .With(CpuFeatures.Mmx, false)
-        .With(CpuFeatures.Fxsr, false)          // FXSAVE/FXRSTOR are wired, not yet advertised
-        .With(CpuFeatures.Sse, false)           // SSE: forms are wired, not yet advertised
-        .With(CpuFeatures.Sse2, false)          // SSE2: forms are wired, not yet advertised
+        .With(CpuFeatures.Fxsr, true)           // FXSAVE/FXRSTOR (FxsaveDifferentialTests)
+        .With(CpuFeatures.Sse, true)            // every non-MMX form (FpuWiring/SseDifferentialTests, SseApproximationTests)
+        .With(CpuFeatures.Sse2, true)           // every non-MMX form; MOVQ2DQ/MOVDQ2Q and the MMX forms wait for MMX
         // Leaf 1 ECX
-        .With(CpuFeatures.Sse3, false)
-        .With(CpuFeatures.Ssse3, false)
+        .With(CpuFeatures.Sse3, true)
+        .With(CpuFeatures.Ssse3, true)           // XMM forms; the MMX forms wait for MMX
         .With(CpuFeatures.Cx16, true)
-        .With(CpuFeatures.Sse41, false)
-        .With(CpuFeatures.Sse42, false)
+        .With(CpuFeatures.Sse41, true)
+        .With(CpuFeatures.Sse42, true)           // PCMPxSTRx, PCMPGTQ, CRC32
         .With(CpuFeatures.Movbe, true)
         .With(CpuFeatures.Popcnt, true)
-        .With(CpuFeatures.Xsave, false)
-        .With(CpuFeatures.Osxsave, false)       // with XSAVE: must then reflect CR4.OSXSAVE
+        .With(CpuFeatures.Xsave, true)           // XSAVE/XRSTOR, XGETBV/XSETBV (TcgCpu.Xsave.cs)
+        .With(CpuFeatures.Osxsave, true)         // cleared by TcgCpu.Cpuid while CR4.OSXSAVE is clear
         // Leaf 7 EBX
         .With(CpuFeatures.Bmi1, true)
         .With(CpuFeatures.Bmi2, true)
@@ -47,8 +47,9 @@ internal static class TcgCpuFeatures
         .With(CpuFeatures.Smap, true)
         .With(CpuFeatures.Umip, true)           // (leaf 7 ECX)
         // Leaf 0DH: XSAVE state components (need XSAVE)
-        .With(CpuFeatures.XsaveX87State, false)
-        .With(CpuFeatures.XsaveSseState, false)
+        .With(CpuFeatures.XsaveX87State, true)
+        .With(CpuFeatures.XsaveSseState, true)
+        .With(CpuFeatures.XsaveOpt, true)        // XSAVEOPT (no XSAVEC/XSAVES: they stay #UD)
         // Leaf 80000001H ECX and EDX
         .With(CpuFeatures.LahfLm, true)
         .With(CpuFeatures.Lzcnt, true)

@@ -79,7 +79,7 @@ public sealed class CpuModel
     /// <summary>
     /// The model every machine presents unless told otherwise: a "GenuineIntel" family 6 CPU with
     /// <see cref="ResetState.ProcessorSignature"/>, 40-bit physical and 48-bit linear addresses, x87/MMX/SSE to SSE4.2,
-    /// FXSR and XSAVE (x87 and SSE state only, no AVX), a local APIC, the integer extensions CX8, CX16, CMOV, POPCNT,
+    /// FXSR and XSAVE with XSAVEOPT (x87 and SSE state only, no AVX), a local APIC, the integer extensions CX8, CX16, CMOV, POPCNT,
     /// MOVBE, LZCNT, BMI1, BMI2 and ADX, PSE/PSE-36/PAE/PGE/PAT, NX, 1 GiB pages, SYSENTER, SYSCALL, RDTSCP and long mode.
     /// No VME, MTRR, MCE/MCA, x2APIC, AVX or hypervisor leaves.
     /// </summary>
@@ -98,7 +98,7 @@ public sealed class CpuModel
             CpuFeatures.Sse3, CpuFeatures.Ssse3, CpuFeatures.Cx16, CpuFeatures.Sse41, CpuFeatures.Sse42,
             CpuFeatures.Movbe, CpuFeatures.Popcnt, CpuFeatures.Xsave, CpuFeatures.Osxsave,
             CpuFeatures.Bmi1, CpuFeatures.Bmi2, CpuFeatures.Adx, CpuFeatures.Smep, CpuFeatures.Smap, CpuFeatures.Umip,
-            CpuFeatures.XsaveX87State, CpuFeatures.XsaveSseState,
+            CpuFeatures.XsaveX87State, CpuFeatures.XsaveSseState, CpuFeatures.XsaveOpt,
             CpuFeatures.LahfLm, CpuFeatures.Lzcnt,
             CpuFeatures.Syscall, CpuFeatures.Nx, CpuFeatures.Page1Gb, CpuFeatures.Rdtscp, CpuFeatures.LongMode));
 
