@@ -12,6 +12,9 @@ internal sealed class DecodedBlock
     public const int MaxInstructions = 64;
 
     public readonly Instruction[] Instructions = new Instruction[MaxInstructions];
+
+    /// <summary>The pre-decoded form of each instruction (same index as <see cref="Instructions"/>).</summary>
+    public readonly MicroOp[] Ops = new MicroOp[MaxInstructions];
     public int Count;
     public ulong Rip;
     public ulong PhysicalAddress;
@@ -19,6 +22,18 @@ internal sealed class DecodedBlock
     public uint Generation;
     public int Bitness;
     public bool Cached;
+
+    // Direct links to up to two successor blocks (the run loop chains through them) and the state this block was
+    // last found valid in: a link is followed only while all of it is unchanged (TcgCpu.LinkValid).
+    public DecodedBlock? Link0;
+    public DecodedBlock? Link1;
+    public bool LinkToggle;
+    public uint TlbEpoch;
+    public ulong CsBase;
+    public uint CsLimit;
+    public ushort CsAttributes;
+    public bool LongMode;
+    public bool User;
 
     /// <summary>The fault to raise when the first instruction cannot be fetched (vector, or -1 for none).</summary>
     public int FetchFaultVector = -1;

@@ -97,7 +97,7 @@ internal sealed unsafe partial class TcgCpu
         if ((lin & 0xFFF) <= (ulong)(0x1000 - size))
         {
             ref TlbEntry e = ref _tlb.Read[(int)((lin >> 12) & (Tlb.Size - 1))];
-            if (e.Tag == (lin >> 12) + 1 && e.Host != 0 && (e.User || !user))
+            if (e.Tag == (lin >> 12) + 1 && e.Host != 0 && (user ? e.User : !e.UserPage || SmapAllows()))
             {
                 return PhysicalMemory.ReadHost((byte*)e.Host + (lin & 0xFFF), size);
             }
@@ -135,7 +135,7 @@ internal sealed unsafe partial class TcgCpu
         if ((lin & 0xFFF) <= (ulong)(0x1000 - size))
         {
             ref TlbEntry e = ref _tlb.Write[(int)((lin >> 12) & (Tlb.Size - 1))];
-            if (e.Tag == (lin >> 12) + 1 && e.Host != 0 && (e.User || !user))
+            if (e.Tag == (lin >> 12) + 1 && e.Host != 0 && (user ? e.User : !e.UserPage || SmapAllows()))
             {
                 PhysicalMemory.WriteHost((byte*)e.Host + (lin & 0xFFF), size, value);
                 Physical.NoteWrite(e.PhysPage);
@@ -182,10 +182,49 @@ internal sealed unsafe partial class TcgCpu
 
     private ulong WrapLinear(ulong lin) => LongMode ? lin : lin & 0xFFFF_FFFF;
 
-    /// <summary>Reads a system structure (GDT, LDT, IDT, TSS) with supervisor rights.</summary>
-    private ulong ReadSystem(ulong lin, int size) => ReadLinear(WrapLinear(lin), size, false);
+    /// <summary>
+    /// Reads a system structure (GDT, LDT, IDT, TSS) with supervisor rights: an implicit supervisor-mode access, which
+    /// SMAP checks regardless of EFLAGS.AC (SDM Vol. 3A, 4.6).
+    /// </summary>
+    private ulong ReadSystem(ulong lin, int size)
+    {
+        _implicitSupervisor = true;
+        try
+        {
+            return ReadLinear(WrapLinear(lin), size, false);
+        }
+        finally
+        {
+            _implicitSupervisor = false;
+        }
+    }
 
-    private void WriteSystem(ulong lin, int size, ulong value) => WriteLinear(WrapLinear(lin), size, value, false);
+    private void WriteSystem(ulong lin, int size, ulong value)
+    {
+        _implicitSupervisor = true;
+        try
+        {
+            WriteLinear(WrapLinear(lin), size, value, false);
+        }
+        finally
+        {
+            _implicitSupervisor = false;
+        }
+    }
+
+    /// <summary>True while the access in progress is an implicit supervisor-mode access (system structures).</summary>
+    private bool _implicitSupervisor;
+
+    /// <summary>
+    /// Whether a supervisor-mode data access may touch a user page (SDM Vol. 3A, 4.6.1): always without CR4.SMAP;
+    /// with it, only explicit accesses with EFLAGS.AC set.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool SmapAllows() => (S.Cr4 & Cr.Cr4Smap) == 0 || ((S.Rflags & Fl.AC) != 0 && !_implicitSupervisor);
+
+    /// <summary>Whether a supervisor-mode access of this kind to a user page is forbidden by SMEP (fetch) or SMAP (data).</summary>
+    private bool SupervisorBlocked(int access) =>
+        access == AccessFetch ? (S.Cr4 & Cr.Cr4Smep) != 0 : !SmapAllows();
 
     // ---------------------------------------------------------------- paging
 
@@ -214,12 +253,21 @@ internal sealed unsafe partial class TcgCpu
         ref TlbEntry e = ref tlb[(int)((lin >> 12) & (Tlb.Size - 1))];
         if (e.Tag == (lin >> 12) + 1 && (e.User || !user))
         {
+            if (!user && e.UserPage && SupervisorBlocked(access))
+            {
+                // SMEP/SMAP protection violation (SDM Vol. 3A, 4.7): P=1, W/R, I/D for fetches.
+                error = 1u | (access == AccessWrite ? 2u : 0u) |
+                        (access == AccessFetch && ((S.Efer & Cr.EferNxe) != 0 || (S.Cr4 & Cr.Cr4Smep) != 0) ? 0x10u : 0u);
+                phys = 0;
+                return false;
+            }
+
             phys = (e.PhysPage << 12) | (lin & 0xFFF);
             error = 0;
             return true;
         }
 
-        if (!Walk(lin, access, user, out ulong physPage, out bool userOk, out error))
+        if (!Walk(lin, access, user, out ulong physPage, out bool userOk, out bool userPage, out error))
         {
             phys = 0;
             return false;
@@ -229,6 +277,7 @@ internal sealed unsafe partial class TcgCpu
         e.PhysPage = physPage;
         e.Host = Physical.HostPage(physPage, access == AccessWrite);
         e.User = userOk;
+        e.UserPage = userPage;
         phys = (physPage << 12) | (lin & 0xFFF);
         return true;
     }
@@ -237,13 +286,14 @@ internal sealed unsafe partial class TcgCpu
     /// Walks the page tables (SDM Vol. 3A, 4.3 32-bit, 4.4 PAE, 4.5 4-level), checks the access, sets accessed and
     /// dirty bits, and returns the physical page and whether user-mode accesses of this kind are allowed.
     /// </summary>
-    private bool Walk(ulong lin, int access, bool user, out ulong physPage, out bool userOk, out uint error)
+    private bool Walk(ulong lin, int access, bool user, out ulong physPage, out bool userOk, out bool userPage, out uint error)
     {
         ulong cr0 = S.Cr0, cr4 = S.Cr4;
         bool write = access == AccessWrite, fetch = access == AccessFetch;
         bool nxe = (S.Efer & Cr.EferNxe) != 0;
         bool wp = (cr0 & Cr.WP) != 0;
         error = 0;
+        userPage = false;
         if ((cr0 & Cr.PG) == 0)
         {
             physPage = (lin & 0xFFFF_FFFF) >> 12;
@@ -252,7 +302,8 @@ internal sealed unsafe partial class TcgCpu
         }
 
         // Error code bits (SDM Vol. 3A, 4.7): P=1 protection, W/R=2, U/S=4, RSVD=8, I/D=16 (fetch with NXE).
-        uint baseError = (write ? 2u : 0u) | (user ? 4u : 0u) | (fetch && nxe ? 0x10u : 0u);
+        // I/D is reported for fetches when NXE or SMEP is on (SDM Vol. 3A, 4.7).
+        uint baseError = (write ? 2u : 0u) | (user ? 4u : 0u) | (fetch && (nxe || (cr4 & Cr.Cr4Smep) != 0) ? 0x10u : 0u);
         bool rw = true, us = true, nx = false;
         Span<ulong> addrs = stackalloc ulong[4];
         Span<ulong> entries = stackalloc ulong[4];
@@ -386,7 +437,8 @@ internal sealed unsafe partial class TcgCpu
             }
         }
 
-        if ((user && !us) || (write && !rw && (user || wp)) || (fetch && nx && nxe))
+        // SMEP/SMAP (SDM Vol. 3A, 4.6): supervisor fetches from, and (without EFLAGS.AC) data accesses to, user pages.
+        if ((user && !us) || (write && !rw && (user || wp)) || (fetch && nx && nxe) || (!user && us && SupervisorBlocked(access)))
         {
             error = baseError | 1;
             return false;
@@ -408,6 +460,7 @@ internal sealed unsafe partial class TcgCpu
         }
 
         userOk = us && (!write || rw);
+        userPage = us;
         return true;
     }
 

@@ -13,6 +13,16 @@ internal sealed partial class TcgCpu
     {
         switch (ins.Mnemonic)
         {
+            case Mnemonic.Stac:
+            case Mnemonic.Clac:
+                // #UD at CPL > 0, including virtual-8086 mode (SDM Vol. 2, STAC/CLAC).
+                if (ProtectedMode && _cpl > 0)
+                {
+                    throw Ud();
+                }
+
+                S.Rflags = ins.Mnemonic == Mnemonic.Stac ? S.Rflags | Fl.AC : S.Rflags & ~Fl.AC;
+                return true;
             case Mnemonic.Hlt:
                 RequireCpl0();
                 _halted = true;
@@ -112,6 +122,7 @@ internal sealed partial class TcgCpu
             case Mnemonic.Sgdt:
             case Mnemonic.Sidt:
             {
+                CheckUmip();
                 int seg = SegIndex(ins.MemorySegment);
                 ulong ea = EffectiveAddress(ref ins);
                 bool g = ins.Mnemonic == Mnemonic.Sgdt;
@@ -142,6 +153,7 @@ internal sealed partial class TcgCpu
                     throw Ud();
                 }
 
+                CheckUmip();
                 ushort sel = ins.Mnemonic == Mnemonic.Sldt ? S.Ldtr.Selector : S.Tr.Selector;
                 int sz = ins.Op0Kind == OpKind.Register ? RegSize(ins.Op0Register) : 2;
                 WriteOp(ref ins, 0, sz, sel);
@@ -150,6 +162,7 @@ internal sealed partial class TcgCpu
 
             case Mnemonic.Smsw:
             {
+                CheckUmip();
                 int sz = ins.Op0Kind == OpKind.Register ? RegSize(ins.Op0Register) : 2;
                 WriteOp(ref ins, 0, sz, S.Cr0 & SizeMask(sz));
                 return true;
@@ -395,7 +408,8 @@ internal sealed partial class TcgCpu
 
                 ulong old = S.Cr4;
                 S.Cr4 = value;
-                if (((old ^ value) & (Cr.Cr4Pae | Cr.Cr4Pse | Cr.Cr4Pge)) != 0)
+                // SMEP/SMAP changes flush too: the TLB epoch guards the links between decoded blocks.
+                if (((old ^ value) & (Cr.Cr4Pae | Cr.Cr4Pse | Cr.Cr4Pge | Cr.Cr4Smep | Cr.Cr4Smap)) != 0)
                 {
                     FlushTlb();
                 }
@@ -614,6 +628,15 @@ internal sealed partial class TcgCpu
                 return true;
             default:
                 return false;
+        }
+    }
+
+    /// <summary>CR4.UMIP: SGDT, SIDT, SLDT, SMSW and STR raise #GP(0) at CPL &gt; 0 (SDM Vol. 3A, 2.5).</summary>
+    private void CheckUmip()
+    {
+        if ((S.Cr4 & Cr.Cr4Umip) != 0 && ProtectedMode && _cpl > 0)
+        {
+            throw Gp0();
         }
     }
 

@@ -14,7 +14,7 @@ namespace Hypervisor.Accel.Tcg.Interpreter;
 /// The tcg vCPU: an interpreter of decoded blocks over <see cref="CpuState"/>, with a software MMU, precise
 /// exceptions, interrupt delivery and the <see cref="IVcpu"/> contract.
 /// </summary>
-internal sealed partial class TcgCpu : IVcpu
+internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
 {
     private const int BlockCacheSize = 4096;
 
@@ -43,7 +43,7 @@ internal sealed partial class TcgCpu : IVcpu
     private volatile int _kick;
     private volatile int _irqHint;
     private volatile int _lapicHint;
-    private bool _nmiPending;
+    private volatile bool _nmiPending; // set by the local APIC (vCPU thread) or RaiseNonMaskableInterrupt (any thread)
     private bool _nmiBlocked;
     private bool _resetting;
     private string? _shutdownDetail;
@@ -126,6 +126,13 @@ internal sealed partial class TcgCpu : IVcpu
     }
 
     /// <inheritdoc />
+    public void RaiseNonMaskableInterrupt()
+    {
+        _nmiPending = true;
+        _wake.Release();
+    }
+
+    /// <inheritdoc />
     public void Kick()
     {
         _kick = 1;
@@ -146,18 +153,26 @@ internal sealed partial class TcgCpu : IVcpu
     /// <inheritdoc />
     public VcpuExit Run(long instructionLimit = long.MaxValue)
     {
+        if ((S.Cr0 & Cr.PE) != 0 && (S.Rflags & Fl.VM) != 0)
+        {
+            return new VcpuExit(VcpuExitReason.GuestError, S.Rip,
+                "EFLAGS.VM=1 in protected mode: virtual-8086 mode is not implemented by tcg");
+        }
+
         try
         {
             return RunCore(instructionLimit < 0 ? 0 : instructionLimit);
         }
         catch (GuestUnsupported u)
         {
+            MaterializeFlags();
             return new VcpuExit(VcpuExitReason.GuestError, S.Rip, u.Message);
         }
 #pragma warning disable CA1031 // a bug in the interpreter must end the run with a value, never take the host down
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
+            MaterializeFlags();
             return new VcpuExit(VcpuExitReason.GuestError, S.Rip,
                 $"tcg internal error at RIP 0x{S.Rip:X}: {e.GetType().Name}: {e.Message}");
         }
@@ -220,7 +235,7 @@ internal sealed partial class TcgCpu : IVcpu
                 }
 
                 // Sleep until an interrupt is signalled or the vCPU is kicked (no busy spin).
-                if (_irqHint == 0 && _kick == 0)
+                if (_irqHint == 0 && _kick == 0 && (!_nmiPending || _nmiBlocked))
                 {
                     _wake.Wait(100);
                 }
@@ -235,10 +250,11 @@ internal sealed partial class TcgCpu : IVcpu
 
             try
             {
-                ExecuteBlock(budget);
+                ExecuteBlocks(budget);
             }
             catch (GuestFault f)
             {
+                MaterializeFlags(); // the flags the faulting instruction started with
                 _endBlock = false;
                 _inhibitOnce = false;
                 DeliverEvent(f.Vector, f.ErrorCode, f.HasErrorCode, EventKind.Fault, S.Rip);
@@ -319,11 +335,33 @@ internal sealed partial class TcgCpu : IVcpu
         DeliverEvent(vector & 0xFF, 0, false, EventKind.External, S.Rip);
     }
 
-    /// <summary>Executes up to one block (bounded by <paramref name="budget"/>); returns the count via <see cref="_lastExecuted"/>.</summary>
-    private long ExecuteBlock(long budget)
+    /// <summary>
+    /// Executes blocks, chaining from one to the next without returning to the run loop, until the budget is used or
+    /// something the run loop must see happens (kick, interrupt window, HLT, shutdown, single-step, trace, a block that
+    /// is not cached). The number retired is in <see cref="_lastExecuted"/> (also when a fault ends the run).
+    /// </summary>
+    private void ExecuteBlocks(long budget)
     {
         _lastExecuted = 0;
         DecodedBlock block = GetBlock();
+        while (true)
+        {
+            ExecuteBlock(block, budget - _lastExecuted);
+            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
+                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
+                (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
+            {
+                MaterializeFlags();
+                return;
+            }
+
+            block = NextBlock(block);
+        }
+    }
+
+    /// <summary>Executes up to one block (bounded by <paramref name="budget"/>), adding to <see cref="_lastExecuted"/>.</summary>
+    private void ExecuteBlock(DecodedBlock block, long budget)
+    {
         int count = block.Count;
         if (count == 0)
         {
@@ -346,25 +384,44 @@ internal sealed partial class TcgCpu : IVcpu
 
         _currentPage = block.Page;
         Instruction[] instructions = block.Instructions;
-        ulong ripMask = block.Bitness == 64 ? ulong.MaxValue : block.Bitness == 32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
-        for (int i = 0; i < count; i++)
+        MicroOp[] ops = block.Ops;
+        if (trace is null && !singleStep)
         {
-            ref Instruction ins = ref instructions[i];
-            _nextRip = ins.NextIP & ripMask;
-            trace?.Invoke(this);
-            Execute(ref ins);
-            S.Rip = _nextRip;
-            _lastExecuted++;
-            if (singleStep)
+            for (int i = 0; i < count; i++)
             {
-                // TF was set when the instruction began: a single-step trap follows it (SDM Vol. 3A, 18.3.1.4).
-                _singleStepTrap = true;
+                ref MicroOp op = ref ops[i];
+                _nextRip = op.NextIp;
+                ExecuteMicro(ref op, ref instructions[i]);
+                S.Rip = _nextRip;
+                _lastExecuted++;
+                if (_endBlock)
+                {
+                    _endBlock = false;
+                    break;
+                }
             }
-
-            if (_endBlock)
+        }
+        else
+        {
+            for (int i = 0; i < count; i++)
             {
-                _endBlock = false;
-                break;
+                ref MicroOp op = ref ops[i];
+                _nextRip = op.NextIp;
+                trace?.Invoke(this);
+                ExecuteMicro(ref op, ref instructions[i]);
+                S.Rip = _nextRip;
+                _lastExecuted++;
+                if (singleStep)
+                {
+                    // TF was set when the instruction began: a single-step trap follows it (SDM Vol. 3A, 18.3.1.4).
+                    _singleStepTrap = true;
+                }
+
+                if (_endBlock)
+                {
+                    _endBlock = false;
+                    break;
+                }
             }
         }
 
@@ -372,8 +429,48 @@ internal sealed partial class TcgCpu : IVcpu
         {
             _currentPage = ulong.MaxValue;
         }
+    }
 
-        return _lastExecuted;
+    /// <summary>
+    /// The block at the current RIP, found through the previous block's links when they are still valid (same RIP,
+    /// code segment, mode, CPL and TLB epoch, and an unchanged code page), else through <see cref="GetBlock"/>.
+    /// </summary>
+    private DecodedBlock NextBlock(DecodedBlock prev)
+    {
+        ulong rip = S.Rip;
+        DecodedBlock? n = prev.Link0;
+        if (n is null || !LinkValid(n, rip))
+        {
+            n = prev.Link1;
+            if (n is null || !LinkValid(n, rip))
+            {
+                n = GetBlock();
+                if (n.Cached)
+                {
+                    if (prev.LinkToggle)
+                    {
+                        prev.Link1 = n;
+                    }
+                    else
+                    {
+                        prev.Link0 = n;
+                    }
+
+                    prev.LinkToggle = !prev.LinkToggle;
+                }
+            }
+        }
+
+        return n;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool LinkValid(DecodedBlock b, ulong rip)
+    {
+        ref SegmentCache cs = ref S.Seg[Seg.CS];
+        return b.Rip == rip && b.TlbEpoch == _tlb.Epoch && b.CsBase == cs.Base && b.CsLimit == cs.Limit &&
+               b.CsAttributes == cs.Attributes && b.LongMode == ((S.Efer & Cr.EferLma) != 0) && b.User == (_cpl == 3) &&
+               b.Generation == Physical.Generation(b.Page) && b.Cached;
     }
 
     /// <summary>Ends the current block after this instruction (mode change, self-modifying code, interrupt window).</summary>
@@ -417,6 +514,7 @@ internal sealed partial class TcgCpu : IVcpu
         if (b is not null && b.PhysicalAddress == phys && b.Rip == rip && b.Bitness == bitness &&
             b.Generation == Physical.Generation(page))
         {
+            SetLinkKey(b, ref cs);
             return b;
         }
 
@@ -437,12 +535,26 @@ internal sealed partial class TcgCpu : IVcpu
         Decode(b, bitness, rip, linear, phys, page, bitness == 64 ? ulong.MaxValue : cs.Limit);
         b.Generation = generation;
         b.Cached = cacheable;
+        b.Link0 = null;
+        b.Link1 = null;
+        SetLinkKey(b, ref cs);
         if (!cacheable)
         {
             b.Generation = uint.MaxValue;
         }
 
         return b;
+    }
+
+    /// <summary>Records the state a block was last found valid in, which <see cref="LinkValid"/> compares.</summary>
+    private void SetLinkKey(DecodedBlock b, ref SegmentCache cs)
+    {
+        b.TlbEpoch = _tlb.Epoch;
+        b.CsBase = cs.Base;
+        b.CsLimit = cs.Limit;
+        b.CsAttributes = cs.Attributes;
+        b.LongMode = (S.Efer & Cr.EferLma) != 0;
+        b.User = _cpl == 3;
     }
 
     private void Decode(DecodedBlock b, int bitness, ulong rip, ulong linear, ulong phys, ulong page, ulong limit)
@@ -484,8 +596,30 @@ internal sealed partial class TcgCpu : IVcpu
                 return;
             }
 
+            PreDecode(ref ins, ref b.Ops[b.Count], ipMask);
             b.Count++;
-            if (ins.IsInvalid || EndsBlock(ref ins) || _reader.CrossedPage)
+            if (ins.IsInvalid || _reader.CrossedPage)
+            {
+                return;
+            }
+
+            // A direct JMP or CALL whose target lies on the same page continues the block at the target: its micro-op
+            // sets the next RIP, and the block still depends on one physical page only.
+            if (ins.Mnemonic is Mnemonic.Jmp or Mnemonic.Call &&
+                ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64 &&
+                b.Ops[b.Count - 1].Kind is MicroKind.Jmp or MicroKind.CallRel)
+            {
+                ulong target = ins.NearBranchTarget;
+                ulong targetLinear = bitness == 64 ? target : (linear - rip + target) & 0xFFFF_FFFF;
+                if ((targetLinear >> 12) == (linear >> 12) && target <= limit)
+                {
+                    _reader.Reset(target, targetLinear, limit, page, Physical.HostPage(page, false));
+                    decoder.IP = target;
+                    continue;
+                }
+            }
+
+            if (EndsBlock(ref ins))
             {
                 return;
             }

@@ -43,6 +43,9 @@ internal static class TcgCpuFeatures
         .With(CpuFeatures.Bmi1, true)
         .With(CpuFeatures.Bmi2, true)
         .With(CpuFeatures.Adx, true)
+        .With(CpuFeatures.Smep, true)           // SMEP/SMAP/UMIP: Mmu checks and Guests/SmepSmapTests.cs
+        .With(CpuFeatures.Smap, true)
+        .With(CpuFeatures.Umip, true)           // (leaf 7 ECX)
         // Leaf 0DH: XSAVE state components (need XSAVE)
         .With(CpuFeatures.XsaveX87State, true)
         .With(CpuFeatures.XsaveSseState, true)

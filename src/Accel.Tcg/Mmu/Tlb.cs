@@ -14,6 +14,9 @@ internal struct TlbEntry
 
     /// <summary>True when user-mode (CPL 3) accesses of this kind are allowed.</summary>
     public bool User;
+
+    /// <summary>True when the page is user-mode accessible (U/S set at every level): SMEP and SMAP apply to it.</summary>
+    public bool UserPage;
 }
 
 /// <summary>A direct-mapped software TLB: separate arrays for reads, writes and fetches.</summary>
@@ -25,8 +28,12 @@ internal sealed class Tlb
     public readonly TlbEntry[] Write = new TlbEntry[Size];
     public readonly TlbEntry[] Fetch = new TlbEntry[Size];
 
+    /// <summary>Changes on every flush: decoded-block links made under an older epoch are not followed.</summary>
+    public uint Epoch { get; private set; }
+
     public void Flush()
     {
+        Epoch++;
         Array.Clear(Read);
         Array.Clear(Write);
         Array.Clear(Fetch);
@@ -36,6 +43,7 @@ internal sealed class Tlb
     {
         int i = (int)(linearPage & (Size - 1));
         ulong tag = linearPage + 1;
+        Epoch++;
         if (Read[i].Tag == tag) { Read[i] = default; }
         if (Write[i].Tag == tag) { Write[i] = default; }
         if (Fetch[i].Tag == tag) { Fetch[i] = default; }

@@ -126,11 +126,11 @@ internal static class Cr
 
     public const ulong Cr4Vme = 1UL << 0, Cr4Pvi = 1UL << 1, Cr4Tsd = 1UL << 2, Cr4De = 1UL << 3, Cr4Pse = 1UL << 4,
         Cr4Pae = 1UL << 5, Cr4Mce = 1UL << 6, Cr4Pge = 1UL << 7, Cr4Pce = 1UL << 8, Cr4Osfxsr = 1UL << 9,
-        Cr4Osxmmexcpt = 1UL << 10, Cr4Osxsave = 1UL << 18;
+        Cr4Osxmmexcpt = 1UL << 10, Cr4Umip = 1UL << 11, Cr4Osxsave = 1UL << 18, Cr4Smep = 1UL << 20, Cr4Smap = 1UL << 21;
 
     /// <summary>CR4 bits this CPU accepts (the features CPUID advertises); others raise #GP.</summary>
     public const ulong Cr4Supported = Cr4Vme | Cr4Pvi | Cr4Tsd | Cr4De | Cr4Pse | Cr4Pae | Cr4Mce | Cr4Pge | Cr4Pce |
-                                      Cr4Osfxsr | Cr4Osxmmexcpt | Cr4Osxsave;
+                                      Cr4Osfxsr | Cr4Osxmmexcpt | Cr4Umip | Cr4Osxsave | Cr4Smep | Cr4Smap;
 
     public const ulong EferSce = 1UL << 0, EferLme = 1UL << 8, EferLma = 1UL << 10, EferNxe = 1UL << 11;
 

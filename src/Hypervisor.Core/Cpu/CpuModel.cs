@@ -97,7 +97,7 @@ public sealed class CpuModel
             CpuFeatures.Pse36, CpuFeatures.Clfsh, CpuFeatures.Mmx, CpuFeatures.Fxsr, CpuFeatures.Sse, CpuFeatures.Sse2,
             CpuFeatures.Sse3, CpuFeatures.Ssse3, CpuFeatures.Cx16, CpuFeatures.Sse41, CpuFeatures.Sse42,
             CpuFeatures.Movbe, CpuFeatures.Popcnt, CpuFeatures.Xsave, CpuFeatures.Osxsave,
-            CpuFeatures.Bmi1, CpuFeatures.Bmi2, CpuFeatures.Adx,
+            CpuFeatures.Bmi1, CpuFeatures.Bmi2, CpuFeatures.Adx, CpuFeatures.Smep, CpuFeatures.Smap, CpuFeatures.Umip,
             CpuFeatures.XsaveX87State, CpuFeatures.XsaveSseState, CpuFeatures.XsaveOpt,
             CpuFeatures.LahfLm, CpuFeatures.Lzcnt,
             CpuFeatures.Syscall, CpuFeatures.Nx, CpuFeatures.Page1Gb, CpuFeatures.Rdtscp, CpuFeatures.LongMode));

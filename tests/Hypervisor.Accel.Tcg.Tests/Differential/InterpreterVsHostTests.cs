@@ -195,6 +195,37 @@ public class InterpreterVsHostTests
         yield return new Form("adcx", a => a.adcx(rax, rcx), HostSupports: () => (X86Base.CpuId(7, 0).Ebx & (1 << 19)) != 0);
         yield return new Form("adox", a => a.adox(eax, ecx), HostSupports: () => (X86Base.CpuId(7, 0).Ebx & (1 << 19)) != 0);
 
+        // Flag producer followed by a flag consumer in the same block: the interpreter's fast path keeps the flags of
+        // ADD/SUB/CMP/logic/INC/DEC lazily and evaluates SETcc/CMOVcc/Jcc from the operands, so every condition is
+        // checked after every kind of producer and size (the final RFLAGS are compared too).
+        var setcc = new (string, Action<Assembler>)[]
+        {
+            ("o", a => a.seto(dl)), ("no", a => a.setno(dl)), ("b", a => a.setb(dl)), ("ae", a => a.setae(dl)),
+            ("e", a => a.sete(dl)), ("ne", a => a.setne(dl)), ("be", a => a.setbe(dl)), ("a", a => a.seta(dl)),
+            ("s", a => a.sets(dl)), ("ns", a => a.setns(dl)), ("p", a => a.setp(dl)), ("np", a => a.setnp(dl)),
+            ("l", a => a.setl(dl)), ("ge", a => a.setge(dl)), ("le", a => a.setle(dl)), ("g", a => a.setg(dl)),
+        };
+        foreach (var (producer, emit, undefined) in new (string, Action<Assembler>, ulong)[]
+                 {
+                     ("cmp", a => a.cmp(rax, rcx), 0), ("cmp32", a => a.cmp(eax, ecx), 0), ("cmp8", a => a.cmp(al, cl), 0),
+                     ("cmp16imm", a => a.cmp(ax, 0x1234), 0), ("sub", a => a.sub(rax, rcx), 0), ("add32", a => a.add(eax, ecx), 0),
+                     ("test", a => a.test(rax, rcx), AF), ("and16", a => a.and(ax, cx), AF), ("xor8", a => a.xor(al, cl), AF),
+                     ("inc", a => a.inc(rsi), 0), ("dec32", a => a.dec(esi), 0),
+                 })
+        {
+            foreach (var (cc, consume) in setcc)
+            {
+                yield return new Form($"lazy-{producer}-set{cc}", a => { emit(a); consume(a); }, _ => undefined);
+            }
+        }
+
+        yield return new Form("lazy-cmp-cmovl", a => { a.cmp(rax, rcx); a.cmovl(rdx, rsi); });
+        yield return new Form("lazy-dec-cmovbe", a => { a.stc(); a.dec(ecx); a.cmovbe(edx, esi); });
+        yield return new Form("lazy-cmp-inc-setb", a => { a.cmp(rax, rcx); a.inc(rsi); a.setb(dl); a.adc(rdi, 0); });
+        yield return new Form("lazy-add-shl", a => { a.add(rax, rcx); a.shl(rdx, 1); }, _ => AF);
+        yield return new Form("lazy-sub-mem", a => { a.sub(__qword_ptr[rbp + 8], rcx); a.setg(dl); }, UsesScratch: true);
+        yield return new Form("lazy-and-mem", a => { a.and(__dword_ptr[rbp + 4], ecx); a.sets(dl); }, _ => AF, UsesScratch: true);
+
         // Memory forms through RBP (the scratch block natively, 0x6000 in the guest).
         yield return new Form("add-mem", a => a.add(__qword_ptr[rbp + 8], rcx), UsesScratch: true);
         yield return new Form("shl-mem", a => a.shl(__dword_ptr[rbp + 4], cl), r => ShiftUndefined(r, 32, false), UsesScratch: true);
