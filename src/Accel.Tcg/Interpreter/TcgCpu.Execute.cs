@@ -535,7 +535,8 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>
-    /// x87 and SSE instructions not yet wired (TcgCpu.X87.cs, TcgCpu.Sse.cs; CPUID does not advertise either): x87 raises #NM when CR0.EM or CR0.TS is set, SSE
+    /// x87 and SSE-family instructions that reach the generic path unimplemented (MMX-register forms, AVX; CPUID advertises
+    /// none of them): x87 raises #NM when CR0.EM or CR0.TS is set, SSE
     /// raises #UD when CR0.EM is set or CR4.OSFXSR is clear and #NM when CR0.TS is set (SDM Vol. 3A, 2.5 and Table 13-1);
     /// otherwise the caller raises #UD.
     /// </summary>

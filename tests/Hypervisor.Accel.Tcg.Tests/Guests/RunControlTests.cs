@@ -189,7 +189,7 @@ public class RunControlTests
     }
 
     [Test]
-    public void CpuidAdvertisesLongModeButNoFpuOrSse()
+    public void CpuidAdvertisesLongModeAndTheFpuButNoMmx()
     {
         using var m = new TestMachine();
         m.StartLong64(0x8000);
