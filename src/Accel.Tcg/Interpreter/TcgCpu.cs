@@ -280,6 +280,11 @@ internal sealed partial class TcgCpu : IVcpu
         }
 
         _currentPage = block.Page;
+        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count && RunJit(block, budget))
+        {
+            return _lastExecuted;
+        }
+
         Instruction[] instructions = block.Instructions;
         ulong ripMask = block.Bitness == 64 ? ulong.MaxValue : block.Bitness == 32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
         for (int i = 0; i < count; i++)
