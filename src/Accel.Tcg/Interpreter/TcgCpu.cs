@@ -93,7 +93,10 @@ internal sealed partial class TcgCpu : IVcpu
     }
 
     /// <inheritdoc />
-    public VcpuStatistics Statistics => new(Interlocked.Read(ref _retired), Interlocked.Read(ref _exits) + Physical.BusAccesses);
+    public VcpuStatistics Statistics => new(Interlocked.Read(ref _retired), Interlocked.Read(ref _exits) + Physical.BusAccesses)
+    {
+        Details = Jit?.Statistics.ToDetails(),
+    };
 
     /// <summary>The architectural reset state (Intel SDM Vol. 3A, 10.1.1).</summary>
     internal void Reset()

@@ -16,6 +16,19 @@ internal readonly record struct JitStatistics(long Translations, long Invalidati
     long CacheBytes, long TranslationTicks, long RegionRuns, long JitInstructions)
 {
     public TimeSpan TranslationTime => Stopwatch.GetElapsedTime(0, TranslationTicks);
+
+    /// <summary>The counters under the names <see cref="Hypervisor.Core.Machine.VcpuStatistics.Details"/> reports them with.</summary>
+    public IReadOnlyDictionary<string, long> ToDetails() => new Dictionary<string, long>
+    {
+        ["jit.translations"] = Translations,
+        ["jit.invalidations"] = Invalidations,
+        ["jit.evictions"] = Evictions,
+        ["jit.cached-regions"] = CachedRegions,
+        ["jit.cache-bytes"] = CacheBytes,
+        ["jit.translation-microseconds"] = (long)TranslationTime.TotalMicroseconds,
+        ["jit.region-runs"] = RegionRuns,
+        ["jit.instructions"] = JitInstructions,
+    };
 }
 
 /// <summary>
@@ -56,7 +69,7 @@ internal sealed class JitEngine
         (int)((phys ^ (phys >> 13) ^ (rip >> 3) ^ (ulong)bitness) & (Slots - 1));
 
     /// <summary>Counts one execution of <paramref name="block"/> and returns its translation when it has (or now gets) one.</summary>
-    public JitRegion? Lookup(DecodedBlock block)
+    public JitRegion? Lookup(Interpreter.TcgCpu cpu, DecodedBlock block)
     {
         int slot = SlotOf(block.PhysicalAddress, block.Rip, block.Bitness);
         Entry? e = _entries[slot];
@@ -105,7 +118,7 @@ internal sealed class JitEngine
         }
 
         long start = Stopwatch.GetTimestamp();
-        JitRegion region = JitTranslator.Translate(block);
+        JitRegion region = JitTranslator.Translate(cpu.JitFormRegion(block));
         Interlocked.Add(ref _ticks, Stopwatch.GetTimestamp() - start);
         Interlocked.Increment(ref _translations);
         MakeRoom(region.CostBytes);

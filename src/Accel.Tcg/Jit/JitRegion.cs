@@ -13,8 +13,9 @@ internal delegate long JitRegionCode(JitRegion region, TcgCpu cpu, long budget);
 /// <summary>One translated block: its code, the instructions it was built from and its links to successors.</summary>
 internal sealed class JitRegion
 {
-    public JitRegion(Instruction[] instructions, DecodedBlock block, ulong ripMask)
+    public JitRegion(Instruction[] instructions, DecodedBlock block, ulong ripMask, int blocks)
     {
+        Blocks = blocks;
         Instructions = instructions;
         Count = instructions.Length;
         Rip = block.Rip;
@@ -37,14 +38,24 @@ internal sealed class JitRegion
         MaxBranchTarget = maxTarget;
     }
 
-    /// <summary>Copies of the decoded instructions (the interpreter runs the ones without a native translation from here).</summary>
+    /// <summary>Copies of the decoded instructions of all blocks, block after block (the interpreter runs the ones without a native translation from here).</summary>
     public readonly Instruction[] Instructions;
 
     /// <summary>RIP of each instruction (read by the fault exit).</summary>
     public readonly long[] Rips;
 
-    /// <summary>Successor regions by exit slot (0: branch taken, 1: fall-through), linked lazily on the same page.</summary>
-    public readonly JitRegion?[] Successors = new JitRegion?[2];
+    /// <summary>Successor regions by exit slot (one slot per direct exit of the region), linked lazily.</summary>
+    public JitRegion?[] Successors = [];
+
+    /// <summary>Number of direct exits (slots 0 to ExitSlots - 1).</summary>
+    public int ExitSlots
+    {
+        get => Successors.Length;
+        set => Successors = new JitRegion?[value];
+    }
+
+    /// <summary>Decoded blocks the region was built from (the entry block and same-page blocks it branches to).</summary>
+    public readonly int Blocks;
 
     public readonly int Count;
     public readonly ulong Rip;

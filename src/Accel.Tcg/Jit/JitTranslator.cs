@@ -48,6 +48,10 @@ internal sealed class JitTranslator
     private static readonly MethodInfo s_readSlow = Method(typeof(TcgCpu), nameof(TcgCpu.JitReadSlow));
     private static readonly MethodInfo s_writeSlow = Method(typeof(TcgCpu), nameof(TcgCpu.JitWriteSlow));
     private static readonly MethodInfo s_noteWrite = Method(typeof(TcgCpu), nameof(TcgCpu.JitNoteWrite));
+    private static readonly FieldInfo s_physical = Field(typeof(TcgCpu), "<Physical>k__BackingField");
+
+    /// <summary>PhysicalMemory's per-page "holds code" bytes, read inline so that writes to data pages make no call (null: always call).</summary>
+    private static readonly FieldInfo? s_holdsCode = typeof(PhysicalMemory).GetField("_holdsCode", Any) is { FieldType: var ft } f && ft == typeof(byte[]) ? f : null;
     private static readonly MethodInfo s_gp0 = Method(typeof(TcgCpu), nameof(TcgCpu.JitFaultGp0));
     private static readonly MethodInfo s_materialize = Method(typeof(JitFlags), nameof(JitFlags.Materialize));
     private static readonly MethodInfo s_condition = Method(typeof(JitFlags), nameof(JitFlags.Condition));
@@ -61,46 +65,85 @@ internal sealed class JitTranslator
     private static readonly MethodInfo s_inc = Method(typeof(Alu.Alu), nameof(Alu.Alu.Inc));
     private static readonly MethodInfo s_dec = Method(typeof(Alu.Alu), nameof(Alu.Alu.Dec));
 
-    /// <summary>Static lazy-flag state: a <see cref="JitFlags"/> kind, or <see cref="Dynamic"/> at a loop head.</summary>
+    /// <summary>Static lazy-flag state: a <see cref="JitFlags"/> kind, or <see cref="Dynamic"/> at a block reached by internal branches.</summary>
     private const int Dynamic = -1;
+
+    /// <summary>Exit slot of indirect exits (RET): the dispatcher looks the target up through the fetch TLB.</summary>
+    public const int IndirectSlot = 1 << 20;
+
+    /// <summary>Largest IL body of a region (RyuJIT falls back to MinOpts at 60,000 bytes of IL).</summary>
+    private const int MaxIlBytes = 24_000;
 
     private readonly Instruction[] _ins;
     private readonly int _count;
     private readonly int _bitness;
     private readonly ulong _ripMask;
-    private readonly ulong _startRip;
-    private readonly bool _isLoop;
     private readonly bool[] _native;
+    private readonly int[] _blockStart;
+    private readonly int[] _blockCount;
+    private readonly Dictionary<ulong, int> _blockAt = [];
+    private readonly bool[] _blockTargeted;
+    private Label[] _blockLabels = [];
+    private int _exitSlots;
+    private int _block;
+    private int _local;
     private readonly bool[] _used = new bool[16];
     private readonly DynamicMethod _method;
     private readonly ILGenerator _il;
     private readonly LocalBuilder[] _gpr = new LocalBuilder[16];
-    private readonly Dictionary<int, Label> _faultStubs = [];
+    private readonly Dictionary<int, (Label Label, int Done)> _faultStubs = [];
     private readonly Stack<LocalBuilder> _freeTemps = new();
     private LocalBuilder _state = null!, _fl = null!, _lop = null!, _la = null!, _lb = null!, _lc = null!, _exec = null!;
-    private LocalBuilder _tlbRead = null!, _tlbWrite = null!, _sup = null!, _exitIdx = null!, _entry = null!;
-    private Label _loopHead, _faultExit;
+    private LocalBuilder _tlbRead = null!, _tlbWrite = null!, _sup = null!, _exitIdx = null!, _exitDone = null!, _entry = null!;
+    private LocalBuilder _holds = null!, _smc = null!;
+    private Label _faultExit;
     private int _pending = JitFlags.None;
     private int _pendingBits = 64;
     private int _current;
 
-    private JitTranslator(DecodedBlock block)
+    private JitTranslator(IReadOnlyList<DecodedBlock> blocks)
     {
-        _count = block.Count;
+        DecodedBlock entry = blocks[0];
+        _blockStart = new int[blocks.Count];
+        _blockCount = new int[blocks.Count];
+        _blockTargeted = new bool[blocks.Count];
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            _blockStart[b] = _count;
+            _blockCount[b] = blocks[b].Count;
+            _blockAt[blocks[b].Rip] = b;
+            _count += blocks[b].Count;
+        }
+
         _ins = new Instruction[_count];
-        Array.Copy(block.Instructions, _ins, _count);
-        _bitness = block.Bitness;
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            Array.Copy(blocks[b].Instructions, 0, _ins, _blockStart[b], blocks[b].Count);
+        }
+
+        _bitness = entry.Bitness;
         _ripMask = _bitness == 64 ? ulong.MaxValue : _bitness == 32 ? 0xFFFF_FFFFUL : 0xFFFFUL;
-        _startRip = block.Rip;
         _native = new bool[_count];
         for (int i = 0; i < _count; i++)
         {
             _native[i] = IsNative(ref _ins[i]);
+            if (_native[i] && IsDirectBranch(ref _ins[i]) && _blockAt.TryGetValue(_ins[i].NearBranchTarget, out int t))
+            {
+                _blockTargeted[t] = true;
+            }
         }
 
-        ref Instruction last = ref _ins[_count - 1];
-        _isLoop = _native[_count - 1] && IsDirectBranch(ref last) && last.NearBranchTarget == _startRip;
-        _method = new DynamicMethod($"tcg_{block.PhysicalAddress:X}_{block.Rip:X}", typeof(long),
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            ref Instruction last = ref _ins[_blockStart[b] + _blockCount[b] - 1];
+            if (_native[_blockStart[b] + _blockCount[b] - 1] && (last.FlowControl == FlowControl.Next || IsDirectBranch(ref last)) &&
+                _blockAt.TryGetValue(last.NextIP & _ripMask, out int f))
+            {
+                _blockTargeted[f] = true;
+            }
+        }
+
+        _method = new DynamicMethod($"tcg_{entry.PhysicalAddress:X}_{entry.Rip:X}", typeof(long),
             [typeof(JitRegion), typeof(TcgCpu), typeof(long)], typeof(TcgCpu), skipVisibility: true);
         _il = _method.GetILGenerator(256 + (_count * 96));
     }
@@ -120,12 +163,25 @@ internal sealed class JitTranslator
         return n;
     }
 
-    /// <summary>Translates <paramref name="block"/> (which must hold at least one instruction).</summary>
-    public static JitRegion Translate(DecodedBlock block)
+    /// <summary>
+    /// Translates a region: <paramref name="blocks"/>[0] is its entry, the others are blocks of the same page that
+    /// direct branches of the region reach (each must hold at least one instruction).
+    /// </summary>
+    public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks)
     {
-        var t = new JitTranslator(block);
-        var region = new JitRegion(t._ins, block, t._ripMask);
+        var t = new JitTranslator(blocks);
+        var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
         t.Emit(region);
+        while (t._il.ILOffset > MaxIlBytes && blocks.Count > 1)
+        {
+            // RyuJIT compiles very large methods without optimisation (MinOpts): keep regions well below that.
+            blocks = [.. blocks.Take(blocks.Count / 2)];
+            t = new JitTranslator(blocks);
+            region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
+            t.Emit(region);
+        }
+
+        region.ExitSlots = t._exitSlots;
         region.Code = t._method.CreateDelegate<JitRegionCode>();
         region.CostBytes = 1024 + (t._il.ILOffset * 6);
         return region;
@@ -303,10 +359,13 @@ internal sealed class JitTranslator
         _lb = il.DeclareLocal(typeof(ulong));
         _lc = il.DeclareLocal(typeof(ulong));
         _exec = il.DeclareLocal(typeof(long));
-        _tlbRead = il.DeclareLocal(typeof(TlbEntry[]));
-        _tlbWrite = il.DeclareLocal(typeof(TlbEntry[]));
+        _tlbRead = il.DeclareLocal(typeof(TlbEntry).MakeByRefType());
+        _tlbWrite = il.DeclareLocal(typeof(TlbEntry).MakeByRefType());
+        _holds = il.DeclareLocal(typeof(byte[]));
+        _smc = il.DeclareLocal(typeof(bool));
         _sup = il.DeclareLocal(typeof(bool));
         _exitIdx = il.DeclareLocal(typeof(int));
+        _exitDone = il.DeclareLocal(typeof(int));
         _entry = il.DeclareLocal(typeof(TlbEntry).MakeByRefType());
         for (int r = 0; r < 16; r++)
         {
@@ -317,7 +376,11 @@ internal sealed class JitTranslator
         }
 
         _faultExit = il.DefineLabel();
-        _loopHead = il.DefineLabel();
+        _blockLabels = new Label[_blockStart.Length];
+        for (int b = 0; b < _blockLabels.Length; b++)
+        {
+            _blockLabels[b] = il.DefineLabel();
+        }
 
         // Prologue: state pointer, registers, flags, TLB arrays and the privilege of this entry.
         il.Emit(OpCodes.Ldarg_1);
@@ -342,30 +405,50 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldfld, s_tlb);
         il.Emit(OpCodes.Dup);
         il.Emit(OpCodes.Ldfld, s_tlbRead);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ldelema, typeof(TlbEntry));
         il.Emit(OpCodes.Stloc, _tlbRead);
         il.Emit(OpCodes.Ldfld, s_tlbWrite);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ldelema, typeof(TlbEntry));
         il.Emit(OpCodes.Stloc, _tlbWrite);
-        il.MarkLabel(_loopHead);
-        _pending = _isLoop ? Dynamic : JitFlags.None;
-
-        bool reachable = true;
-        for (int i = 0; i < _count; i++)
+        if (s_holdsCode is not null)
         {
-            _current = i;
-            reachable = _native[i] ? EmitNative(ref _ins[i], i) : EmitFallback(i);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldfld, s_physical);
+            il.Emit(OpCodes.Ldfld, s_holdsCode);
+            il.Emit(OpCodes.Stloc, _holds);
         }
-
-        if (reachable)
+        // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run time.
+        for (int b = 0; b < _blockStart.Length; b++)
         {
-            EmitExit(_count, () => _il.Emit(OpCodes.Ldc_I8, (long)(_ins[_count - 1].NextIP & _ripMask)), 1);
+            _block = b;
+            il.MarkLabel(_blockLabels[b]);
+            _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
+            bool reachable = true;
+            for (int j = 0; j < _blockCount[b]; j++)
+            {
+                int i = _blockStart[b] + j;
+                _current = i;
+                _local = j;
+                reachable = _native[i] ? EmitNative(ref _ins[i], i) : EmitFallback(i);
+            }
+
+            if (reachable)
+            {
+                ulong next = _ins[_blockStart[b] + _blockCount[b] - 1].NextIP & _ripMask;
+                EmitGoto(next, _blockCount[b]);
+            }
         }
 
         // Shared fault exit: the lazy flags are materialised from the dynamic locals (faults are rare).
-        foreach ((int index, Label label) in _faultStubs)
+        foreach ((int index, (Label label, int done)) in _faultStubs)
         {
             il.MarkLabel(label);
             il.Emit(OpCodes.Ldc_I4, index);
             il.Emit(OpCodes.Stloc, _exitIdx);
+            il.Emit(OpCodes.Ldc_I4, done);
+            il.Emit(OpCodes.Stloc, _exitDone);
             il.Emit(OpCodes.Br, _faultExit);
         }
 
@@ -385,11 +468,11 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldelem_I8);
         il.Emit(OpCodes.Stfld, s_rip);
         il.Emit(OpCodes.Ldloc, _exec);
-        il.Emit(OpCodes.Ldloc, _exitIdx);
+        il.Emit(OpCodes.Ldloc, _exitDone);
         il.Emit(OpCodes.Conv_I8);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Ret);
-        region.IsLoop = _isLoop;
+        region.IsLoop = _blockTargeted.Any(t => t);
         region.NativeCount = _native.Count(n => n);
     }
 
@@ -485,15 +568,71 @@ internal sealed class JitTranslator
         _il.Emit(OpCodes.Ret);
     }
 
-    private Label FaultStub(int index)
+    /// <summary>The fault exit of the current instruction (RIP of it, instructions before it in its block counted).</summary>
+    private Label FaultStub()
     {
-        if (!_faultStubs.TryGetValue(index, out Label l))
+        if (!_faultStubs.TryGetValue(_current, out (Label Label, int Done) stub))
         {
-            l = _il.DefineLabel();
-            _faultStubs[index] = l;
+            stub = (_il.DefineLabel(), _local);
+            _faultStubs[_current] = stub;
         }
 
-        return l;
+        return stub.Label;
+    }
+
+    /// <summary>
+    /// Control goes to <paramref name="target"/> after <paramref name="completed"/> instructions of the current block:
+    /// an IL branch when the target is a block of this region and another pass fits the budget (backward branches also
+    /// check kicks and interrupt requests, which bounds interrupt latency to one pass), else an exit that the
+    /// dispatcher may link.
+    /// </summary>
+    private void EmitGoto(ulong target, int completed)
+    {
+        ILGenerator il = _il;
+        int pending = _pending, bits = _pendingBits;
+        if (_blockAt.TryGetValue(target, out int c))
+        {
+            Label exit = il.DefineLabel();
+            il.Emit(OpCodes.Ldloc, _exec);
+            il.Emit(OpCodes.Ldc_I8, (long)completed);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stloc, _exec);
+            il.Emit(OpCodes.Ldloc, _exec);
+            il.Emit(OpCodes.Ldc_I8, (long)_blockCount[c]);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Bgt, exit);
+            if (c <= _block)
+            {
+                // A pending interrupt matters only with IF set (IF cannot change inside a region: CLI/STI/POPF end it).
+                Label go = il.DefineLabel();
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Volatile);
+                il.Emit(OpCodes.Ldfld, s_kick);
+                il.Emit(OpCodes.Brtrue, exit);
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Volatile);
+                il.Emit(OpCodes.Ldfld, s_irqHint);
+                il.Emit(OpCodes.Brfalse, go);
+                il.Emit(OpCodes.Ldloc, _fl);
+                il.Emit(OpCodes.Ldc_I8, (long)Fl.IF);
+                il.Emit(OpCodes.And);
+                il.Emit(OpCodes.Ldc_I8, 0L);
+                il.Emit(OpCodes.Bne_Un, exit);
+                il.MarkLabel(go);
+            }
+
+            il.Emit(OpCodes.Br, _blockLabels[c]);
+            il.MarkLabel(exit);
+            EmitExit(0, () => il.Emit(OpCodes.Ldc_I8, (long)target), _exitSlots++);
+        }
+        else
+        {
+            EmitExit(completed, () => il.Emit(OpCodes.Ldc_I8, (long)target), _exitSlots++);
+        }
+
+        _pending = pending;
+        _pendingBits = bits;
     }
 
     /// <summary>Runs instruction <paramref name="i"/> in the interpreter with the registers spilled around it.</summary>
@@ -511,7 +650,9 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldc_I4, i);
+        il.Emit(_local == _blockCount[_block] - 1 ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Call, s_step);
+        int done0 = _local;
         LocalBuilder st = TempInt();
         il.Emit(OpCodes.Stloc, st);
         Label cont = il.DefineLabel(), done = il.DefineLabel();
@@ -519,7 +660,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Brfalse, cont);
         // 1: the interpreter ended the region after the instruction; 2: it faulted (RIP and state are as it left them).
         il.Emit(OpCodes.Ldloc, _exec);
-        il.Emit(OpCodes.Ldc_I8, (long)i);
+        il.Emit(OpCodes.Ldc_I8, (long)done0);
         il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Ldloc, st);
         il.Emit(OpCodes.Ldc_I4_2);
@@ -703,6 +844,7 @@ internal sealed class JitTranslator
     private void EmitTlbHit(LocalBuilder tlb, LocalBuilder lin, int size, Label slow)
     {
         ILGenerator il = _il;
+        // &tlb[(lin >> 12) & (Size - 1)] from a reference to element 0 (the mask keeps it in the array; no bounds check).
         il.Emit(OpCodes.Ldloc, tlb);
         il.Emit(OpCodes.Ldloc, lin);
         il.Emit(OpCodes.Ldc_I4, 12);
@@ -710,7 +852,10 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Conv_I4);
         il.Emit(OpCodes.Ldc_I4, Tlb.Size - 1);
         il.Emit(OpCodes.And);
-        il.Emit(OpCodes.Ldelema, typeof(TlbEntry));
+        il.Emit(OpCodes.Sizeof, typeof(TlbEntry));
+        il.Emit(OpCodes.Mul);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Add);
         il.Emit(OpCodes.Stloc, _entry);
         // Tag == page + 1 (a matching tag implies a canonical address: only canonical addresses are ever filled in).
         il.Emit(OpCodes.Ldloc, _entry);
@@ -783,7 +928,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldc_I4, size);
         il.Emit(OpCodes.Ldloca, value);
         il.Emit(OpCodes.Call, s_readSlow);
-        il.Emit(OpCodes.Brfalse, FaultStub(_current));
+        il.Emit(OpCodes.Brfalse, FaultStub());
         il.MarkLabel(done);
         return value;
     }
@@ -804,11 +949,29 @@ internal sealed class JitTranslator
                 default: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I8); break;
             }
 
-            // Code-page tracking: bumps the page's generation if it holds code, ends the region if it is this one.
+            // Code-page tracking: a page that holds code gets its generation bumped (and ends the region if it is this
+            // one); a data page costs two loads.
+            if (s_holdsCode is not null)
+            {
+                il.Emit(OpCodes.Ldloc, _entry);
+                il.Emit(OpCodes.Ldfld, s_physPage);
+                il.Emit(OpCodes.Ldloc, _holds);
+                il.Emit(OpCodes.Ldlen);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(OpCodes.Bge_Un, done);
+                il.Emit(OpCodes.Ldloc, _holds);
+                il.Emit(OpCodes.Ldloc, _entry);
+                il.Emit(OpCodes.Ldfld, s_physPage);
+                il.Emit(OpCodes.Conv_I);
+                il.Emit(OpCodes.Ldelem_U1);
+                il.Emit(OpCodes.Brfalse, done);
+            }
+
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldloc, _entry);
             il.Emit(OpCodes.Ldfld, s_physPage);
             il.Emit(OpCodes.Call, s_noteWrite);
+            EmitNoteEndBlock();
             il.Emit(OpCodes.Br, done);
         }
 
@@ -819,8 +982,17 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldc_I4, size);
         il.Emit(OpCodes.Ldloc, value);
         il.Emit(OpCodes.Call, s_writeSlow);
-        il.Emit(OpCodes.Brfalse, FaultStub(_current));
+        il.Emit(OpCodes.Brfalse, FaultStub());
+        EmitNoteEndBlock();
         il.MarkLabel(done);
+    }
+
+    /// <summary>Copies the interpreter's end-of-block request (set by writes to the current code page) into a local the instruction's end tests.</summary>
+    private void EmitNoteEndBlock()
+    {
+        _il.Emit(OpCodes.Ldarg_1);
+        _il.Emit(OpCodes.Ldfld, s_endBlock);
+        _il.Emit(OpCodes.Stloc, _smc);
     }
 
     /// <summary>Reads operand <paramref name="n"/> into a new temporary (memory through <paramref name="ea"/>).</summary>
@@ -1435,7 +1607,7 @@ internal sealed class JitTranslator
                 EmitWrite(State.Seg.SS, rsp, 8, ret);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
-                EmitBranchTaken(ref ins, i);
+                EmitGoto(ins.NearBranchTarget, _local + 1);
                 return false;
             }
 
@@ -1453,22 +1625,22 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Beq, ok);
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Call, s_gp0);
-                il.Emit(OpCodes.Br, FaultStub(i));
+                il.Emit(OpCodes.Br, FaultStub());
                 il.MarkLabel(ok);
                 il.Emit(OpCodes.Ldloc, _gpr[4]);
                 il.Emit(OpCodes.Ldc_I8, 8L + (ins.OpCount == 1 ? ins.Immediate16 : 0));
                 il.Emit(OpCodes.Add);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 il.Emit(OpCodes.Ldloc, _exec);
-                il.Emit(OpCodes.Ldc_I8, (long)(i + 1));
+                il.Emit(OpCodes.Ldc_I8, (long)(_local + 1));
                 il.Emit(OpCodes.Add);
                 il.Emit(OpCodes.Stloc, _exec);
-                EmitExit(0, () => il.Emit(OpCodes.Ldloc, target), -1);
+                EmitExit(0, () => il.Emit(OpCodes.Ldloc, target), IndirectSlot);
                 return false;
             }
 
             case Mnemonic.Jmp:
-                EmitBranchTaken(ref ins, i);
+                EmitGoto(ins.NearBranchTarget, _local + 1);
                 return false;
             default:
             {
@@ -1478,7 +1650,7 @@ internal sealed class JitTranslator
                 EmitCondition(ins.ConditionCode);
                 il.Emit(OpCodes.Brfalse, notTaken);
                 int afterPending = _pending, afterBits = _pendingBits;
-                EmitBranchTaken(ref ins, i);
+                EmitGoto(ins.NearBranchTarget, _local + 1);
                 il.MarkLabel(notTaken);
                 _pending = afterPending;
                 _pendingBits = afterBits;
@@ -1492,15 +1664,16 @@ internal sealed class JitTranslator
         {
             // A write to this region's code page (or a bus write that asked for it) ends the region after this instruction.
             Label cont = il.DefineLabel();
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldfld, s_endBlock);
+            il.Emit(OpCodes.Ldloc, _smc);
             il.Emit(OpCodes.Brfalse, cont);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Stloc, _smc);
             il.Emit(OpCodes.Ldarg_1);
             il.Emit(OpCodes.Ldc_I4_0);
             il.Emit(OpCodes.Stfld, s_endBlock);
             int pending = _pending, bits = _pendingBits;
             long nextRip = (long)(ins.NextIP & _ripMask);
-            EmitExit(i + 1, () => il.Emit(OpCodes.Ldc_I8, nextRip), -1);
+            EmitExit(_local + 1, () => il.Emit(OpCodes.Ldc_I8, nextRip), -1);
             _pending = pending;
             _pendingBits = bits;
             il.MarkLabel(cont);
@@ -1515,46 +1688,6 @@ internal sealed class JitTranslator
         {
             Free(ea);
         }
-    }
-
-    /// <summary>The taken side of a direct branch at instruction <paramref name="i"/>: an IL back edge to the loop head, or a chainable exit.</summary>
-    private void EmitBranchTaken(ref Instruction ins, int i)
-    {
-        ILGenerator il = _il;
-        ulong target = ins.NearBranchTarget;
-        int pending = _pending, bits = _pendingBits;
-        if (_isLoop && i == _count - 1 && target == _startRip)
-        {
-            Label exit = il.DefineLabel();
-            il.Emit(OpCodes.Ldloc, _exec);
-            il.Emit(OpCodes.Ldc_I8, (long)_count);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Stloc, _exec);
-            // Another iteration must fit in the budget; kicks and interrupt requests end the loop (bounded latency).
-            il.Emit(OpCodes.Ldloc, _exec);
-            il.Emit(OpCodes.Ldc_I8, (long)_count);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldarg_2);
-            il.Emit(OpCodes.Bgt, exit);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Volatile);
-            il.Emit(OpCodes.Ldfld, s_kick);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Volatile);
-            il.Emit(OpCodes.Ldfld, s_irqHint);
-            il.Emit(OpCodes.Or);
-            il.Emit(OpCodes.Brtrue, exit);
-            il.Emit(OpCodes.Br, _loopHead);
-            il.MarkLabel(exit);
-            EmitExit(0, () => il.Emit(OpCodes.Ldc_I8, (long)target), 0);
-        }
-        else
-        {
-            EmitExit(i + 1, () => il.Emit(OpCodes.Ldc_I8, (long)target), 0);
-        }
-
-        _pending = pending;
-        _pendingBits = bits;
     }
 
     private bool EmitBinary(ref Instruction ins)
