@@ -14,7 +14,7 @@ namespace Hypervisor.Accel.Tcg.Jit;
 internal static class JitFlags
 {
     /// <summary>Lazy operation kinds (shifted left by 2; the low two bits hold log2 of the operand size in bytes).</summary>
-    public const int None = 0, Add = 1, Sub = 2, Adc = 3, Sbb = 4, Logic = 5, Inc = 6, Dec = 7;
+    public const int None = 0, Add = 1, Sub = 2, Adc = 3, Sbb = 4, Logic = 5, Inc = 6, Dec = 7, Shl = 8, Shr = 9, Sar = 10;
 
     /// <summary>Packs a kind and an operand width in bits into the value kept in the <c>lop</c> local.</summary>
     public static int Encode(int kind, int bits) => (kind << 2) | (bits switch { 8 => 0, 16 => 1, 32 => 2, _ => 3 });
@@ -22,7 +22,8 @@ internal static class JitFlags
     /// <summary>
     /// RFLAGS after the pending operation: <paramref name="rflags"/> holds every flag as it was before that operation
     /// (CF of ADC/SBB/INC/DEC is carried in <paramref name="c"/>). Operand meaning per kind: ADD/SUB/ADC/SBB a, b
-    /// (and the carry in c); LOGIC the result in a; INC/DEC the operand in a and the preserved CF in c.
+    /// (and the carry in c); LOGIC the result in a; INC/DEC the operand in a and the preserved CF in c; SHL/SHR/SAR by
+    /// an immediate the operand in a and the (non-zero, masked) count in b.
     /// </summary>
     public static ulong Materialize(ulong rflags, int op, ulong a, ulong b, ulong c)
     {
@@ -36,6 +37,9 @@ internal static class JitFlags
             case Logic: _ = Alu.Alu.Or(a, 0, bits, ref rflags); break;
             case Inc: rflags = (rflags & ~1UL) | c; _ = Alu.Alu.Inc(a, bits, ref rflags); break;
             case Dec: rflags = (rflags & ~1UL) | c; _ = Alu.Alu.Dec(a, bits, ref rflags); break;
+            case Shl: _ = Alu.Alu.Shl(a, b, bits, ref rflags); break;
+            case Shr: _ = Alu.Alu.Shr(a, b, bits, ref rflags); break;
+            case Sar: _ = Alu.Alu.Sar(a, b, bits, ref rflags); break;
             default: break;
         }
 

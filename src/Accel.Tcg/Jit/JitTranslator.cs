@@ -99,6 +99,7 @@ internal sealed class JitTranslator
     private Label _faultExit;
     private int _pending = JitFlags.None;
     private int _pendingBits = 64;
+    private int _pendingCount;
     private int _current;
 
     private JitTranslator(IReadOnlyList<DecodedBlock> blocks)
@@ -1140,6 +1141,7 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Pop);
                 break;
             default:
+                // Shifts and run-time-only state: the shared routine (itself the ALU library's code).
                 il.Emit(OpCodes.Ldloc, _fl);
                 il.Emit(OpCodes.Ldloc, _lop);
                 il.Emit(OpCodes.Ldloc, _la);
@@ -1202,6 +1204,36 @@ internal sealed class JitTranslator
             case JitFlags.Logic:
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 return;
+            case JitFlags.Shr:
+            case JitFlags.Sar:
+            case JitFlags.Shl when bits < 64:
+                // Shr/Sar: the last bit shifted out is bit n-1 of the (sign-extended) operand; Shl (under 64 bits):
+                // bit `bits` of the operand shifted left by n (0 when n exceeds the width).
+                il.Emit(OpCodes.Ldloc, _la);
+                if (_pending == JitFlags.Shl)
+                {
+                    EmitMask(bits);
+                    il.Emit(OpCodes.Ldc_I4, _pendingCount);
+                    il.Emit(OpCodes.Shl);
+                    il.Emit(OpCodes.Ldc_I4, bits);
+                    il.Emit(OpCodes.Shr_Un);
+                }
+                else if (_pending == JitFlags.Shr)
+                {
+                    EmitMask(bits);
+                    il.Emit(OpCodes.Ldc_I4, _pendingCount - 1);
+                    il.Emit(OpCodes.Shr_Un);
+                }
+                else
+                {
+                    EmitSignExtend(bits);
+                    il.Emit(OpCodes.Ldc_I4, _pendingCount - 1);
+                    il.Emit(OpCodes.Shr);
+                }
+
+                il.Emit(OpCodes.Ldc_I8, 1L);
+                il.Emit(OpCodes.And);
+                return;
             case JitFlags.Inc:
             case JitFlags.Dec:
                 il.Emit(OpCodes.Ldloc, _lc);
@@ -1237,6 +1269,11 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Ldc_I8, 1L);
                 il.Emit(_pending == JitFlags.Inc ? OpCodes.Add : OpCodes.Sub);
                 break;
+            case JitFlags.Shl:
+            case JitFlags.Shr:
+            case JitFlags.Sar:
+                EmitShiftValue(_pending, _la, _pendingCount, _pendingBits);
+                return;
             default:
                 il.Emit(OpCodes.Ldloc, _la);
                 break;
@@ -1330,12 +1367,12 @@ internal sealed class JitTranslator
                 EmitNot();
                 break;
             case (JitFlags.Logic, ConditionCode.be):
-            case (JitFlags.Add or JitFlags.Sub or JitFlags.Logic or JitFlags.Inc or JitFlags.Dec, ConditionCode.e):
+            case (JitFlags.Add or JitFlags.Sub or JitFlags.Logic or JitFlags.Inc or JitFlags.Dec or JitFlags.Shl or JitFlags.Shr or JitFlags.Sar, ConditionCode.e):
                 EmitPendingResult();
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Ceq);
                 break;
-            case (JitFlags.Add or JitFlags.Sub or JitFlags.Logic or JitFlags.Inc or JitFlags.Dec, ConditionCode.s):
+            case (JitFlags.Add or JitFlags.Sub or JitFlags.Logic or JitFlags.Inc or JitFlags.Dec or JitFlags.Shl or JitFlags.Shr or JitFlags.Sar, ConditionCode.s):
                 EmitPendingResult();
                 il.Emit(OpCodes.Ldc_I4, bits - 1);
                 il.Emit(OpCodes.Shr_Un);
@@ -1343,7 +1380,8 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Ldc_I4_1);
                 il.Emit(OpCodes.And);
                 break;
-            case (JitFlags.Add, ConditionCode.b):
+            case (JitFlags.Add or JitFlags.Shr or JitFlags.Sar, ConditionCode.b):
+            case (JitFlags.Shl, ConditionCode.b) when bits < 64:
                 EmitCarry();
                 il.Emit(OpCodes.Conv_I4);
                 break;
@@ -1439,6 +1477,13 @@ internal sealed class JitTranslator
             {
                 LocalBuilder? ea = EaIfMemory(ref ins);
                 int sz = OpSize(ref ins, 0);
+                if (ins.Op1Kind == OpKind.Immediate8 && ins.Mnemonic is Mnemonic.Shl or Mnemonic.Sal or Mnemonic.Shr or Mnemonic.Sar)
+                {
+                    wroteMemory = EmitShiftImmediate(ref ins, sz, ea);
+                    FreeEa(ea);
+                    break;
+                }
+
                 LocalBuilder a = ReadOperand(ref ins, 0, sz, ea);
                 LocalBuilder count = ReadOperand(ref ins, 1, 1, null);
                 MaterializeStatic();
@@ -1688,6 +1733,59 @@ internal sealed class JitTranslator
         {
             Free(ea);
         }
+    }
+
+    /// <summary>SHL/SHR/SAR by an immediate: the result inline, the flags lazy (a masked count of 0 changes no flag).</summary>
+    private bool EmitShiftImmediate(ref Instruction ins, int sz, LocalBuilder? ea)
+    {
+        ILGenerator il = _il;
+        int bits = sz * 8;
+        int n = ins.Immediate8 & ((bits >> 1) | 31);
+        int kind = ins.Mnemonic switch { Mnemonic.Shr => JitFlags.Shr, Mnemonic.Sar => JitFlags.Sar, _ => JitFlags.Shl };
+        LocalBuilder a = ReadOperand(ref ins, 0, sz, ea);
+        LocalBuilder r = Temp();
+        EmitShiftValue(kind, a, n, bits);
+        il.Emit(OpCodes.Stloc, r);
+        bool wrote = WriteOperand0(ref ins, sz, r, ea);
+        if (n != 0)
+        {
+            LocalBuilder c = Temp();
+            il.Emit(OpCodes.Ldc_I8, (long)n);
+            il.Emit(OpCodes.Stloc, c);
+            SetPending(kind, bits, a, c, null);
+            _pendingCount = n;
+            Free(c);
+        }
+
+        Free(a);
+        Free(r);
+        return wrote;
+    }
+
+    /// <summary>Pushes the result of shifting <paramref name="a"/> by the constant <paramref name="n"/> (already masked), masked to <paramref name="bits"/>.</summary>
+    private void EmitShiftValue(int kind, LocalBuilder a, int n, int bits)
+    {
+        ILGenerator il = _il;
+        il.Emit(OpCodes.Ldloc, a);
+        switch (kind)
+        {
+            case JitFlags.Shl:
+                il.Emit(OpCodes.Ldc_I4, n);
+                il.Emit(OpCodes.Shl);
+                break;
+            case JitFlags.Shr:
+                EmitMask(bits);
+                il.Emit(OpCodes.Ldc_I4, n);
+                il.Emit(OpCodes.Shr_Un);
+                break;
+            default:
+                EmitSignExtend(bits);
+                il.Emit(OpCodes.Ldc_I4, n);
+                il.Emit(OpCodes.Shr);
+                break;
+        }
+
+        EmitMask(bits);
     }
 
     private bool EmitBinary(ref Instruction ins)
