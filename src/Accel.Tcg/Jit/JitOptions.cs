@@ -6,7 +6,7 @@ namespace Hypervisor.Accel.Tcg.Jit;
 internal sealed record JitOptions(int Threshold, long CacheBytes)
 {
     /// <summary>Executions of a block in the interpreter before it is translated (default).</summary>
-    public const int DefaultThreshold = 0;
+    public const int DefaultThreshold = 16;
 
     /// <summary>Default bound of the translation cache.</summary>
     public const long DefaultCacheBytes = 64L << 20;

@@ -228,7 +228,8 @@ internal sealed class JitTranslator
         }
     }
 
-    private static bool IsNative(ref Instruction ins, int bitness)
+    /// <summary>Whether <paramref name="ins"/> gets a native translation in code of <paramref name="bitness"/> bits (else it calls the interpreter).</summary>
+    internal static bool IsNative(ref Instruction ins, int bitness)
     {
         if (ins.HasLockPrefix || ins.IsInvalid)
         {
