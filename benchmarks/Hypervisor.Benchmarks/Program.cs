@@ -77,11 +77,7 @@ public static class Program
         if (vm.Vcpus[0].Statistics.Details is { } details)
         {
             Console.WriteLine("counters: " + string.Join(", ", details.Select(kv => $"{kv.Key}={kv.Value}")));
-            var f = Type.GetType("Hypervisor.Accel.Tcg.Interpreter.TcgCpu, Hypervisor.Accel.Tcg")?.GetField("DebugExits", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static);
-            if (f?.GetValue(null) is System.Collections.IDictionary d)
-            {
-                foreach (System.Collections.DictionaryEntry kv in d) { if ((long)kv.Value! > 10000) Console.WriteLine($"exit {kv.Key} x{kv.Value}"); }
-            }
+
         }
         return serial.ToArray().AsSpan().SequenceEqual(System.Text.Encoding.Latin1.GetBytes(w.ExpectedSerial)) ? 0 : 1;
     }

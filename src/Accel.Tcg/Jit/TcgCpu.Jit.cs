@@ -12,7 +12,11 @@ internal sealed partial class TcgCpu
     /// <summary>The exit slot of the last region exit that may be linked to a successor (-1: none).</summary>
     internal int JitExitSlot;
 
-    internal static Dictionary<(ulong, ulong, int), long>? DebugExits = Environment.GetEnvironmentVariable("HV_JIT_DEBUG") is null ? null : new();
+    /// <summary>
+    /// Test hook called after every region exit other than a fault, with the instructions retired in this dispatch so
+    /// far (add <see cref="Statistics"/>.Instructions for the total): the lockstep test compares the state here.
+    /// </summary>
+    internal Action<TcgCpu, long>? JitRegionExitHook { get; set; }
 
     private GuestFault? _jitFault;
 
@@ -50,7 +54,7 @@ internal sealed partial class TcgCpu
             }
 
             int slot = JitExitSlot;
-            if (DebugExits is not null) { var k = (region.Rip, S.Rip, slot); DebugExits[k] = DebugExits.GetValueOrDefault(k) + 1; }
+            JitRegionExitHook?.Invoke(this, total);
             if (slot < 0 || total >= budget || _kick != 0 || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0) || _halted || _shutdownDetail is not null)
             {
                 break;
