@@ -464,6 +464,9 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Stloc, _fl);
         StoreRegisters();
         il.Emit(OpCodes.Ldloc, _state);
+        il.Emit(OpCodes.Ldloc, _fl);
+        il.Emit(OpCodes.Stfld, s_rflags);
+        il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldfld, s_rips);
         il.Emit(OpCodes.Ldloc, _exitIdx);
