@@ -124,6 +124,16 @@ internal sealed class JitEngine
         MakeRoom(region.CostBytes);
         e.Region = region;
         _fifo.Enqueue(e);
+        if (_fifo.Count > 4 * Slots)
+        {
+            // Entries invalidated or replaced since they were queued: keep the queue proportional to the live cache.
+            Entry[] live = [.. _fifo.Where(x => x.Region is not null).Distinct()];
+            _fifo.Clear();
+            foreach (Entry x in live)
+            {
+                _fifo.Enqueue(x);
+            }
+        }
         Interlocked.Increment(ref _cachedRegions);
         Interlocked.Add(ref _cacheBytes, region.CostBytes);
         return region;

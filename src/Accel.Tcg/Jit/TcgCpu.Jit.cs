@@ -75,7 +75,7 @@ internal sealed partial class TcgCpu
                     break;
                 }
             }
-            else if (next.Page != region.Page && !SameFetchPage(next))
+            else if (!SameLinearPage(region, S.Rip) && !SameFetchPage(next))
             {
                 // A link across pages stays valid only while the target page is mapped where it was.
                 region.Successors[slot] = null;
@@ -118,6 +118,14 @@ internal sealed partial class TcgCpu
 
         ulong phys = (e.PhysPage << 12) | (linear & 0xFFF);
         return jit.Find(phys, rip, bitness, Physical.Generation(e.PhysPage));
+    }
+
+    /// <summary>Whether <paramref name="target"/> lies on the linear page <paramref name="region"/> is running from (then it maps to the same physical page).</summary>
+    private bool SameLinearPage(JitRegion region, ulong target)
+    {
+        ulong csBase = region.Bitness == 64 ? 0 : S.Seg[Seg.CS].Base;
+        ulong mask = region.Bitness == 64 ? ulong.MaxValue : 0xFFFF_FFFFUL;
+        return (((csBase + target) & mask) >> 12) == (((csBase + region.Rip) & mask) >> 12);
     }
 
     private bool SameFetchPage(JitRegion next)
