@@ -85,7 +85,7 @@ internal sealed class TcgVm : IAcceleratorVm
 
     public IVcpu CreateVcpu(int index)
     {
-        var cpu = new TcgCpu(index, _physical, _context.Ports, index == 0 ? _context.Interrupts : null);
+        var cpu = new TcgCpu(index, _physical, _context.Ports, _context.InterruptSourceFor(index));
         if (_jit is not null)
         {
             cpu.Jit = new JitEngine(_jit);
