@@ -12,7 +12,8 @@ namespace Hypervisor.Accel.Tcg;
 /// blocks and interpreted; memory goes through a software MMU over the machine's memory map.
 /// </summary>
 /// <remarks>
-/// Options: <c>jit=on|off</c> (translate hot blocks to IL, see <c>src/Accel.Tcg/Jit</c>), <c>jit-threshold=N</c>
+/// Options: <c>jit=on|off</c> (translate hot blocks to IL, see <c>src/Accel.Tcg/Jit</c>; on by default where the
+/// runtime can compile dynamic code), <c>jit-threshold=N</c>
 /// (executions in the interpreter before a block is translated, default 16) and <c>jit-cache-mb=M</c> (bound of the
 /// translation cache, default 64).
 /// </remarks>
@@ -21,7 +22,7 @@ public sealed class TcgAccelerator : IAccelerator
     /// <summary>The name used in accelerator specifications.</summary>
     public const string AcceleratorName = "tcg";
 
-    /// <summary>Whether <c>jit</c> is on when the option is not given.</summary>
+    /// <summary>Whether <c>jit</c> is on when the option is not given (the whole tcg and integration suites pass with it).</summary>
     private const bool JitDefault = true;
 
     private static readonly IReadOnlyDictionary<string, string> s_options = new Dictionary<string, string>
@@ -39,7 +40,7 @@ public sealed class TcgAccelerator : IAccelerator
 
     /// <inheritdoc />
     public AcceleratorProbeResult Probe() => AcceleratorProbeResult.Available(
-        "software x86-64 CPU (interpreter)",
+        JitOptions.Supported ? "software x86-64 CPU (interpreter + IL JIT)" : "software x86-64 CPU (interpreter)",
         new AcceleratorCapabilities(
             MaxVcpus: 64,
             CountsInstructions: true,
