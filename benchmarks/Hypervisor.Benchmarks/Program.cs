@@ -74,6 +74,11 @@ public static class Program
         Console.WriteLine($"{name} on {spec}: {r.Reason} status {r.ExitStatus} ({r.Detail}); {r.Instructions} instructions, {r.Exits} exits in {r.Elapsed.TotalMilliseconds:0.0} ms");
         Console.WriteLine($"serial: {GuestRunner.Escape(System.Text.Encoding.Latin1.GetString(serial.ToArray()))}, expected {GuestRunner.Escape(w.ExpectedSerial)}");
         Console.WriteLine("variables: " + string.Join(' ', Enumerable.Range(0, 8).Select(i => BitConverter.ToUInt32(vars, i * 4).ToString("x8", System.Globalization.CultureInfo.InvariantCulture))));
+        if (vm.Vcpus[0].Statistics.Details is { } details)
+        {
+            Console.WriteLine("counters: " + string.Join(", ", details.Select(kv => $"{kv.Key}={kv.Value}")));
+
+        }
         return serial.ToArray().AsSpan().SequenceEqual(System.Text.Encoding.Latin1.GetBytes(w.ExpectedSerial)) ? 0 : 1;
     }
 }

@@ -1,4 +1,5 @@
 using Hypervisor.Accel.Tcg.Interpreter;
+using Hypervisor.Accel.Tcg.Jit;
 using Hypervisor.Accel.Tcg.Mmu;
 using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
@@ -11,17 +12,24 @@ namespace Hypervisor.Accel.Tcg;
 /// blocks and interpreted; memory goes through a software MMU over the machine's memory map.
 /// </summary>
 /// <remarks>
-/// Options: <c>jit=on|off</c>. The JIT does not exist yet: both values run the interpreter, and <c>jit=on</c> says so
-/// in the log.
+/// Options: <c>jit=on|off</c> (translate hot blocks to IL, see <c>src/Accel.Tcg/Jit</c>; on by default where the
+/// runtime can compile dynamic code), <c>jit-threshold=N</c>
+/// (executions in the interpreter before a block is translated, default 16) and <c>jit-cache-mb=M</c> (bound of the
+/// translation cache, default 64).
 /// </remarks>
 public sealed class TcgAccelerator : IAccelerator
 {
     /// <summary>The name used in accelerator specifications.</summary>
     public const string AcceleratorName = "tcg";
 
+    /// <summary>Whether <c>jit</c> is on when the option is not given (the whole tcg and integration suites pass with it).</summary>
+    private const bool JitDefault = true;
+
     private static readonly IReadOnlyDictionary<string, string> s_options = new Dictionary<string, string>
     {
-        ["jit"] = "on|off: compile hot blocks to IL (not implemented yet; both values run the interpreter)",
+        ["jit"] = "on|off: compile hot blocks to IL (DynamicMethod); off runs the interpreter alone",
+        ["jit-threshold"] = "executions of a block in the interpreter before it is translated (default 16)",
+        ["jit-cache-mb"] = "bound of the translation cache in MiB, oldest translations are evicted first (default 64)",
     };
 
     /// <inheritdoc />
@@ -32,15 +40,17 @@ public sealed class TcgAccelerator : IAccelerator
 
     /// <inheritdoc />
     public AcceleratorProbeResult Probe() => AcceleratorProbeResult.Available(
-        "software x86-64 CPU (interpreter)",
+        JitOptions.Supported ? "software x86-64 CPU (interpreter + IL JIT)" : "software x86-64 CPU (interpreter)",
         new AcceleratorCapabilities(
             MaxVcpus: 64,
             CountsInstructions: true,
             HardwareAccelerated: false,
             Details: new Dictionary<string, string>
             {
-                ["engine"] = "interpreter",
-                ["jit"] = "not implemented (jit=on runs the interpreter)",
+                ["engine"] = JitOptions.Supported ? "interpreter + IL JIT" : "interpreter",
+                ["jit"] = JitOptions.Supported
+                    ? "available (jit=on: hot blocks become DynamicMethods; integer core native, the rest calls the interpreter)"
+                    : "not implemented on this runtime (no dynamic code): jit=on runs the interpreter",
                 ["cpu"] = "x86-64 integer and system instructions; no x87/SSE yet",
             }));
 
@@ -48,14 +58,8 @@ public sealed class TcgAccelerator : IAccelerator
     public IAcceleratorVm CreateVm(VmCreationContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        bool jit = context.Options.GetSwitch("jit", false);
-        ILogger logger = context.LoggerFactory.CreateLogger<TcgAccelerator>();
-        if (jit)
-        {
-            logger.LogWarning("tcg: jit=on was asked for, but the JIT is not implemented yet; running the interpreter");
-        }
-
-        return new TcgVm(this, context);
+        JitOptions? jit = JitOptions.From(context.Options, JitDefault);
+        return new TcgVm(this, context, jit);
     }
 }
 
@@ -67,8 +71,11 @@ internal sealed class TcgVm : IAcceleratorVm
     private readonly ILogger _logger;
     private readonly List<TcgCpu> _vcpus = [];
 
-    public TcgVm(TcgAccelerator accelerator, VmCreationContext context)
+    private readonly JitOptions? _jit;
+
+    public TcgVm(TcgAccelerator accelerator, VmCreationContext context, JitOptions? jit)
     {
+        _jit = jit;
         Accelerator = accelerator;
         _context = context;
         _physical = new PhysicalMemory(context.Memory);
@@ -83,6 +90,11 @@ internal sealed class TcgVm : IAcceleratorVm
         {
             FpuErrorLine = _context.FpuErrorLine,
         };
+        if (_jit is not null)
+        {
+            cpu.Jit = new JitEngine(_jit);
+        }
+
         _vcpus.Add(cpu);
         return cpu;
     }

@@ -102,7 +102,10 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     }
 
     /// <inheritdoc />
-    public VcpuStatistics Statistics => new(Interlocked.Read(ref _retired), Interlocked.Read(ref _exits) + Physical.BusAccesses);
+    public VcpuStatistics Statistics => new(Interlocked.Read(ref _retired), Interlocked.Read(ref _exits) + Physical.BusAccesses)
+    {
+        Details = Jit?.Statistics.ToDetails(),
+    };
 
     /// <summary>The architectural reset state (Intel SDM Vol. 3A, 10.1.1).</summary>
     internal void Reset()
@@ -383,6 +386,11 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         }
 
         _currentPage = block.Page;
+        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count && RunJit(block, budget))
+        {
+            return _lastExecuted;
+        }
+
         Instruction[] instructions = block.Instructions;
         MicroOp[] ops = block.Ops;
         if (trace is null && !singleStep)

@@ -68,4 +68,11 @@ public interface IVcpu : IDisposable
 /// <summary>Counters of a vCPU.</summary>
 /// <param name="Instructions">Guest instructions retired, or -1 where the accelerator cannot count them.</param>
 /// <param name="Exits">Exits to the host (I/O, MMIO, control): for tcg, accesses that reached a bus.</param>
-public readonly record struct VcpuStatistics(long Instructions, long Exits);
+public readonly record struct VcpuStatistics(long Instructions, long Exits)
+{
+    /// <summary>
+    /// Accelerator-specific counters by name, or null where the accelerator has none (tcg with <c>jit=on</c>: the JIT's
+    /// translations, invalidations, evictions, cache size and time spent translating).
+    /// </summary>
+    public IReadOnlyDictionary<string, long>? Details { get; init; }
+}

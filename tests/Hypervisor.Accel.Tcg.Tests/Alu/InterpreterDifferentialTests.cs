@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Hypervisor.Accel.Tcg.Tests.Native;
 using Hypervisor.Accel.Tcg.Tests.Guests;
+using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
@@ -16,8 +17,16 @@ namespace Hypervisor.Accel.Tcg.Tests.Alu;
 /// that raise #DE by the SDM's rule must make the interpreter deliver #DE with the registers unchanged.
 /// </summary>
 [TestFixture]
-public sealed class InterpreterDifferentialTests
+public sealed class InterpreterDifferentialTests() : AluDifferentialSuite(new AcceleratorOptions([new("jit", "off")]));
+
+/// <summary>The driver of <see cref="InterpreterDifferentialTests"/>, parameterised by the tcg options (the JIT's suite passes <c>jit=on</c>).</summary>
+public abstract class AluDifferentialSuite
 {
+    private readonly AcceleratorOptions _options;
+
+    /// <summary>The suite on a tcg configured by <paramref name="options"/>.</summary>
+    protected AluDifferentialSuite(AcceleratorOptions options) => _options = options;
+
     private const int RandomIterations = 200;
     private const int MaxEdgeInputs = 800;
     private const ulong CodeBase = 0x1_0000;
@@ -42,11 +51,11 @@ public sealed class InterpreterDifferentialTests
         }
 
         _cpu = new NativeCpu();
-        _long64 = new TestMachine();
+        _long64 = new TestMachine(options: _options);
         _long64.StartLong64(CodeBase, GuestStack);
         _long64.SetGate64(0, DivideErrorHandler);
         _long64.Load(64, DivideErrorHandler, a => a.hlt());
-        _protected32 = new TestMachine();
+        _protected32 = new TestMachine(options: _options);
         _protected32.StartProtected32((uint)CodeBase);
     }
 
@@ -79,6 +88,7 @@ public sealed class InterpreterDifferentialTests
         var random = new Random(AluInputs.Seed ^ AluInputs.StableHash("interpreter " + formName));
         var mismatches = new List<string>();
         int total = 0;
+        long jitBefore = machine.Cpu.Jit?.Statistics.JitInstructions ?? 0;
         IEnumerable<RegisterFile> inputs = AluInputs.Edge(form, random, Cpu.ScratchAddress, MaxEdgeInputs)
             .Concat(AluInputs.Randomized(form, random, Cpu.ScratchAddress, RandomIterations));
         foreach (RegisterFile generated in inputs)
@@ -101,6 +111,11 @@ public sealed class InterpreterDifferentialTests
             {
                 mismatches.Add($"in: {AluInputs.Describe(form, input)} =>{problem}");
             }
+        }
+
+        if (machine.Cpu.Jit is { } jit && Jit.JitCoverage.FirstIsNative(form.Emit, form.Compat32 ? 32 : 64))
+        {
+            Assert.That(jit.Statistics.JitInstructions, Is.GreaterThan(jitBefore), $"{form.Name}: the JIT did not run the form");
         }
 
         Assert.That(mismatches, Is.Empty,

@@ -32,7 +32,8 @@ internal sealed class TestMachine : IDisposable
 {
     public const ulong RamSize = 4 * 1024 * 1024;
 
-    public TestMachine(ulong ramSize = RamSize, Action<MemoryMap>? addRegions = null, IInterruptSource? interrupts = null)
+    public TestMachine(ulong ramSize = RamSize, Action<MemoryMap>? addRegions = null, IInterruptSource? interrupts = null,
+        AcceleratorOptions? options = null)
     {
         IoLock = new IoLock();
         Memory = new MemoryMap(IoLock);
@@ -44,7 +45,7 @@ internal sealed class TestMachine : IDisposable
         Ports.Register(0x3F8, 1, Serial, "serial");
         Ports.Register(0x501, 2, Exit, "exit");
         Memory.Freeze();
-        Vm = new TcgAccelerator().CreateVm(new VmCreationContext(Memory, Ports, interrupts, AcceleratorOptions.Empty,
+        Vm = new TcgAccelerator().CreateVm(new VmCreationContext(Memory, Ports, interrupts, options ?? AcceleratorOptions.Empty,
             NullLoggerFactory.Instance));
         Vcpu = Vm.CreateVcpu(0);
     }
