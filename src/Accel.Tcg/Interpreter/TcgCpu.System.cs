@@ -623,6 +623,9 @@ internal sealed partial class TcgCpu
                 c = (1u << 13) | (1u << 22) | (1u << 23); // CX16, MOVBE, POPCNT
                 d = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) | (1u << 13) |
                     (1u << 15) | (1u << 16) | (1u << 17); // DE PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36
+                // TEMPORARY (branch linux, issue #10): advertise FPU, FXSR, SSE, SSE2 so that the x86-64 kernel's
+                // verify_cpu passes; to be replaced by the x87/sse branches' own CPUID change when they land.
+                d |= (1u << 0) | (1u << 24) | (1u << 25) | (1u << 26);
                 break;
             case 7:
                 if (subleaf == 0)
