@@ -27,7 +27,7 @@ public static class AcpiLayout
         var area = new GuestAddress(BiosAreaStart);
         builder.Memory.AddRam(area, BiosAreaSize, "bios-acpi");
         builder.Memory.Write(new GuestAddress(options.BaseAddress), tables);
-        var pm = new AcpiPmDevice(builder.Control);
+        var pm = new AcpiPmDevice(builder.Control, builder.Clock);
         builder.Ports.Register(options.PmBasePort, AcpiPmDevice.PortCount, pm, "acpi-pm1a");
         builder.AddDevice(pm);
         return pm;

@@ -5,12 +5,15 @@
 //   base+2  PM1a_EN  (16)                     enable bits, same positions
 //   base+4  PM1a_CNT (16)                     bit 0 SCI_EN (reads 1: the machine is always in ACPI mode, since the
 //                                             FADT has no SMI_CMD), bits 10-12 SLP_TYP, bit 13 SLP_EN (write-only)
+//   base+8  PM_TMR   (32, read-only)          the power management timer, 3.579545 MHz, 32 bits wide (FADT flag
+//                                             TMR_VAL_EXT; ACPI 6.5, 4.8.3.3), from the machine clock
 //
 // Writing PM1a_CNT with SLP_EN set and SLP_TYP equal to the \_S5 value of our DSDT (AcpiTables.S5SleepType) powers the
 // machine off: the run ends with MachineStopReason.PowerOff, as a shutdown ends QEMU. No SCI is ever raised: nothing
 // here generates events (no power button, no PM timer overflow).
 using Hypervisor.Core.Io;
 using Hypervisor.Core.Machine;
+using Hypervisor.Core.Timing;
 
 namespace Hypervisor.Devices.Acpi;
 
@@ -21,8 +24,8 @@ public sealed class AcpiPmDevice : IPortDevice
     /// <summary>The default base port of the PM1a blocks.</summary>
     public const ushort DefaultPort = 0x600;
 
-    /// <summary>Ports spanned: 4 event bytes then 2 control bytes.</summary>
-    public const int PortCount = 6;
+    /// <summary>Ports spanned: 4 event bytes, 2 control bytes, 2 unused, 4 timer bytes.</summary>
+    public const int PortCount = 12;
 
     /// <summary>Offset of PM1a_STS.</summary>
     public const int StatusOffset = 0;
@@ -32,6 +35,12 @@ public sealed class AcpiPmDevice : IPortDevice
 
     /// <summary>Offset of PM1a_CNT.</summary>
     public const int ControlOffset = 4;
+
+    /// <summary>Offset of PM_TMR.</summary>
+    public const int TimerOffset = 8;
+
+    /// <summary>The PM timer's frequency in Hz (ACPI 6.5, 4.8.3.3).</summary>
+    public const long TimerFrequency = 3_579_545;
 
     /// <summary>PM1_CNT.SCI_EN.</summary>
     public const ushort SciEnable = 1 << 0;
@@ -43,15 +52,20 @@ public sealed class AcpiPmDevice : IPortDevice
     private const ushort SleepTypeMask = 7 << SleepTypeShift;
 
     private readonly IMachineControl _control;
+    private readonly IMachineClock _clock;
     private readonly byte _s5SleepType;
     private ushort _status;
     private ushort _enable;
     private ushort _controlBits = SciEnable;
 
-    /// <summary>Creates the device; S5 (<paramref name="s5SleepType"/> in SLP_TYP) stops the machine through <paramref name="control"/>.</summary>
-    public AcpiPmDevice(IMachineControl control, byte s5SleepType = AcpiTables.S5SleepType)
+    /// <summary>
+    /// Creates the device; S5 (<paramref name="s5SleepType"/> in SLP_TYP) stops the machine through
+    /// <paramref name="control"/>; the PM timer counts <paramref name="clock"/>'s time.
+    /// </summary>
+    public AcpiPmDevice(IMachineControl control, IMachineClock clock, byte s5SleepType = AcpiTables.S5SleepType)
     {
         _control = control ?? throw new ArgumentNullException(nameof(control));
+        _clock = clock ?? throw new ArgumentNullException(nameof(clock));
         if (s5SleepType > 7)
         {
             throw new ArgumentOutOfRangeException(nameof(s5SleepType), s5SleepType, "SLP_TYP is a 3-bit field.");
@@ -69,6 +83,13 @@ public sealed class AcpiPmDevice : IPortDevice
     /// <inheritdoc />
     public uint Read(ushort offset, int size)
     {
+        if (offset >= TimerOffset)
+        {
+            uint timer = TimerValue;
+            int shift = 8 * (offset - TimerOffset);
+            return size >= 4 && shift == 0 ? timer : (uint)((timer >> shift) & ((1UL << (8 * size)) - 1));
+        }
+
         uint value = 0;
         for (int i = 0; i < size; i++)
         {
@@ -99,6 +120,9 @@ public sealed class AcpiPmDevice : IPortDevice
             WriteRegister(register, mask, bits);
         }
     }
+
+    /// <summary>The PM timer's current count: machine time in ticks of 3.579545 MHz, modulo 2^32.</summary>
+    public uint TimerValue => (uint)((Int128)_clock.NowNanoseconds * TimerFrequency / 1_000_000_000);
 
     private byte ReadByte(int port)
     {

@@ -4,7 +4,7 @@
 //   base+0x000  RSDP, revision 2 (5.2.5): 16-byte aligned in 0xE0000-0xFFFFF, where an OS searches for it (5.2.5.1)
 //   base+0x040  RSDT (5.2.7) -> FADT [, MADT]         base+0x080  XSDT (5.2.8) -> the same, 64-bit entries
 //   base+0x100  FADT, revision 3 (5.2.9): SCI 9, PM1a event block, PM1a control block on ports; no SMI_CMD
-//                (the machine is always in ACPI mode), no PM timer, no GPE blocks; IA-PC boot flags: legacy devices,
+//                (the machine is always in ACPI mode), a 32-bit PM timer, no GPE blocks; IA-PC boot flags: legacy devices,
 //                an 8042, no VGA
 //   base+0x200  FACS (5.2.10), 64-byte aligned
 //   base+0x240  DSDT (5.2.11.1): only Name (_S5, Package () { S5, S5, 0, 0 }), hand-assembled AML (20.2)
@@ -88,13 +88,15 @@ public static class AcpiTables
         BinaryPrimitives.WriteUInt16LittleEndian(fadt[46..], options.SciIrq); // SCI_INT
         BinaryPrimitives.WriteUInt32LittleEndian(fadt[56..], options.PmBasePort); // PM1a_EVT_BLK
         BinaryPrimitives.WriteUInt32LittleEndian(fadt[64..], (uint)options.PmBasePort + AcpiPmDevice.ControlOffset); // PM1a_CNT_BLK
+        BinaryPrimitives.WriteUInt32LittleEndian(fadt[76..], (uint)options.PmBasePort + AcpiPmDevice.TimerOffset); // PM_TMR_BLK
         fadt[88] = 4; // PM1_EVT_LEN
         fadt[89] = 2; // PM1_CNT_LEN
+        fadt[91] = 4; // PM_TMR_LEN
         BinaryPrimitives.WriteUInt16LittleEndian(fadt[96..], 101); // P_LVL2_LAT > 100: C2 not supported
         BinaryPrimitives.WriteUInt16LittleEndian(fadt[98..], 1001); // P_LVL3_LAT > 1000: C3 not supported
         BinaryPrimitives.WriteUInt16LittleEndian(fadt[109..], 0x0007); // IAPC_BOOT_ARCH: LEGACY_DEVICES | 8042 | VGA Not Present
-        // Flags: WBINVD | PROC_C1 | PWR_BUTTON (control method, i.e. none fixed) | SLP_BUTTON (likewise).
-        BinaryPrimitives.WriteUInt32LittleEndian(fadt[112..], (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5));
+        // Flags: WBINVD | PROC_C1 | PWR_BUTTON (control method, i.e. none fixed) | SLP_BUTTON (likewise) | TMR_VAL_EXT.
+        BinaryPrimitives.WriteUInt32LittleEndian(fadt[112..], (1u << 0) | (1u << 2) | (1u << 4) | (1u << 5) | (1u << 8));
         BinaryPrimitives.WriteUInt64LittleEndian(fadt[132..], at(FacsOffset)); // X_FIRMWARE_CTRL
         BinaryPrimitives.WriteUInt64LittleEndian(fadt[140..], at(DsdtOffset)); // X_DSDT
         WriteHeader(fadt, "FACP", 244, revision: 3);
