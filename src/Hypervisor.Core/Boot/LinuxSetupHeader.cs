@@ -78,7 +78,7 @@ public sealed record LinuxSetupHeader
     /// </exception>
     public static LinuxSetupHeader Parse(ReadOnlySpan<byte> image)
     {
-        if (image.Length < 0x1000)
+        if (image.Length < 0x400)
         {
             throw new GuestImageException($"Not a Linux bzImage: the file has only {image.Length} bytes.");
         }

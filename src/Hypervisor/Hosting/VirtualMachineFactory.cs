@@ -126,7 +126,7 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
             LinuxBootInfo boot = LinuxLoader.Load(machine.Memory, new LinuxBootOptions
             {
                 Kernel = request.Kernel,
-                Initrd = request.Initrd,
+                Initrd = request.Initrd is null ? (ReadOnlyMemory<byte>?)null : request.Initrd,
                 CommandLine = request.KernelCommandLine ?? string.Empty,
             });
             LinuxLoader.SetEntryState(machine.Vcpus[0], boot);
