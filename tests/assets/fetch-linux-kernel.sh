@@ -11,6 +11,10 @@ cd "$cache"
 # The metapackage depends on exactly one versioned image package; resolve it from the apt cache.
 meta=linux-image-cloud-amd64
 pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq > /dev/null 2>&1 || true
+  pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
 if [ -z "$pkg" ]; then
   echo "fetch-linux-kernel: apt-cache knows no $meta (run apt-get update?)" >&2
   exit 1
