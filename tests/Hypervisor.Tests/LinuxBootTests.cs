@@ -20,6 +20,12 @@ public partial class LinuxBootTests
     // Lean but telling: loglevel=7 keeps the banner (KERN_NOTICE) and the kernel's own reading of our e820 map and
     // ACPI tables (KERN_INFO); cryptomgr.notests skips the crypto self-tests, which are most of the boot's
     // instructions; panic=-1 turns a panic into a reboot, which ends the run as a reset instead of hanging.
+    /// <summary>/init: the marker with the release the kernel reports to userspace, then power-off.</summary>
+    internal const string InitScript =
+        "#!/bin/sh\n" +
+        "echo \"" + Marker + " release=$(/bin/busybox uname -r)\"\n" +
+        "/bin/busybox poweroff -f\n";
+
     internal const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests";
 
     /// <summary>The initramfs: /bin/busybox and an /init script that prints the marker with `uname -r` and powers off.</summary>
@@ -30,17 +36,14 @@ public partial class LinuxBootTests
             Assert.Ignore($"{BusyboxPath} is missing (Debian package busybox-static; .ci/run installs it)");
         }
 
-        var cpio = new NewcArchive();
-        cpio.AddDirectory("bin");
-        cpio.AddDirectory("dev");
-        cpio.AddCharDevice("dev/console", 5, 1);
-        cpio.AddFile("bin/busybox", File.ReadAllBytes(BusyboxPath));
-        cpio.AddSymlink("bin/sh", "busybox");
-        cpio.AddFile("init", Encoding.ASCII.GetBytes(
-            "#!/bin/sh\n" +
-            "echo \"" + Marker + " release=$(/bin/busybox uname -r)\"\n" +
-            "/bin/busybox poweroff -f\n"));
-        return cpio.Finish();
+        return new NewcArchiveBuilder()
+            .AddDirectory("bin")
+            .AddDirectory("dev")
+            .AddCharDevice("dev/console", 5, 1)
+            .AddFile("bin/busybox", File.ReadAllBytes(BusyboxPath))
+            .AddSymlink("bin/sh", "busybox")
+            .AddFile("init", Encoding.ASCII.GetBytes(InitScript))
+            .Build();
     }
 
     [Test]
