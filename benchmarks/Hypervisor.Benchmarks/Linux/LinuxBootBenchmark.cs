@@ -16,7 +16,7 @@ namespace Hypervisor.Benchmarks.Linux;
 public static class LinuxBootBenchmark
 {
     private const string Marker = "HV-INIT-MARKER";
-    private const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests";
+    private const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests nohz=off highres=off";
     private const string InitScript = "#!/bin/sh\necho \"" + Marker + " release=$(/bin/busybox uname -r)\"\n/bin/busybox poweroff -f\n";
 
     /// <summary>Runs both boots once and prints the figures; returns 0 when both reached the marker.</summary>
