@@ -22,6 +22,9 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private readonly IMemoryMap _memory;
     private readonly PortIoBus _ports;
     private readonly IInterruptSource? _interrupts;
+    private readonly ILocalInterruptController? _lapic; // userspace local APIC: no in-kernel irqchip
+    private ulong _cr8Written;
+    private bool _waitingForSipi;
     private readonly ManualResetEventSlim _wake = new(false);
     private int _stopRequested;
     private int _pendingVector = -1; // acknowledged at the PIC but not yet accepted by KVM_INTERRUPT
@@ -32,11 +35,13 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         Index = index;
         _memory = vm.Memory;
         _ports = vm.Ports;
-        _interrupts = vm.Interrupts;
+        _interrupts = vm.Context.InterruptSourceFor(index);
+        _lapic = _interrupts as ILocalInterruptController;
+        _waitingForSipi = index > 0 && _lapic is not null; // application processors wait for INIT/SIPI
         _vcpu = vm.Vm.CreateVcpu(index);
         try
         {
-            _vcpu.SetCpuid(BuildCpuid(vm.SupportedCpuid, index));
+            _vcpu.SetCpuid(KvmCpuid.Entries(vm.Cpuid, (uint)index));
             SetSystemRegisters(ResetState.System());
             SetGeneralRegisters(ResetState.General());
             SetFpuRegisters(ResetState.Fpu());
@@ -58,6 +63,18 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         while (true)
         {
+            if (_lapic is not null)
+            {
+                if (TakeLocalApicEvents() is { } stopped)
+                {
+                    return stopped;
+                }
+
+                // TPR may have changed through the APIC page; KVM loads kvm_run.cr8 into the guest at entry.
+                _cr8Written = (ulong)_lapic.TaskPriorityClass;
+                _vcpu.Cr8 = _cr8Written;
+            }
+
             if (_interrupts is not null)
             {
                 PrepareInterruptDelivery(_interrupts);
@@ -65,8 +82,16 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
             KvmExit exit = _vcpu.Run();
             _exits++;
+            if (_lapic is not null)
+            {
+                SyncFromKvmRun();
+            }
+
             switch (exit.Reason)
             {
+                case KVM_EXIT_SET_TPR:
+                    continue; // the guest lowered CR8 (synced above): the loop head may now inject
+
                 case KVM_EXIT_IO:
                     CompletePortIo(exit);
                     continue;
@@ -158,6 +183,75 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         }
         catch (ObjectDisposedException)
         {
+        }
+    }
+
+    /// <summary>
+    /// Takes NMI, INIT and start-up IPIs from the local APIC (SDM Vol. 3A, 9.4.4, 11.6.1). An application processor
+    /// waits here for its start-up IPI; returns an exit only when the wait is cut short by a kick.
+    /// </summary>
+    private VcpuExit? TakeLocalApicEvents()
+    {
+        while (true)
+        {
+            StartupRequest request = _lapic!.TakeStartupRequest();
+            switch (request.Kind)
+            {
+                case StartupRequestKind.Init:
+                    SetSystemRegisters(ResetState.System() with { ApicBase = _lapic.ApicBase });
+                    SetGeneralRegisters(ResetState.General());
+                    SetFpuRegisters(ResetState.Fpu());
+                    _pendingVector = -1;
+                    _waitingForSipi = (_lapic.ApicBase & (1UL << 8)) == 0; // the BSP restarts at the reset vector
+                    break;
+                case StartupRequestKind.Startup when _waitingForSipi:
+                    // The start-up vector VV starts the processor in real mode at VV00:0000 (SDM Vol. 3A, 9.4.4.1).
+                    kvm_sregs sregs = _vcpu.GetSregs();
+                    sregs.cs.selector = (ushort)(request.Vector << 8);
+                    sregs.cs.@base = (ulong)request.Vector << 12;
+                    _vcpu.SetSregs(sregs);
+                    kvm_regs regs = _vcpu.GetRegs();
+                    regs.rip = 0;
+                    _vcpu.SetRegs(regs);
+                    _waitingForSipi = false;
+                    break;
+                default:
+                    break;
+            }
+
+            if (!_waitingForSipi)
+            {
+                if (_lapic.TakeNmi())
+                {
+                    _vcpu.Nmi();
+                }
+
+                return null;
+            }
+
+            if (Interlocked.Exchange(ref _stopRequested, 0) != 0)
+            {
+                return Control(VcpuExitReason.Interrupted);
+            }
+
+            _wake.Wait(100);
+            _wake.Reset();
+        }
+    }
+
+    /// <summary>Brings the guest's CR8 and IA32_APIC_BASE, as KVM reports them at the exit, into the local APIC.</summary>
+    private void SyncFromKvmRun()
+    {
+        ulong cr8 = _vcpu.Cr8;
+        if (cr8 != _cr8Written)
+        {
+            _lapic!.TaskPriorityClass = (int)(cr8 & 0xF);
+        }
+
+        ulong apicBase = _vcpu.ApicBase;
+        if (apicBase != _lapic!.ApicBase)
+        {
+            _lapic.TrySetApicBase(apicBase);
         }
     }
 
@@ -297,6 +391,10 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         kvm_sregs sregs = _vcpu.GetSregs(); // keeps interrupt_bitmap (a pending interrupt) as KVM has it
         KvmRegisterMapping.ToKvm(registers, ref sregs);
+        if (_lapic is null)
+        {
+            sregs.apic_base &= ~KvmCpuid.ApicBaseEnable; // no local APIC behind it (see KvmCpuid)
+        }
         _vcpu.SetSregs(sregs);
     }
 
@@ -322,26 +420,5 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     {
         _vcpu.Dispose(); // throws while running
         _wake.Dispose();
-    }
-
-    /// <summary>
-    /// The CPUID the guest sees: what KVM supports on this host, with leaf 1 made to agree with the core's CPU model
-    /// where that is only a number: EAX is <see cref="ResetState.ProcessorSignature"/> (the value EDX holds after
-    /// reset, as on real hardware and on tcg) and the initial APIC ID (EBX[31:24]) is this vCPU's index (Intel SDM
-    /// vol. 2A, CPUID leaf 01H). Feature bits stay what the host's KVM can virtualize.
-    /// </summary>
-    private static kvm_cpuid_entry2[] BuildCpuid(ReadOnlySpan<kvm_cpuid_entry2> supported, int index)
-    {
-        kvm_cpuid_entry2[] entries = supported.ToArray();
-        for (int i = 0; i < entries.Length; i++)
-        {
-            if (entries[i].function == 1)
-            {
-                entries[i].eax = ResetState.ProcessorSignature;
-                entries[i].ebx = (entries[i].ebx & 0x00FF_FFFF) | ((uint)index << 24);
-            }
-        }
-
-        return entries;
     }
 }

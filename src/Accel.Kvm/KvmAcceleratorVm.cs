@@ -1,6 +1,7 @@
 using System.Runtime.Versioning;
 using Hypervisor.Accel.Kvm.Interop;
 using Hypervisor.Core.Accelerators;
+using Hypervisor.Core.Cpu;
 using Hypervisor.Core.Io;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
@@ -25,6 +26,7 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
     private readonly KvmSystem _system;
     private readonly KvmVm _vm;
     private readonly kvm_cpuid_entry2[] _cpuid;
+    private readonly CpuidTable _cpuidTable;
     private readonly ILogger _logger;
     private bool _disposed;
 
@@ -34,6 +36,7 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
         Memory = context.Memory;
         Ports = context.Ports;
         Interrupts = context.Interrupts;
+        Context = context;
         _logger = context.LoggerFactory.CreateLogger("Hypervisor.Accel.Kvm");
         _system = KvmSystem.Open(path);
         try
@@ -47,6 +50,7 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
 
             MapMemory();
             _cpuid = _system.GetSupportedCpuid();
+            _cpuidTable = KvmCpuid.Present(_cpuid, localApic: context.LocalInterruptControllers is not null);
         }
         catch
         {
@@ -64,9 +68,14 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
 
     internal IInterruptSource? Interrupts { get; }
 
+    internal VmCreationContext Context { get; }
+
     internal KvmVm Vm => _vm;
 
     internal ReadOnlySpan<kvm_cpuid_entry2> SupportedCpuid => _cpuid;
+
+    /// <summary>The CPUID every vCPU of this VM presents (the core's CPU model limited to this host's KVM).</summary>
+    internal CpuidTable Cpuid => _cpuidTable;
 
     public IVcpu CreateVcpu(int index)
     {

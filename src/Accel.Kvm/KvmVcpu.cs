@@ -81,6 +81,19 @@ internal sealed unsafe class KvmVcpu : IDisposable
     /// <summary>After an exit: the guest's RFLAGS.IF.</summary>
     internal bool InterruptFlag => _run->if_flag != 0;
 
+    /// <summary>
+    /// CR8 as <c>kvm_run</c> carries it without an in-kernel local APIC: KVM loads it into the guest at <c>KVM_RUN</c>
+    /// and stores the guest's value at every exit (Documentation/virt/kvm/api.rst, struct kvm_run).
+    /// </summary>
+    internal ulong Cr8
+    {
+        get => _run->cr8;
+        set => _run->cr8 = value;
+    }
+
+    /// <summary>After an exit: the guest's IA32_APIC_BASE (without an in-kernel local APIC).</summary>
+    internal ulong ApicBase => _run->apic_base;
+
     private static int CurrentThreadId
     {
         get
@@ -348,6 +361,17 @@ internal sealed unsafe class KvmVcpu : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>Queues an NMI (<c>KVM_NMI</c>; only without an in-kernel irqchip).</summary>
+    internal void Nmi()
+    {
+        RequireOwnerThread();
+        using var lease = new FdLease(_fd);
+        if (Libc.Ioctl(lease.Fd, Ioctl.KVM_NMI, 0, out int error) < 0)
+        {
+            throw new KvmException("KVM_NMI", error, $"vCPU {Id}");
+        }
     }
 
     /// <summary>Closes the vCPU.</summary>

@@ -79,7 +79,7 @@ internal sealed class TcgVm : IAcceleratorVm
 
     public IVcpu CreateVcpu(int index)
     {
-        var cpu = new TcgCpu(index, _physical, _context.Ports, index == 0 ? _context.Interrupts : null);
+        var cpu = new TcgCpu(index, _physical, _context.Ports, _context.InterruptSourceFor(index));
         _vcpus.Add(cpu);
         return cpu;
     }

@@ -26,6 +26,8 @@ internal sealed unsafe class WhpxVcpu : IVcpu
     private static readonly WHV_REGISTER_NAME[] WindowNames = [WHvX64RegisterDeliverabilityNotifications];
     private static readonly WHV_REGISTER_NAME[] PendingNames = [WHvRegisterPendingInterruption];
     private static readonly WHV_REGISTER_NAME[] RipNames = [WHvX64RegisterRip];
+    private static readonly WHV_REGISTER_NAME[] Cr8Names = [WHvX64RegisterCr8];
+    private static readonly WHV_REGISTER_NAME[] ApicBaseNames = [WHvX64RegisterApicBase];
     private static readonly WHV_REGISTER_NAME[] CpuidResultNames =
         [WHvX64RegisterRax, WHvX64RegisterRbx, WHvX64RegisterRcx, WHvX64RegisterRdx, WHvX64RegisterRip];
 
@@ -34,6 +36,8 @@ internal sealed unsafe class WhpxVcpu : IVcpu
     private readonly WhvEmulatorHandle _emulator;
     private readonly WHV_EMULATOR_CALLBACKS* _callbacks;
     private readonly IInterruptSource? _interrupts;
+    private readonly ILocalInterruptController? _lapic; // our local APIC: the partition emulates none
+    private int _cr8Written;
     private readonly ManualResetEventSlim _wake = new(false);
     private int _kick;
     private int _inRun;
@@ -44,7 +48,8 @@ internal sealed unsafe class WhpxVcpu : IVcpu
     public WhpxVcpu(WhpPartition partition, uint index, Core.Accelerators.VmCreationContext context)
     {
         Index = (int)index;
-        _interrupts = context.Interrupts;
+        _interrupts = context.InterruptSourceFor((int)index);
+        _lapic = _interrupts as ILocalInterruptController;
         _vp = new WhpVirtualProcessor(partition, index);
         try
         {
@@ -181,10 +186,19 @@ internal sealed unsafe class WhpxVcpu : IVcpu
                     return new VcpuExit(VcpuExitReason.Interrupted, ReadRip());
                 }
 
+                if (_lapic is not null)
+                {
+                    SyncTprToVp();
+                }
+
                 PrepareInterrupts();
                 _vp.Run();
                 Interlocked.Increment(ref _exits);
                 WhpxExit exit = WhpxExit.Decode(*_vp.ExitContext);
+                if (_lapic is not null)
+                {
+                    SyncFromExit(exit);
+                }
                 switch (exit.Action)
                 {
                     case WhpxExitAction.Resume:
@@ -334,6 +348,46 @@ internal sealed unsafe class WhpxVcpu : IVcpu
         v[3].Reg64 = cpuid.DefaultResultRdx;
         v[4].Reg64 = exit.Rip + (ulong)exit.InstructionLength;
         _vp.SetRegisters(CpuidResultNames);
+    }
+
+    /// <summary>
+    /// TPR changed through the APIC page: CR8 in the partition follows it (CR8 = TPR[7:4], SDM Vol. 3A, 11.8.6), as
+    /// the partition has no local APIC of its own to keep them together.
+    /// </summary>
+    private void SyncTprToVp()
+    {
+        int tpr = _lapic!.TaskPriorityClass;
+        if (tpr != _cr8Written)
+        {
+            _vp.Values[0] = default;
+            _vp.Values[0].Reg64 = (ulong)tpr;
+            _vp.SetRegisters(Cr8Names);
+            _cr8Written = tpr;
+        }
+    }
+
+    /// <summary>
+    /// Brings the guest's CR8 (from the exit context's VpContext, WHV_VP_EXIT_CONTEXT.Cr8) and, on MMIO exits (where the
+    /// guest may be about to use the APIC page), its IA32_APIC_BASE into the local APIC.
+    /// </summary>
+    private void SyncFromExit(in WhpxExit exit)
+    {
+        int cr8 = (int)WhvBitFields.ExitCr8.Get(_vp.ExitContext->VpContext.InstructionLengthCr8);
+        if (cr8 != _cr8Written)
+        {
+            _lapic!.TaskPriorityClass = cr8;
+            _cr8Written = cr8;
+        }
+
+        if (exit.Action == WhpxExitAction.EmulateMmio)
+        {
+            _vp.GetRegisters(ApicBaseNames);
+            ulong apicBase = _vp.Values[0].Reg64;
+            if (apicBase != _lapic!.ApicBase)
+            {
+                _lapic.TrySetApicBase(apicBase);
+            }
+        }
     }
 
     private void PrepareInterrupts()

@@ -34,9 +34,14 @@ internal static class X87Instructions
     {
         if (!s.IsEmpty(-1))
             return s.Push(value); // stack overflow takes priority
-        if (s.Raise(flags))
+        if ((X87Control.Unmasked(s.Fcw, flags) & FloatExceptions.Invalid) != 0)
+        {
+            s.Raise(flags);
             return false;
-        return s.Push(value);
+        }
+        // A denormal source with DE unmasked is still loaded (observed on the host): the exception is only reported.
+        s.Push(value);
+        return !s.Raise(flags);
     }
 
     /// <summary>
@@ -182,23 +187,26 @@ internal static class X87Instructions
         eflagsBits = 0;
         var flags = FloatExceptions.None;
         FloatComparison c;
+        bool stopped;
         if (s.IsEmpty(0) || (memoryOperand is null && s.IsEmpty(src)))
         {
-            if (s.Underflow())
-                return false;
+            stopped = s.Underflow();
             c = FloatComparison.Unordered;
         }
         else
         {
             c = X87Arithmetic.Compare(s.St(0), memoryOperand ?? s.St(src), quiet, ref flags);
             s.SetC1(false);
-            if (s.Raise(flags) && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
-                return false;
+            stopped = s.Raise(flags) && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0;
         }
+        // The result is reported even when an unmasked exception stops the instruction (observed on the host for
+        // FTST, FICOM and FCOM: unordered for IE and stack underflow, the real order for DE); only the pops are skipped.
         if (eflags)
             eflagsBits = X87Arithmetic.EflagsBits(c);
         else
-            s.SetConditionCodes(X87Arithmetic.ConditionCodes(c));
+            s.SetConditionCodes((ushort)(X87Arithmetic.ConditionCodes(c) | (s.Fsw & X87State.C1)));
+        if (stopped)
+            return false;
         for (int i = 0; i < pops; i++)
             s.Pop();
         return true;
@@ -299,5 +307,300 @@ internal static class X87Instructions
         if (v.Sign)
             c |= X87State.C1;
         s.SetConditionCodes(c);
+    }
+
+    /// <summary>FLD1, FLDZ, FLDPI, FLDL2E, FLDL2T, FLDLG2, FLDLN2: push the constant rounded per FCW.RC (SDM Vol. 1, 8.3.8).</summary>
+    public static bool LoadConstant(ref X87State s, X87Constant c) => s.Push(X87Arithmetic.Constant(c, s.Fcw));
+
+    /// <summary>FTST: compares ST(0) with +0.0 like FCOM (any NaN is invalid).</summary>
+    public static bool Test(ref X87State s) => Compare(ref s, ExtendedFloat.PositiveZero, 0, false, false, 0, out _);
+
+    /// <summary>
+    /// FCMOVcc ST(0), ST(i): an empty operand is a stack underflow whose masked response writes the indefinite to ST(0)
+    /// whatever the condition; otherwise ST(i) is copied when <paramref name="condition"/> holds. C1 is cleared.
+    /// </summary>
+    public static bool ConditionalMove(ref X87State s, int i, bool condition)
+    {
+        if (s.IsEmpty(0) || s.IsEmpty(i))
+        {
+            if (s.Underflow())
+                return false;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            return true;
+        }
+        s.SetC1(false);
+        if (condition)
+            s.SetSt(0, s.St(i));
+        return true;
+    }
+
+    /// <summary>FFREEP ST(i): tags ST(i) empty, then pops.</summary>
+    public static void FreeAndPop(ref X87State s, int i)
+    {
+        s.Free(i);
+        s.Pop();
+    }
+
+    /// <summary>FSCALE: ST(0) = ST(0) * 2^trunc(ST(1)).</summary>
+    public static bool Scale(ref X87State s)
+    {
+        if (s.IsEmpty(0) || s.IsEmpty(1))
+            return Underflowed(ref s, 0, false);
+        var flags = FloatExceptions.None;
+        var r = X87Arithmetic.Scale(s.St(0), s.St(1), s.Fcw, ref flags, out bool c1);
+        var pa = s.St(0).Unpack();
+        var pb = s.St(1).Unpack();
+        if (pa.Class == FloatClass.Finite && pb.Class == FloatClass.Finite && (X87Control.Unmasked(s.Fcw, flags) & PreComputation) == 0)
+        {
+            // Unmasked OE/UE deliver the result with the exponent wrapped by 24576; when even that cannot represent it,
+            // the host delivers the infinity (OE) or the zero (UE) of the result's sign, with PE (C1 = 1 for the infinity).
+            long n = pb.Exponent < 0 ? 0 : pb.Exponent > 20 ? 1 << 20 : (long)(pb.Significand >> (63 - pb.Exponent));
+            long e = pa.Exponent + (pb.Sign ? -n : n);
+            if (e > 16383 + 0x6000 && (s.Fcw & 0x08) == 0)
+            {
+                r = ExtendedFloat.Pack(FloatParts.Infinity(pa.Sign));
+                flags = (flags & FloatExceptions.Denormal) | FloatExceptions.Overflow | FloatExceptions.Precision;
+                c1 = true;
+            }
+            else if (e < -16382 - 0x6000 && !X87Control.UnderflowMasked(s.Fcw))
+            {
+                r = ExtendedFloat.Pack(FloatParts.Zero(pa.Sign));
+                flags = (flags & FloatExceptions.Denormal) | FloatExceptions.Underflow | FloatExceptions.Precision;
+                c1 = false;
+            }
+        }
+        return Finish(ref s, 0, r, flags, c1, false);
+    }
+
+    /// <summary>
+    /// FPREM (<paramref name="ieee"/> false) and FPREM1: ST(0) = partial remainder of ST(0) / ST(1); C2 = incomplete,
+    /// C0 C3 C1 = quotient bits 2 1 0 when complete (SDM Vol. 2A, FPREM). An invalid operation leaves C0-C3 cleared.
+    /// </summary>
+    public static bool PartialRemainder(ref X87State s, bool ieee)
+    {
+        if (s.IsEmpty(0) || s.IsEmpty(1))
+        {
+            s.SetConditionCodes(0);
+            return Underflowed(ref s, 0, false);
+        }
+        var flags = FloatExceptions.None;
+        var r = X87Arithmetic.Remainder(s.St(0), s.St(1), ieee, ref flags, out ushort cc);
+        if ((X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
+        {
+            s.SetC1(false);
+            s.Raise(flags & PreComputation);
+            return false;
+        }
+        s.SetConditionCodes(cc);
+        if (r.BiasedExponent == 0 && r.Significand != 0 && !X87Control.UnderflowMasked(s.Fcw))
+        {
+            // An exact but tiny remainder with UE unmasked: delivered normalized with the exponent biased by 24576, as
+            // any unmasked underflow result (SDM Vol. 1, 8.5.5.2; observed on the host). Masked, it stays denormal with no UE.
+            int lz = System.Numerics.BitOperations.LeadingZeroCount(r.Significand);
+            r = new ExtendedFloat(r.Significand << lz, (ushort)((r.SignExponent & 0x8000) | (1 - lz + 0x6000)));
+            flags |= FloatExceptions.Underflow;
+        }
+        bool unmasked = s.Raise(flags);
+        s.SetSt(0, r);
+        return !unmasked;
+    }
+
+    /// <summary>FXTRACT: ST(0) = exponent of ST(0), then pushes its significand.</summary>
+    public static bool Extract(ref X87State s)
+    {
+        if (s.IsEmpty(0))
+        {
+            if (s.Underflow())
+                return false;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            return s.Push(ExtendedFloat.Indefinite);
+        }
+        if (!s.IsEmpty(-1))
+        {
+            // Stack overflow: masked, both results are the indefinite (ST(0) then the pushed one).
+            s.SetC1(true);
+            if (s.Raise(FloatExceptions.Invalid | StackFault))
+                return false;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            s.Top = (s.Top - 1) & 7;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            return true;
+        }
+        var flags = FloatExceptions.None;
+        var (exponent, significand) = X87Arithmetic.Extract(s.St(0), ref flags);
+        if ((X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
+        {
+            s.SetC1(false);
+            s.Raise(flags & PreComputation);
+            return false;
+        }
+        bool unmasked = s.Raise(flags);
+        s.SetSt(0, exponent);
+        s.Push(significand);
+        return !unmasked;
+    }
+
+    /// <summary>The one-operand transcendental F2XM1: ST(0) = 2^ST(0) - 1.</summary>
+    public static bool TwoToXMinusOne(ref X87State s)
+    {
+        if (s.IsEmpty(0))
+            return Underflowed(ref s, 0, false);
+        var flags = FloatExceptions.None;
+        var r = X87Transcendental.TwoToXMinusOne(s.St(0), s.Fcw, ref flags, out bool c1);
+        return Finish(ref s, 0, r, flags, c1, false);
+    }
+
+    /// <summary>The two-operand instructions that replace ST(1) and pop.</summary>
+    public enum BinaryTranscendental : byte
+    {
+        /// <summary>FPATAN: ST(1) = atan(ST(1) / ST(0)).</summary>
+        PartialArctangent,
+        /// <summary>FYL2X: ST(1) = ST(1) * log2(ST(0)).</summary>
+        YLog2X,
+        /// <summary>FYL2XP1: ST(1) = ST(1) * log2(ST(0) + 1).</summary>
+        YLog2XPlusOne,
+    }
+
+    /// <summary>FPATAN, FYL2X, FYL2XP1: ST(1) = f(ST(0), ST(1)), then pop.</summary>
+    public static bool Binary(ref X87State s, BinaryTranscendental op)
+    {
+        if (s.IsEmpty(0) || s.IsEmpty(1))
+            return Underflowed(ref s, 1, true);
+        var flags = FloatExceptions.None;
+        bool c1;
+        var x = s.St(0);
+        var y = s.St(1);
+        var r = op switch
+        {
+            BinaryTranscendental.PartialArctangent => X87Transcendental.PartialArctangent(x, y, s.Fcw, ref flags, out c1),
+            BinaryTranscendental.YLog2X => X87Transcendental.YLog2X(x, y, s.Fcw, ref flags, out c1),
+            _ => X87Transcendental.YLog2XPlusOne(x, y, s.Fcw, ref flags, out c1),
+        };
+        return Finish(ref s, 1, r, flags, c1, true);
+    }
+
+    /// <summary>
+    /// FSIN (<paramref name="cos"/> false) and FCOS: ST(0) replaced; |ST(0)| &gt;= 2^63 sets C2 and leaves it unchanged,
+    /// otherwise C2 is cleared (SDM Vol. 2A, FSIN).
+    /// </summary>
+    public static bool SineOrCosine(ref X87State s, bool cos)
+    {
+        if (s.IsEmpty(0))
+        {
+            s.SetC2(false);
+            return Underflowed(ref s, 0, false);
+        }
+        var sinFlags = FloatExceptions.None;
+        var cosFlags = FloatExceptions.None;
+        if (!X87Transcendental.SinCos(s.St(0), s.Fcw, ref sinFlags, ref cosFlags, out var sin, out var cosine, out bool sinC1, out bool cosC1))
+        {
+            s.SetC1(false);
+            s.SetC2(true);
+            return true;
+        }
+        s.SetC2(false);
+        return Finish(ref s, 0, cos ? cosine : sin, cos ? cosFlags : sinFlags, cos ? cosC1 : sinC1, false);
+    }
+
+    /// <summary>FSINCOS: ST(0) = sin, then pushes cos; out of range (C2 = 1) changes nothing else.</summary>
+    public static bool SineAndCosine(ref X87State s)
+    {
+        if (s.IsEmpty(0))
+        {
+            s.SetC2(false);
+            if (s.Underflow())
+                return false;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            return s.Push(ExtendedFloat.Indefinite);
+        }
+        if (!s.IsEmpty(-1))
+            return PushOverflow(ref s);
+        var sinFlags = FloatExceptions.None;
+        var cosFlags = FloatExceptions.None;
+        if (!X87Transcendental.SinCos(s.St(0), s.Fcw, ref sinFlags, ref cosFlags, out var sin, out var cos, out _, out bool cosC1))
+        {
+            s.SetC1(false);
+            s.SetC2(true);
+            return true;
+        }
+        s.SetC2(false);
+        return TwoResults(ref s, sin, cos, sinFlags | cosFlags, cosC1);
+    }
+
+    /// <summary>FPTAN: ST(0) = tan, then pushes +1.0; out of range (C2 = 1) changes nothing else.</summary>
+    public static bool PartialTangent(ref X87State s)
+    {
+        if (s.IsEmpty(0))
+        {
+            s.SetC2(false);
+            if (s.Underflow())
+                return false;
+            s.SetSt(0, ExtendedFloat.Indefinite);
+            return s.Push(ExtendedFloat.Indefinite);
+        }
+        if (!s.IsEmpty(-1))
+            return PushOverflow(ref s);
+        var flags = FloatExceptions.None;
+        if (!X87Transcendental.Tan(s.St(0), s.Fcw, ref flags, out var tan, out bool c1))
+        {
+            s.SetC1(false);
+            s.SetC2(true);
+            return true;
+        }
+        s.SetC2(false);
+        // A NaN operand (or an invalid one, giving the indefinite) is pushed again in place of +1.0 (observed on the host).
+        return TwoResults(ref s, tan, tan.BiasedExponent == 0x7FFF && (tan.Significand << 1) != 0 ? tan : ExtendedFloat.One, flags, c1);
+    }
+
+    // ST(0) = first, push second (FSINCOS, FPTAN). An unmasked pre-computation exception changes nothing.
+    private static bool TwoResults(ref X87State s, ExtendedFloat first, ExtendedFloat second, FloatExceptions flags, bool c1)
+    {
+        if ((X87Control.Unmasked(s.Fcw, flags) & PreComputation) != 0)
+        {
+            s.SetC1(false);
+            s.Raise(flags & PreComputation);
+            return false;
+        }
+        bool unmasked = s.Raise(flags);
+        s.SetSt(0, first);
+        s.Push(second);
+        s.SetC1(c1);
+        return !unmasked;
+    }
+
+    // A push-type instruction whose ST(7) is occupied: IE + SF with C1 = 1; masked, ST(0) and the new top get the indefinite.
+    private static bool PushOverflow(ref X87State s)
+    {
+        s.SetC1(true);
+        if (s.Raise(FloatExceptions.Invalid | StackFault))
+            return false;
+        s.SetSt(0, ExtendedFloat.Indefinite);
+        s.Top = (s.Top - 1) & 7;
+        s.SetSt(0, ExtendedFloat.Indefinite);
+        return true;
+    }
+
+    /// <summary>
+    /// FBSTP m80bcd into <paramref name="tenBytes"/>; returns whether to write them. An empty ST(0) or an invalid operand
+    /// stores the packed BCD indefinite when IE is masked; then ST(0) is popped.
+    /// </summary>
+    public static bool StorePackedBcd(ref X87State s, Span<byte> tenBytes)
+    {
+        if (s.IsEmpty(0))
+        {
+            if (s.Underflow())
+                return false;
+            tenBytes.Clear();
+            tenBytes[7] = 0xC0;
+            tenBytes[8] = 0xFF;
+            tenBytes[9] = 0xFF;
+            s.Pop();
+            return true;
+        }
+        var flags = FloatExceptions.None;
+        X87Arithmetic.ToPackedBcd(s.St(0), s.Fcw, tenBytes, ref flags, out bool c1);
+        s.SetC1(c1);
+        FinishStore(ref s, flags, true, out bool write);
+        return write;
     }
 }

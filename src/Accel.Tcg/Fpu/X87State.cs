@@ -144,6 +144,8 @@ internal struct X87State
 
     public void SetC1(bool value) => _fsw = (ushort)(value ? _fsw | C1 : _fsw & ~C1);
 
+    public void SetC2(bool value) => _fsw = (ushort)(value ? _fsw | C2 : _fsw & ~C2);
+
     /// <summary>Sets C3 C2 C1 C0 from a mask of those bits.</summary>
     public void SetConditionCodes(ushort bits) => _fsw = (ushort)((_fsw & ~(C0 | C1 | C2 | C3)) | (bits & (C0 | C1 | C2 | C3)));
 
@@ -165,9 +167,15 @@ internal struct X87State
     /// <summary>FLDCW: a newly unmasked pending flag sets ES/B (the exception is then delivered by the next waiting instruction).</summary>
     public void LoadControlWord(ushort fcw)
     {
-        Fcw = fcw;
+        Fcw = CanonicalControlWord(fcw);
         UpdateErrorSummary();
     }
+
+    /// <summary>FCW as the x87 keeps it: bit 6 reads as one, bits 7 and 13-15 as zero (SDM Vol. 1, Figure 8-6; observed on the host).</summary>
+    public static ushort CanonicalControlWord(ushort fcw) => (ushort)((fcw & 0x1F3F) | 0x0040);
+
+    /// <summary>FSTENV/FNSTENV after storing: all exceptions masked, so ES and B clear.</summary>
+    public void MaskAllExceptions() => LoadControlWord((ushort)(Fcw | 0x3F));
 
     private void UpdateErrorSummary()
     {
@@ -344,7 +352,7 @@ internal struct X87State
     {
         bool wide = format is X87EnvironmentFormat.Real32 or X87EnvironmentFormat.Protected32;
         int step = wide ? 4 : 2;
-        Fcw = BinaryPrimitives.ReadUInt16LittleEndian(image);
+        Fcw = CanonicalControlWord(BinaryPrimitives.ReadUInt16LittleEndian(image));
         Fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[step..]);
         Ftw = BinaryPrimitives.ReadUInt16LittleEndian(image[(2 * step)..]);
         switch (format)
@@ -377,6 +385,16 @@ internal struct X87State
                 break;
         }
         UpdateErrorSummary();
+        RetagLoaded();
+    }
+
+    // FLDENV/FRSTOR keep only "empty or not" from the loaded tag word; a non-empty register's tag follows its contents
+    // (SDM Vol. 1, 8.1.7: the processor checks the tags against the register contents).
+    private void RetagLoaded()
+    {
+        for (int p = 0; p < 8; p++)
+            if (Tag(p) != X87Tag.Empty)
+                SetTag(p, Classify(Registers[p]));
     }
 
     /// <summary>FNSAVE image: the environment followed by ST(0)..ST(7), 10 bytes each (94 or 108 bytes). The caller then runs <see cref="Init"/>.</summary>
@@ -395,6 +413,7 @@ internal struct X87State
         ReadEnvironment(image, format);
         for (int i = 0; i < 8; i++)
             Registers[Physical(i)] = ExtendedFloat.Read(image.Slice(env + 10 * i, 10));
+        RetagLoaded();
     }
 
     private static void W32(Span<byte> s, int at, uint v) => BinaryPrimitives.WriteUInt32LittleEndian(s[at..], v);

@@ -272,7 +272,10 @@ internal static class X87Transcendental
             log2 = Mul(TwoAtanh(Div(wx, Add(two, wx))), Log2E);
         }
         Wide result = Mul(FromParts(py), log2);
-        return Round(result, exact, fcw, ref flags, out c1);
+        var rounded = Round(result, exact, fcw, ref flags, out c1);
+        if (exact)
+            flags |= FloatExceptions.Precision; // the host reports PE for FYL2X even when log2(x) is an exact integer
+        return rounded;
     }
 
     /// <summary>atan(t) for 0 &lt;= t &lt;= 1 by Euler's series: sum of T_n, T_0 = t / (1 + t^2), T_n = T_(n-1) * z * 2n / (2n + 1), z = t^2 / (1 + t^2) &lt;= 1/2.</summary>
@@ -381,18 +384,23 @@ internal static class X87Transcendental
     /// pi/2 uses the 66-bit approximation of pi that the SDM documents for the x87 (Vol. 1, 8.3.10), as hardware does;
     /// results for arguments close to multiples of pi/2 or very large still depend on the host's internal precision.
     /// </summary>
-    public static bool SinCos(ExtendedFloat x, ushort fcw, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos)
+    public static bool SinCos(ExtendedFloat x, ushort fcw, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos) =>
+        SinCos(x, fcw, ref sinFlags, ref cosFlags, out sin, out cos, out _, out _);
+
+    /// <summary>SinCos with each result's C1 (set when the result was rounded away from zero).</summary>
+    public static bool SinCos(ExtendedFloat x, ushort fcw, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos, out bool sinC1, out bool cosC1)
     {
         var flags = FloatExceptions.None;
-        bool done = SinCosCore(x, fcw, ref flags, ref sinFlags, ref cosFlags, out sin, out cos);
+        bool done = SinCosCore(x, fcw, ref flags, ref sinFlags, ref cosFlags, out sin, out cos, out sinC1, out cosC1);
         sinFlags |= flags;
         cosFlags |= flags;
         return done;
     }
 
-    private static bool SinCosCore(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos)
+    private static bool SinCosCore(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, ref FloatExceptions sinFlags, ref FloatExceptions cosFlags, out ExtendedFloat sin, out ExtendedFloat cos, out bool sinC1, out bool cosC1)
     {
         sin = cos = ExtendedFloat.Indefinite;
+        sinC1 = cosC1 = false;
         var p = x.Unpack();
         switch (p.Class)
         {
@@ -436,18 +444,22 @@ internal static class X87Transcendental
         };
         if (p.Sign)
             rs = rs with { Neg = !rs.Neg };
-        sin = Round(rs, false, fcw, ref sinFlags, out _, rsShrink);
-        cos = Round(rc, false, fcw, ref cosFlags, out _, rcShrink);
+        sin = Round(rs, false, fcw, ref sinFlags, out sinC1, rsShrink);
+        cos = Round(rc, false, fcw, ref cosFlags, out cosC1, rcShrink);
         return true;
     }
 
     /// <summary>
     /// FPTAN core: tan(x) (the caller then pushes +1.0); false (C2 = 1, operand unchanged) when |x| &gt;= 2^63. Same
-    /// reduction as <see cref="SinCos"/>.
+    /// reduction as SinCos.
     /// </summary>
-    public static bool Tan(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, out ExtendedFloat tan)
+    public static bool Tan(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, out ExtendedFloat tan) => Tan(x, fcw, ref flags, out tan, out _);
+
+    /// <summary>Tan with C1 (set when the result was rounded away from zero).</summary>
+    public static bool Tan(ExtendedFloat x, ushort fcw, ref FloatExceptions flags, out ExtendedFloat tan, out bool c1)
     {
         tan = ExtendedFloat.Indefinite;
+        c1 = false;
         var p = x.Unpack();
         switch (p.Class)
         {
@@ -482,7 +494,7 @@ internal static class X87Transcendental
         if (p.Sign)
             t = t with { Neg = !t.Neg };
         _ = sShrink;
-        tan = Round(t, false, fcw, ref flags, out _);
+        tan = Round(t, false, fcw, ref flags, out c1);
         return true;
     }
 }

@@ -416,6 +416,7 @@ internal sealed partial class TcgCpu
             case Mnemonic.Iretd:
             case Mnemonic.Iretq:
                 ExecIret(ref ins);
+                _nmiBlocked = false; // SDM Vol. 3A, 6.7.1: IRET ends NMI blocking
                 break;
             case Mnemonic.Int:
                 SoftwareInterrupt(ins.Immediate8, EventKind.SoftwareInt);
@@ -508,12 +509,7 @@ internal sealed partial class TcgCpu
             case Mnemonic.Ud2:
                 throw Ud();
             case Mnemonic.Wait:
-                // WAIT/FWAIT: #NM when CR0.MP and CR0.TS are both set (SDM Vol. 3A, Table 2-2); no FPU state to check.
-                if ((S.Cr0 & (Cr.MP | Cr.TS)) == (Cr.MP | Cr.TS))
-                {
-                    throw new GuestFault(Vec.NM, 0, false);
-                }
-
+                X87Wait(); // TcgCpu.X87Environment.cs: #NM with CR0.MP and CR0.TS, #MF for a pending x87 exception
                 break;
 
             default:

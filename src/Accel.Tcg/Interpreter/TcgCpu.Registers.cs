@@ -52,9 +52,9 @@ internal sealed partial class TcgCpu
         Cr2 = S.Cr2,
         Cr3 = S.Cr3,
         Cr4 = S.Cr4,
-        Cr8 = S.Cr8,
+        Cr8 = _lapic is not null ? (ulong)_lapic.TaskPriorityClass : S.Cr8,
         Efer = S.Efer,
-        ApicBase = S.ApicBase,
+        ApicBase = _lapic?.ApicBase ?? S.ApicBase,
     };
 
     /// <inheritdoc />
@@ -79,6 +79,15 @@ internal sealed partial class TcgCpu
         S.Cr8 = registers.Cr8;
         S.Efer = registers.Efer;
         S.ApicBase = registers.ApicBase;
+        if (_lapic is not null && !_resetting)
+        {
+            // As KVM_SET_SREGS: the host's values reach the local APIC (an invalid base is kept out of it).
+            _lapic.TaskPriorityClass = (int)(registers.Cr8 & 0xF);
+            if (registers.ApicBase != _lapic.ApicBase)
+            {
+                _lapic.TrySetApicBase(registers.ApicBase);
+            }
+        }
         // CPL is the DPL of SS (SDM Vol. 3A, 5.5); 0 in real mode.
         _cpl = (S.Cr0 & Cr.PE) == 0 ? 0 : (S.Rflags & Fl.VM) != 0 ? 3 : S.Seg[Seg.SS].Dpl;
         FlushTlb();

@@ -7,8 +7,9 @@ using Iced.Intel;
 namespace Hypervisor.Accel.Tcg.Interpreter;
 
 // SSE/SSE2 in legacy encoding over the Sse semantic library: the data movement, integer and floating-point core that
-// compilers emit, MXCSR access and FXSAVE/FXRSTOR. MMX and VEX forms are not handled here (they stay #UD). CPUID still
-// hides SSE/SSE2/FXSR until x87 is wired too (src/Accel.Tcg/README.md).
+// compilers emit, MXCSR access and FXSAVE/FXRSTOR. MMX and VEX forms are not handled here (they stay #UD). SSE3 to
+// SSE4.2, the approximations and MASKMOVDQU are in TcgCpu.Sse4.cs, XSAVE in TcgCpu.Xsave.cs; CPUID advertises all of
+// them (TcgCpu.System.cs).
 internal sealed partial class TcgCpu
 {
     /// <summary>MXCSR_MASK as FXSAVE reports it: every bit of <see cref="Mxcsr.WritableMask"/> (DAZ included).</summary>
@@ -336,7 +337,7 @@ internal sealed partial class TcgCpu
                 Fxrstor(ref ins, ins.Mnemonic == Mnemonic.Fxrstor64);
                 return true;
             default:
-                return false;
+                return ExecSse4(ref ins);
         }
     }
 

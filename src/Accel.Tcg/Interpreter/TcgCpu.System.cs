@@ -240,9 +240,11 @@ internal sealed partial class TcgCpu
             }
 
             case Mnemonic.Xgetbv:
+                Xgetbv();
+                return true;
             case Mnemonic.Xsetbv:
-                // XSAVE is not advertised, so CR4.OSXSAVE cannot be set and both raise #UD (SDM Vol. 2, XGETBV).
-                throw Ud();
+                Xsetbv();
+                return true;
             case Mnemonic.Lds:
             case Mnemonic.Les:
             case Mnemonic.Lfs:
@@ -299,7 +301,7 @@ internal sealed partial class TcgCpu
             2 => S.Cr2,
             3 => S.Cr3,
             4 => S.Cr4,
-            8 => S.Cr8,
+            8 => _lapic is not null ? (ulong)_lapic.TaskPriorityClass : S.Cr8,
             _ => throw Ud(),
         };
     }
@@ -409,6 +411,12 @@ internal sealed partial class TcgCpu
                 }
 
                 S.Cr8 = value;
+                if (_lapic is not null)
+                {
+                    _lapic.TaskPriorityClass = (int)value; // CR8 is TPR[7:4] (SDM Vol. 3A, 11.8.6)
+                    EndBlock(); // a lower priority may unmask an interrupt at the next boundary
+                }
+
                 return;
             default:
                 throw Ud();
@@ -474,7 +482,7 @@ internal sealed partial class TcgCpu
         value = index switch
         {
             Msr.Tsc => ReadTsc(),
-            Msr.ApicBase => S.ApicBase,
+            Msr.ApicBase => _lapic?.ApicBase ?? S.ApicBase,
             Msr.MiscEnable => S.MiscEnable,
             Msr.SysenterCs => S.SysenterCs,
             Msr.SysenterEsp => S.SysenterEsp,
@@ -520,6 +528,16 @@ internal sealed partial class TcgCpu
                 if ((value & ReservedHigh) != 0 || (value & 0x2FF) != 0)
                 {
                     return false;
+                }
+
+                if (_lapic is not null && !_resetting)
+                {
+                    if (!_lapic.TrySetApicBase(value))
+                    {
+                        return false;
+                    }
+
+                    value = _lapic.ApicBase;
                 }
 
                 S.ApicBase = value;
@@ -602,61 +620,25 @@ internal sealed partial class TcgCpu
     // ---------------------------------------------------------------- CPUID
 
     /// <summary>
-    /// CPUID: advertises exactly what this interpreter implements. No x87/MMX/SSE (their own issue), no APIC, no VME,
-    /// no MTRR/MCA; integer extensions CX8, CX16, CMOV, POPCNT, MOVBE, LZCNT, BMI1, BMI2, ADX; PSE/PSE-36/PAE/PGE/PAT,
-    /// NX, 1 GiB pages, SYSCALL/SYSENTER, RDTSCP and long mode.
+    /// CPUID: the core's CPU model, limited to what this interpreter implements (<see cref="TcgCpuFeatures"/>); the
+    /// initial APIC ID is the vCPU index. CPUID.1:EDX.APIC shows only on a vCPU with a local APIC that IA32_APIC_BASE
+    /// enables (SDM Vol. 3A, 11.4.3).
     /// </summary>
     internal void Cpuid(uint leaf, uint subleaf, out uint a, out uint b, out uint c, out uint d)
     {
-        a = b = c = d = 0;
-        switch (leaf)
+        Hypervisor.Core.Cpu.CpuidResult r = TcgCpuFeatures.Cpuid.Query(leaf, subleaf, (uint)Index);
+        a = r.Eax;
+        b = r.Ebx;
+        c = r.Ecx;
+        d = r.Edx;
+        if (leaf == 1 && (S.Cr4 & Cr.Cr4Osxsave) == 0)
         {
-            case 0:
-                a = 7;
-                b = 0x756E_6547; // "Genu"
-                d = 0x4965_6E69; // "ineI"
-                c = 0x6C65_746E; // "ntel"
-                break;
-            case 1:
-                a = Hypervisor.Core.Registers.ResetState.ProcessorSignature;
-                b = ((uint)Index << 24) | (1u << 16);
-                c = (1u << 13) | (1u << 22) | (1u << 23); // CX16, MOVBE, POPCNT
-                d = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) | (1u << 13) |
-                    (1u << 15) | (1u << 16) | (1u << 17); // DE PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36
-                // TEMPORARY (branch linux, issue #10): advertise FPU, FXSR, SSE, SSE2 so that the x86-64 kernel's
-                // verify_cpu passes; to be replaced by the x87/sse branches' own CPUID change when they land.
-                d |= (1u << 0) | (1u << 24) | (1u << 25) | (1u << 26);
-                break;
-            case 7:
-                if (subleaf == 0)
-                {
-                    b = (1u << 3) | (1u << 8) | (1u << 19); // BMI1, BMI2, ADX
-                }
+            c &= ~Hypervisor.Core.Cpu.CpuFeatures.Osxsave.Mask; // OSXSAVE mirrors CR4.OSXSAVE (SDM Vol. 2, CPUID Table 3-10)
+        }
 
-                break;
-            case 0x8000_0000:
-                a = 0x8000_0008;
-                break;
-            case 0x8000_0001:
-                c = (1u << 0) | (1u << 5); // LAHF/SAHF in 64-bit mode, LZCNT
-                d = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29); // SYSCALL NX Page1GB RDTSCP LM
-                break;
-            case 0x8000_0002:
-            case 0x8000_0003:
-            case 0x8000_0004:
-            {
-                ReadOnlySpan<byte> brand = "Hypervisor tcg x86-64 (interpreter)\0\0\0\0\0\0\0\0\0\0\0\0\0"u8;
-                int o = (int)(leaf - 0x8000_0002) * 16;
-                a = BitConverter.ToUInt32(brand.Slice(o, 4));
-                b = BitConverter.ToUInt32(brand.Slice(o + 4, 4));
-                c = BitConverter.ToUInt32(brand.Slice(o + 8, 4));
-                d = BitConverter.ToUInt32(brand.Slice(o + 12, 4));
-                break;
-            }
-
-            case 0x8000_0008:
-                a = MaxPhysAddrBits | (48 << 8);
-                break;
+        if (leaf == 1 && (_lapic is null || (_lapic.ApicBase & (1UL << 11)) == 0))
+        {
+            d &= ~(1u << 9);
         }
     }
 

@@ -5,67 +5,76 @@ using static Hypervisor.Accel.Tcg.Alu.Alu;
 
 namespace Hypervisor.Accel.Tcg.Interpreter;
 
-// The first x87 slice over the Fpu semantic library: loads, stores, the arithmetic families, comparisons, FXCH, FCHS,
-// FABS, FSQRT, FRNDINT, integer stores and the control words. Not yet: constants (FLD1...), transcendentals,
-// FSAVE/FSTENV, and the last instruction/data pointers and opcode (FIP/FDP/FOP stay as last loaded).
+// The x87 over the Fpu semantic library: every x87 instruction of the Pentium Pro and later (loads, stores, constants,
+// arithmetic, comparisons, FCMOVcc, transcendentals, BCD, stack and control instructions). Control instructions
+// (FINIT, FCLEX, FLDCW, FSTCW, FSTSW, FSTENV, FLDENV, FSAVE, FRSTOR) live in TcgCpu.X87Environment.cs together with
+// the last-instruction pointers (FIP/FCS/FOP/FDP/FDS) and #MF delivery.
 internal sealed partial class TcgCpu
 {
-    /// <summary>Executes a wired x87 instruction; false when <paramref name="ins"/> is not one this file implements.</summary>
+    /// <summary>Executes an x87 instruction; false when <paramref name="ins"/> is not an x87 instruction.</summary>
     private bool ExecX87(ref Instruction ins)
     {
+        if (ExecX87Control(ref ins))
+        {
+            return true;
+        }
+
         switch (ins.Mnemonic)
         {
-            case Mnemonic.Fninit:
-                X87Available(waiting: false);
-                S.X87.Init();
-                return true;
-            case Mnemonic.Finit:
-                X87Available(waiting: true);
-                S.X87.Init();
-                return true;
-            case Mnemonic.Fnstsw:
-            case Mnemonic.Fstsw:
-                X87Available(waiting: ins.Mnemonic == Mnemonic.Fstsw);
-                if (ins.Op0Kind == OpKind.Register)
-                {
-                    SetReg(Register.AX, S.X87.Fsw);
-                }
-                else
-                {
-                    WriteMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), 2, S.X87.Fsw);
-                }
-
-                return true;
-            case Mnemonic.Fnstcw:
-            case Mnemonic.Fstcw:
-                X87Available(waiting: ins.Mnemonic == Mnemonic.Fstcw);
-                WriteMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), 2, S.X87.Fcw);
-                return true;
-            case Mnemonic.Fldcw:
-            {
-                X87Available(waiting: true);
-                ushort v = (ushort)ReadMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), 2);
-                S.X87.LoadControlWord(v);
-                return true;
-            }
-
             case Mnemonic.Fld:
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 X87Load(ref ins);
                 return true;
             case Mnemonic.Fild:
             {
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 int size = ins.MemorySize.GetSize();
                 long v = SignExtend(ReadMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), size), size * 8);
                 X87Instructions.Load(ref S.X87, X87Arithmetic.FromInt64(v));
                 return true;
             }
 
+            case Mnemonic.Fbld:
+            {
+                X87Begin(ref ins);
+                int seg = SegIndex(ins.MemorySegment);
+                ulong ea = EffectiveAddress(ref ins);
+                Span<byte> bcd = stackalloc byte[10];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bcd, ReadMem(seg, ea, 8));
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bcd[8..], (ushort)ReadMem(seg, ea + 8, 2));
+                X87Instructions.Load(ref S.X87, X87Arithmetic.FromPackedBcd(bcd));
+                return true;
+            }
+
+            case Mnemonic.Fbstp:
+                X87Begin(ref ins);
+                X87StoreBcd(ref ins);
+                return true;
+
+            case Mnemonic.Fld1: X87Constant(ref ins, Fpu.X87Constant.One); return true;
+            case Mnemonic.Fldz: X87Constant(ref ins, Fpu.X87Constant.Zero); return true;
+            case Mnemonic.Fldpi: X87Constant(ref ins, Fpu.X87Constant.Pi); return true;
+            case Mnemonic.Fldl2e: X87Constant(ref ins, Fpu.X87Constant.Log2E); return true;
+            case Mnemonic.Fldl2t: X87Constant(ref ins, Fpu.X87Constant.Log2Ten); return true;
+            case Mnemonic.Fldlg2: X87Constant(ref ins, Fpu.X87Constant.Log10Two); return true;
+            case Mnemonic.Fldln2: X87Constant(ref ins, Fpu.X87Constant.LnTwo); return true;
+
             case Mnemonic.Fst:
             case Mnemonic.Fstp:
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 X87Store(ref ins, ins.Mnemonic == Mnemonic.Fstp);
+                return true;
+            case Mnemonic.Fstpnce:
+                // D9 D8+i: FSTP ST(i) that does not check for an empty ST(0): then nothing is stored and nothing is
+                // signalled, it only pops (observed on the host; the SDM lists the encoding as reserved).
+                X87Begin(ref ins);
+                if (!S.X87.IsEmpty(0))
+                {
+                    S.X87.SetSt(ins.Op0Register - Register.ST0, S.X87.St(0));
+                }
+
+                S.X87.SetC1(false);
+                S.X87.Pop();
                 return true;
 
             case Mnemonic.Fadd: X87Arith(ref ins, X87ArithmeticOp.Add, false); return true;
@@ -92,14 +101,13 @@ internal sealed partial class TcgCpu
             case Mnemonic.Fucomi:
             case Mnemonic.Fucomip:
             {
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 bool quiet = ins.Mnemonic is Mnemonic.Fucomi or Mnemonic.Fucomip;
                 int pops = ins.Mnemonic is Mnemonic.Fcomip or Mnemonic.Fucomip ? 1 : 0;
-                if (X87Instructions.Compare(ref S.X87, null, ins.Op1Register - Register.ST0, quiet, true, pops, out uint bits))
-                {
-                    // SDM Vol. 2, FCOMI: ZF PF CF from the comparison, OF SF AF cleared.
-                    S.Rflags = (S.Rflags & ~Fl.Status) | bits;
-                }
+                X87Instructions.Compare(ref S.X87, null, ins.Op1Register - Register.ST0, quiet, true, pops, out uint bits);
+                // SDM Vol. 2, FCOMI: ZF PF CF from the comparison, OF SF AF cleared; also when an unmasked exception stops
+                // the instruction (unordered for IE and stack underflow), as the host does.
+                S.Rflags = (S.Rflags & ~Fl.Status) | bits;
 
                 return true;
             }
@@ -110,28 +118,131 @@ internal sealed partial class TcgCpu
             case Mnemonic.Fucomp:
             case Mnemonic.Fcompp:
             case Mnemonic.Fucompp:
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 X87CompareConditionCodes(ref ins);
                 return true;
+            case Mnemonic.Ficom:
+            case Mnemonic.Ficomp:
+            {
+                X87Begin(ref ins);
+                int size = ins.MemorySize.GetSize();
+                long v = SignExtend(ReadMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), size), size * 8);
+                X87Instructions.Compare(ref S.X87, X87Arithmetic.FromInt64(v), 0, false, false, ins.Mnemonic == Mnemonic.Ficomp ? 1 : 0, out _);
+                return true;
+            }
+
+            case Mnemonic.Ftst:
+                X87Begin(ref ins);
+                X87Instructions.Test(ref S.X87);
+                return true;
+            case Mnemonic.Fxam:
+                X87Begin(ref ins);
+                X87Instructions.Examine(ref S.X87);
+                return true;
+            case Mnemonic.Fcmovb:
+            case Mnemonic.Fcmove:
+            case Mnemonic.Fcmovbe:
+            case Mnemonic.Fcmovu:
+            case Mnemonic.Fcmovnb:
+            case Mnemonic.Fcmovne:
+            case Mnemonic.Fcmovnbe:
+            case Mnemonic.Fcmovnu:
+            {
+                X87Begin(ref ins);
+                ulong f = S.Rflags;
+                bool cf = (f & Fl.CF) != 0, zf = (f & Fl.ZF) != 0, pf = (f & Fl.PF) != 0;
+                bool condition = ins.Mnemonic switch
+                {
+                    Mnemonic.Fcmovb => cf,
+                    Mnemonic.Fcmove => zf,
+                    Mnemonic.Fcmovbe => cf || zf,
+                    Mnemonic.Fcmovu => pf,
+                    Mnemonic.Fcmovnb => !cf,
+                    Mnemonic.Fcmovne => !zf,
+                    Mnemonic.Fcmovnbe => !cf && !zf,
+                    _ => !pf,
+                };
+                X87Instructions.ConditionalMove(ref S.X87, ins.Op1Register - Register.ST0, condition);
+                return true;
+            }
+
             case Mnemonic.Fxch:
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 X87Instructions.Exchange(ref S.X87, ins.Op1Register - Register.ST0);
+                return true;
+            case Mnemonic.Ffree:
+                X87Begin(ref ins);
+                S.X87.Free(ins.Op0Register - Register.ST0);
+                return true;
+            case Mnemonic.Ffreep:
+                X87Begin(ref ins);
+                X87Instructions.FreeAndPop(ref S.X87, ins.Op0Register - Register.ST0);
+                return true;
+            case Mnemonic.Fincstp:
+            case Mnemonic.Fdecstp:
+                X87Begin(ref ins);
+                S.X87.Rotate(ins.Mnemonic == Mnemonic.Fincstp ? 1 : -1);
+                return true;
+            case Mnemonic.Fnop:
+                X87Begin(ref ins);
                 return true;
             case Mnemonic.Fchs:
             case Mnemonic.Fabs:
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 X87Instructions.SignOp(ref S.X87, abs: ins.Mnemonic == Mnemonic.Fabs);
                 return true;
             case Mnemonic.Fsqrt:
             case Mnemonic.Frndint:
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 X87Instructions.Unary(ref S.X87, sqrt: ins.Mnemonic == Mnemonic.Fsqrt);
+                return true;
+            case Mnemonic.Fscale:
+                X87Begin(ref ins);
+                X87Instructions.Scale(ref S.X87);
+                return true;
+            case Mnemonic.Fprem:
+            case Mnemonic.Fprem1:
+                X87Begin(ref ins);
+                X87Instructions.PartialRemainder(ref S.X87, ieee: ins.Mnemonic == Mnemonic.Fprem1);
+                return true;
+            case Mnemonic.Fxtract:
+                X87Begin(ref ins);
+                X87Instructions.Extract(ref S.X87);
+                return true;
+            case Mnemonic.F2xm1:
+                X87Begin(ref ins);
+                X87Instructions.TwoToXMinusOne(ref S.X87);
+                return true;
+            case Mnemonic.Fyl2x:
+                X87Begin(ref ins);
+                X87Instructions.Binary(ref S.X87, X87Instructions.BinaryTranscendental.YLog2X);
+                return true;
+            case Mnemonic.Fyl2xp1:
+                X87Begin(ref ins);
+                X87Instructions.Binary(ref S.X87, X87Instructions.BinaryTranscendental.YLog2XPlusOne);
+                return true;
+            case Mnemonic.Fpatan:
+                X87Begin(ref ins);
+                X87Instructions.Binary(ref S.X87, X87Instructions.BinaryTranscendental.PartialArctangent);
+                return true;
+            case Mnemonic.Fsin:
+            case Mnemonic.Fcos:
+                X87Begin(ref ins);
+                X87Instructions.SineOrCosine(ref S.X87, cos: ins.Mnemonic == Mnemonic.Fcos);
+                return true;
+            case Mnemonic.Fsincos:
+                X87Begin(ref ins);
+                X87Instructions.SineAndCosine(ref S.X87);
+                return true;
+            case Mnemonic.Fptan:
+                X87Begin(ref ins);
+                X87Instructions.PartialTangent(ref S.X87);
                 return true;
             case Mnemonic.Fist:
             case Mnemonic.Fistp:
             case Mnemonic.Fisttp:
             {
-                X87Available(waiting: true);
+                X87Begin(ref ins);
                 int seg = SegIndex(ins.MemorySegment);
                 ulong ea = EffectiveAddress(ref ins);
                 int size = ins.MemorySize.GetSize();
@@ -149,6 +260,28 @@ internal sealed partial class TcgCpu
             default:
                 return false;
         }
+    }
+
+    private void X87Constant(ref Instruction ins, Fpu.X87Constant c)
+    {
+        X87Begin(ref ins);
+        X87Instructions.LoadConstant(ref S.X87, c);
+    }
+
+    /// <summary>FBSTP m80bcd: rounds ST(0) per FCW.RC, stores 18 BCD digits and pops; an unmasked exception stores nothing.</summary>
+    private void X87StoreBcd(ref Instruction ins)
+    {
+        int seg = SegIndex(ins.MemorySegment);
+        ulong ea = EffectiveAddress(ref ins);
+        ProbeWrite(seg, ea, 10);
+        Span<byte> bcd = stackalloc byte[10];
+        if (!X87Instructions.StorePackedBcd(ref S.X87, bcd))
+        {
+            return;
+        }
+
+        WriteMem(seg, ea, 8, System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bcd));
+        WriteMem(seg, ea + 8, 2, System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bcd[8..]));
     }
 
     /// <summary>FCOM/FCOMP/FCOMPP/FUCOM/FUCOMP/FUCOMPP with ST(i), m32fp or m64fp: C3 C2 C0 from the comparison.</summary>
@@ -178,7 +311,9 @@ internal sealed partial class TcgCpu
                 FloatParts st0 = S.X87.St(0).Unpack();
                 if (!st0.IsNaN && st0.Class != FloatClass.Unsupported && S.X87.Raise(FloatExceptions.Denormal))
                 {
-                    return; // unmasked DE is a pre-computation exception: no comparison (SDM Vol. 1, 8.5.2)
+                    // Unmasked DE stops the instruction, but the host still reports the comparison in C3 C2 C0 (as for
+                    // the register forms, see X87Instructions.Compare); only the pop is skipped.
+                    pops = 0;
                 }
             }
         }
@@ -192,24 +327,6 @@ internal sealed partial class TcgCpu
         }
 
         X87Instructions.Compare(ref S.X87, operand, src, quiet, false, pops, out _);
-    }
-
-    /// <summary>
-    /// x87 availability: #NM when CR0.EM or CR0.TS is set (SDM Vol. 3A, Table 2-2); a waiting instruction with an unmasked
-    /// exception pending (FSW.ES) raises #MF when CR0.NE is set (SDM Vol. 1, 8.7). With CR0.NE clear the PC-style FERR#/IRQ 13
-    /// path is not modelled and the instruction proceeds.
-    /// </summary>
-    private void X87Available(bool waiting)
-    {
-        if ((S.Cr0 & (Cr.EM | Cr.TS)) != 0)
-        {
-            throw new GuestFault(Vec.NM, 0, false);
-        }
-
-        if (waiting && (S.X87.Fsw & 0x80) != 0 && (S.Cr0 & Cr.NE) != 0)
-        {
-            throw new GuestFault(Vec.MF, 0, false);
-        }
     }
 
     private void X87Load(ref Instruction ins)
@@ -273,7 +390,7 @@ internal sealed partial class TcgCpu
 
     private void X87Arith(ref Instruction ins, X87ArithmeticOp op, bool pop)
     {
-        X87Available(waiting: true);
+        X87Begin(ref ins);
         if (ins.Op0Kind == OpKind.Register)
         {
             X87Instructions.Arithmetic(ref S.X87, op, ins.Op0Register - Register.ST0, ins.Op1Register - Register.ST0, pop);

@@ -22,6 +22,7 @@ internal sealed partial class TcgCpu : IVcpu
 
     private readonly PortIoBus _ports;
     private readonly IInterruptSource? _interrupts;
+    private readonly ILocalInterruptController? _lapic;
     private readonly GuestCodeReader _reader;
     private readonly Decoder _decoder16;
     private readonly Decoder _decoder32;
@@ -41,6 +42,10 @@ internal sealed partial class TcgCpu : IVcpu
     private long _exits;
     private volatile int _kick;
     private volatile int _irqHint;
+    private volatile int _lapicHint;
+    private bool _nmiPending;
+    private bool _nmiBlocked;
+    private bool _resetting;
     private string? _shutdownDetail;
     private int _deliveryDepth;
 
@@ -50,6 +55,7 @@ internal sealed partial class TcgCpu : IVcpu
         Physical = physical;
         _ports = ports;
         _interrupts = interrupts;
+        _lapic = interrupts as ILocalInterruptController;
         _reader = new GuestCodeReader(this);
         _decoder16 = Decoder.Create(16, _reader);
         _decoder32 = Decoder.Create(32, _reader);
@@ -100,7 +106,9 @@ internal sealed partial class TcgCpu : IVcpu
     {
         S = default;
         SetGeneralRegisters(ResetState.General());
+        _resetting = true; // the local APIC keeps its own IA32_APIC_BASE across INIT (SDM Vol. 3A, 11.4.7.3)
         SetSystemRegisters(ResetState.System());
+        _resetting = false;
         SetFpuRegisters(ResetState.Fpu());
         S.Pat = 0x0007_0406_0007_0406; // SDM Vol. 3A, 13.12.4: the PAT power-up value
         S.Dr6 = 0xFFFF_0FF0;
@@ -109,6 +117,8 @@ internal sealed partial class TcgCpu : IVcpu
         S.MiscEnable = 1; // fast strings
         _halted = false;
         _inhibitOnce = false;
+        _nmiPending = false;
+        _nmiBlocked = false;
         FlushTlb();
     }
 
@@ -122,6 +132,7 @@ internal sealed partial class TcgCpu : IVcpu
     /// <inheritdoc />
     public void NotifyInterruptPending()
     {
+        _lapicHint = 1;
         _irqHint = 1;
         _wake.Release();
     }
@@ -159,12 +170,34 @@ internal sealed partial class TcgCpu : IVcpu
                 return new VcpuExit(VcpuExitReason.Interrupted, S.Rip);
             }
 
+            if (_lapicHint != 0 && _lapic is not null)
+            {
+                TakeLocalApicEvents();
+            }
+
             if (WaitingForSipi)
             {
-                // An application processor waits for INIT/SIPI from a local APIC, which tcg does not have yet: it
-                // sleeps until kicked instead of running the firmware alongside the bootstrap processor.
-                _wake.Wait(100);
+                // An application processor sleeps until its local APIC brings a start-up IPI (or it is kicked) instead
+                // of running the firmware alongside the bootstrap processor.
+                if (_lapicHint == 0 && _kick == 0)
+                {
+                    _wake.Wait(100);
+                }
+
                 continue;
+            }
+
+            if (_nmiPending && !_nmiBlocked && !_inhibitOnce)
+            {
+                // SDM Vol. 3A, 6.7.1: an NMI is taken regardless of IF and blocks further NMIs until the next IRET.
+                _nmiPending = false;
+                _nmiBlocked = true;
+                _halted = false;
+                DeliverEvent(Vec.NMI, 0, false, EventKind.External, S.Rip);
+                if (_shutdownDetail is not null)
+                {
+                    return ShutdownExit();
+                }
             }
 
             if (!_inhibitOnce && (S.Rflags & Fl.IF) != 0 && _irqHint != 0 && _interrupts is not null)
@@ -232,6 +265,35 @@ internal sealed partial class TcgCpu : IVcpu
         string d = _shutdownDetail!;
         _shutdownDetail = null;
         return new VcpuExit(VcpuExitReason.Shutdown, S.Rip, d);
+    }
+
+    /// <summary>Takes INIT, start-up IPIs and NMIs from the local APIC (SDM Vol. 3A, 9.4.4 and 11.6.1).</summary>
+    private void TakeLocalApicEvents()
+    {
+        _lapicHint = 0;
+        StartupRequest request = _lapic!.TakeStartupRequest();
+        switch (request.Kind)
+        {
+            case StartupRequestKind.Init:
+                Reset();
+                WaitingForSipi = (_lapic.ApicBase & (1UL << 8)) == 0; // the BSP restarts at the reset vector
+                break;
+            case StartupRequestKind.Startup when WaitingForSipi:
+                // The start-up vector VV starts the processor in real mode at VV00:0000 (SDM Vol. 3A, 9.4.4.1).
+                S.Seg[Seg.CS].Selector = (ushort)(request.Vector << 8);
+                S.Seg[Seg.CS].Base = (ulong)request.Vector << 12;
+                S.Rip = 0;
+                WaitingForSipi = false;
+                FlushTlb();
+                break;
+            default:
+                break;
+        }
+
+        if (_lapic.TakeNmi())
+        {
+            _nmiPending = true;
+        }
     }
 
     private void TryDeliverExternal()

@@ -130,7 +130,7 @@ internal static class Cr
 
     /// <summary>CR4 bits this CPU accepts (the features CPUID advertises); others raise #GP.</summary>
     public const ulong Cr4Supported = Cr4Vme | Cr4Pvi | Cr4Tsd | Cr4De | Cr4Pse | Cr4Pae | Cr4Mce | Cr4Pge | Cr4Pce |
-                                      Cr4Osfxsr | Cr4Osxmmexcpt;
+                                      Cr4Osfxsr | Cr4Osxmmexcpt | Cr4Osxsave;
 
     public const ulong EferSce = 1UL << 0, EferLme = 1UL << 8, EferLma = 1UL << 10, EferNxe = 1UL << 11;
 

@@ -6,7 +6,10 @@
 //   port 0x92        fast A20 / reset          debugcon     0x402 and 0xE9
 //   isa-debug-exit   0x501-0x502               POST         0x80
 //   fw_cfg           0x510-0x511, DMA 0x514-0x51B
+//   local APIC       0xFEE00000 (MMIO, per vCPU)   I/O APIC   0xFEC00000 (MMIO), ISA IRQ n on pin n, IRQ 0 on pin 2
+using Hypervisor.Core.Io;
 using Hypervisor.Core.Machine;
+using Hypervisor.Devices.Apic;
 using Hypervisor.Devices.Bus;
 using Hypervisor.Devices.DebugCon;
 using Hypervisor.Devices.DebugExit;
@@ -59,6 +62,14 @@ public sealed record PcOptions
     /// <see cref="VirtualMachineBuilder.VcpuCount"/> as it is when <see cref="PcLayout.AddPcDevices"/> runs.
     /// </summary>
     public int? VcpuCount { get; init; }
+
+    /// <summary>
+    /// True (the default) to give every vCPU a local APIC and the machine an I/O APIC, as QEMU's <c>pc</c> has. The
+    /// 8259 pair then reaches the CPU through the bootstrap processor's LINT0 in ExtINT mode (virtual-wire mode), so
+    /// guests that never touch the APIC see the same interrupts as without one; ISA IRQs also drive the I/O APIC's
+    /// pins (IRQ 0 on pin 2, the others on their own number, as QEMU wires them). False builds the 8259-only machine.
+    /// </summary>
+    public bool Apic { get; init; } = true;
 }
 
 /// <summary>Typed access to the devices <see cref="PcLayout.AddPcDevices"/> created.</summary>
@@ -84,7 +95,11 @@ public sealed record PcDevices(
     DebugConsole DebugCon,
     DebugExitDevice DebugExit,
     PostCodePort Post,
-    FwCfgDevice FwCfg);
+    FwCfgDevice FwCfg)
+{
+    /// <summary>The local APICs and the I/O APIC, or null when <see cref="PcOptions.Apic"/> is false.</summary>
+    public ApicBus? Apic { get; init; }
+}
 
 /// <summary>Fills a <see cref="VirtualMachineBuilder"/> with a PC: RAM, firmware and the devices of guest-contract.md.</summary>
 public static class PcLayout
@@ -132,17 +147,29 @@ public static class PcLayout
         var ports = builder.Ports;
         var ioLock = builder.IoLock;
 
-        var pic = new DualPic(builder.Control, ioLock);
+        var picOutput = new PicOutput(builder.Control);
+        var pic = new DualPic(options.Apic ? picOutput : builder.Control, ioLock);
         ports.Register(DualPic.MasterPort, 2, new BytePortAdapter(pic.Master, 2), "pic-master");
         ports.Register(DualPic.SlavePort, 2, new BytePortAdapter(pic.Slave, 2), "pic-slave");
         ports.Register(DualPic.ElcrPort, 2, new BytePortAdapter(pic.Elcr, 2), "elcr");
         builder.InterruptSource = pic;
+        ApicBus? apic = null;
+        if (options.Apic)
+        {
+            apic = new ApicBus(builder.Control, ioLock, builder.Timers, vcpus, pic);
+            picOutput.Apic = apic;
+            builder.Memory.AddMmio(new Core.Memory.GuestAddress(LocalApic.DefaultBase), LocalApic.PageSize, apic.LocalApicMmio, "lapic");
+            builder.Memory.AddMmio(new Core.Memory.GuestAddress(IoApic.DefaultBase), IoApic.WindowSize, apic.IoApic, "ioapic");
+            ApicBus bus = apic;
+            builder.LocalInterruptControllers = i => (uint)i < (uint)bus.LocalApics.Count ? bus.LocalApics[i] : null;
+            builder.AddDevice(apic);
+        }
 
-        var pit = new Pit8254(builder.Clock, builder.Timers, pic.GetLine(0));
+        var pit = new Pit8254(builder.Clock, builder.Timers, IsaLine(pic, apic, 0));
         ports.Register(Pit8254.BasePort, Pit8254.PortCount, new BytePortAdapter(pit, Pit8254.PortCount), "pit");
         ports.Register(SystemControlPortB.Port, 1, new BytePortAdapter(pit.SpeakerPort, 1), "port61");
 
-        var rtc = new CmosRtc(builder.Clock, builder.Timers, pic.GetLine(8));
+        var rtc = new CmosRtc(builder.Clock, builder.Timers, IsaLine(pic, apic, 8));
         ulong below4G = Math.Min(options.MemorySizeInBytes, GuestMemoryLayout.LowMemoryEnd);
         ulong above4G = options.MemorySizeInBytes - below4G;
         rtc.SetMemoryLayout(below4G, above4G, vcpus);
@@ -151,7 +178,7 @@ public static class PcLayout
         var com1 = builder.AddSerialPort(pic, Uart16550.Com1Port, 4, options.SerialOutput, "com1");
 
         var a20 = new A20Gate();
-        var i8042 = new I8042Controller(builder.Control, a20, pic.GetLine(1), pic.GetLine(12), ioLock);
+        var i8042 = new I8042Controller(builder.Control, a20, IsaLine(pic, apic, 1), IsaLine(pic, apic, 12), ioLock);
         ports.Register(I8042Controller.DataPort, 1, new BytePortAdapter(i8042, 1), "i8042-data");
         ports.Register(I8042Controller.CommandPort, 1, new BytePortAdapter(i8042, 1, I8042Controller.CommandRegister), "i8042-command");
         var port92 = new FastA20Port(builder.Control, a20);
@@ -186,7 +213,7 @@ public static class PcLayout
         ports.Register(FwCfgDevice.ControlPort, 2, fwCfg.ControlPorts, "fw_cfg");
         ports.Register(FwCfgDevice.DmaPort, 8, fwCfg.DmaPorts, "fw_cfg-dma");
 
-        var devices = new PcDevices(com1, pic, pit, rtc, i8042, a20, port92, debugCon, debugExit, post, fwCfg);
+        var devices = new PcDevices(com1, pic, pit, rtc, i8042, a20, port92, debugCon, debugExit, post, fwCfg) { Apic = apic };
         builder.AddDevice(pic);
         builder.AddDevice(pit);
         builder.AddDevice(rtc);
@@ -207,11 +234,52 @@ public static class PcLayout
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(pic);
-        var uart = new Uart16550(pic.GetLine(irq), output, builder.IoLock);
+        ApicBus? apic = builder.Devices.OfType<ApicBus>().FirstOrDefault();
+        var uart = new Uart16550(IsaLine(pic, apic, irq), output, builder.IoLock);
         builder.Ports.Register(basePort, Uart16550.PortCount, new BytePortAdapter(uart, Uart16550.PortCount),
             name ?? $"uart-0x{basePort:X}");
         builder.AddDevice(uart);
         return uart;
+    }
+
+    /// <summary>
+    /// ISA IRQ <paramref name="irq"/> as the board wires it: to the 8259 and, with an APIC, to the I/O APIC pin of the
+    /// same number, except IRQ 0 (the PIT), which goes to pin 2 as on QEMU's <c>pc</c> (and as the MP table and ACPI
+    /// interrupt-source override on such boards say).
+    /// </summary>
+    private static IInterruptLine IsaLine(DualPic pic, ApicBus? apic, int irq) =>
+        apic is null || irq == DualPic.CascadeIrq
+            ? pic.GetLine(irq)
+            : new SplitLine(pic.GetLine(irq), apic.IoApic.GetPin(irq == 0 ? 2 : irq));
+
+    private sealed class SplitLine(IInterruptLine first, IInterruptLine second) : IInterruptLine
+    {
+        public void SetLevel(bool high)
+        {
+            first.SetLevel(high);
+            second.SetLevel(high);
+        }
+    }
+
+    /// <summary>The 8259's INTR output: with an APIC it reaches every local APIC's LINT0; stops go to the machine.</summary>
+    private sealed class PicOutput(IMachineControl machine) : IMachineControl
+    {
+        public ApicBus? Apic { get; set; }
+
+        public void RequestStop(MachineStopReason reason, int exitStatus, string? detail = null) =>
+            machine.RequestStop(reason, exitStatus, detail);
+
+        public void NotifyInterruptPending()
+        {
+            if (Apic is { } apic)
+            {
+                apic.OnPicOutputRaised();
+            }
+            else
+            {
+                machine.NotifyInterruptPending();
+            }
+        }
     }
 
     /// <summary>

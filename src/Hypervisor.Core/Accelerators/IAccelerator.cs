@@ -51,6 +51,19 @@ public sealed record VmCreationContext(
 {
     /// <summary>How many vCPUs the machine will create (whpx sets the partition's processor count from it).</summary>
     public int VcpuCount { get; init; } = 1;
+
+    /// <summary>The local interrupt controller of each vCPU by index, or null where vCPUs have none.</summary>
+    public Func<int, ILocalInterruptController?>? LocalInterruptControllers { get; init; }
+
+    /// <summary>vCPU <paramref name="vcpuIndex"/>'s local interrupt controller, or null.</summary>
+    public ILocalInterruptController? LocalInterruptControllerFor(int vcpuIndex) => LocalInterruptControllers?.Invoke(vcpuIndex);
+
+    /// <summary>
+    /// Where vCPU <paramref name="vcpuIndex"/> takes external interrupts from: its local interrupt controller if it has
+    /// one, otherwise <see cref="Interrupts"/> for the bootstrap processor (index 0) and nothing for the others.
+    /// </summary>
+    public IInterruptSource? InterruptSourceFor(int vcpuIndex) =>
+        LocalInterruptControllerFor(vcpuIndex) ?? (vcpuIndex == 0 ? Interrupts : null);
 }
 
 /// <summary>An accelerator failed to do something the host should have allowed (an ioctl, an HRESULT).</summary>

@@ -14,4 +14,11 @@ public interface IMachineControl
 
     /// <summary>Tells the vCPUs that the interrupt controller raised its output (wakes HLT, requests delivery).</summary>
     void NotifyInterruptPending();
+
+    /// <summary>
+    /// Tells vCPU <paramref name="vcpuIndex"/> that its local interrupt controller has something for it (an interrupt,
+    /// NMI, INIT or start-up IPI): wakes it from HLT or from waiting for a start-up IPI, and requests delivery.
+    /// </summary>
+    /// <remarks>The default forwards to <see cref="NotifyInterruptPending()"/> (the bootstrap processor).</remarks>
+    void NotifyVcpuInterruptPending(int vcpuIndex) => NotifyInterruptPending();
 }

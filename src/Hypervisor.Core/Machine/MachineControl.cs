@@ -43,6 +43,15 @@ internal sealed class MachineControl : IMachineControl
             vcpus[0].NotifyInterruptPending();
         }
     }
+
+    public void NotifyVcpuInterruptPending(int vcpuIndex)
+    {
+        IReadOnlyList<IVcpu> vcpus = _vcpus;
+        if ((uint)vcpuIndex < (uint)vcpus.Count)
+        {
+            vcpus[vcpuIndex].NotifyInterruptPending();
+        }
+    }
 }
 
 internal sealed record StopRequest(MachineStopReason Reason, int ExitStatus, string? Detail);

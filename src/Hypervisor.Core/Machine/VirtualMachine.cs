@@ -174,6 +174,7 @@ public sealed class VirtualMachine : IDisposable
 
     private VcpuExit VcpuLoop(IVcpu vcpu, long? instructionLimit)
     {
+        CurrentVcpu.Index = vcpu.Index;
         long limit = instructionLimit ?? long.MaxValue;
         long startCount = vcpu.Statistics.Instructions;
         VcpuExit exit = default;

@@ -50,6 +50,12 @@ public sealed class VirtualMachineBuilder : IDisposable
     /// <summary>The interrupt controller output vCPUs take interrupts from (the PIC), or null for none.</summary>
     public IInterruptSource? InterruptSource { get; set; }
 
+    /// <summary>
+    /// The local interrupt controller (local APIC) of each vCPU by index, or null for none: a vCPU with one takes its
+    /// interrupts from it instead of <see cref="InterruptSource"/> (see <see cref="ILocalInterruptController"/>).
+    /// </summary>
+    public Func<int, ILocalInterruptController?>? LocalInterruptControllers { get; set; }
+
     /// <summary>The number of vCPUs (default 1).</summary>
     public int VcpuCount { get; set; } = 1;
 
@@ -87,7 +93,11 @@ public sealed class VirtualMachineBuilder : IDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         Memory.Freeze();
         AcceleratorSelection selection = selector.Select(spec,
-            options => new VmCreationContext(Memory, Ports, InterruptSource, options, loggerFactory) { VcpuCount = VcpuCount });
+            options => new VmCreationContext(Memory, Ports, InterruptSource, options, loggerFactory)
+            {
+                VcpuCount = VcpuCount,
+                LocalInterruptControllers = LocalInterruptControllers,
+            });
         var vcpus = new List<IVcpu>();
         try
         {

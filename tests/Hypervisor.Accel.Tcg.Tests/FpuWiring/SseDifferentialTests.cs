@@ -146,6 +146,24 @@ public sealed class SseDifferentialTests
                 return SseValues.Lanes(true, v, 0);
             }
 
+            case SseLanes.Text:
+            {
+                // Characters from a small alphabet (signed and unsigned extremes included), often cut short by zeros.
+                ReadOnlySpan<byte> alphabet = [(byte)'a', (byte)'b', (byte)'c', (byte)'m', (byte)'z', 0x01, 0x7F, 0x80, 0xFF];
+                Span<byte> bytes = stackalloc byte[16];
+                for (int i = 0; i < 16; i++)
+                {
+                    bytes[i] = alphabet[r.Next(alphabet.Length)];
+                }
+
+                if (r.Next(5) < 3)
+                {
+                    bytes[r.Next(17)..].Clear();
+                }
+
+                return new UInt128(BitConverter.ToUInt64(bytes[8..]), BitConverter.ToUInt64(bytes));
+            }
+
             default:
             {
                 // Integer lanes: random bytes, with runs of equal bytes so that compares see equality.

@@ -77,6 +77,16 @@ public sealed class SseFaultTests
         yield return new TestCaseData(Cr0Ts, ok, fxsave, 7UL).SetName("FXSAVE with CR0.TS is #NM");
         yield return new TestCaseData(Cr0Em, ok, fxsave, 7UL).SetName("FXSAVE with CR0.EM is #NM");
         yield return new TestCaseData(0UL, ok, fxsave, 0UL).SetName("FXSAVE with CR4.OSFXSR runs");
+        Action<Assembler> pshufb = a => a.pshufb(xmm0, xmm1);
+        Action<Assembler> pcmpistri = a => a.pcmpistri(xmm0, xmm1, 0);
+        Action<Assembler> crc32 = a => a.crc32(eax, ecx);
+        Action<Assembler> pshufbMmx = a => a.pshufb(mm0, mm1);
+        yield return new TestCaseData(0UL, 0UL, pshufb, 6UL).SetName("PSHUFB (SSSE3) without CR4.OSFXSR is #UD");
+        yield return new TestCaseData(Cr0Ts, ok, pshufb, 7UL).SetName("PSHUFB (SSSE3) with CR0.TS is #NM");
+        yield return new TestCaseData(Cr0Em, ok, pcmpistri, 6UL).SetName("PCMPISTRI (SSE4.2) with CR0.EM is #UD");
+        yield return new TestCaseData(Cr0Ts, ok, pcmpistri, 7UL).SetName("PCMPISTRI (SSE4.2) with CR0.TS is #NM");
+        yield return new TestCaseData(Cr0Ts | Cr0Em, 0UL, crc32, 0UL).SetName("CRC32 ignores CR0.EM, CR0.TS and CR4.OSFXSR");
+        yield return new TestCaseData(0UL, ok, pshufbMmx, 6UL).SetName("PSHUFB mm (MMX form; MMX is not wired) is #UD");
     }
 
     [TestCaseSource(nameof(AvailabilityCases))]
@@ -95,6 +105,14 @@ public sealed class SseFaultTests
         yield return new TestCaseData((Action<Assembler>)(a => a.pxor(xmm0, __xmmword_ptr[rsi + 1])), 13UL).SetName("PXOR from RSI+1 is #GP");
         yield return new TestCaseData((Action<Assembler>)(a => a.fxsave64(__[rsi + 8])), 13UL).SetName("FXSAVE64 to RSI+8 is #GP");
         yield return new TestCaseData((Action<Assembler>)(a => a.movups(__xmmword_ptr[rsi + 8], xmm0)), 0UL).SetName("MOVUPS store to RSI+8 runs");
+        yield return new TestCaseData((Action<Assembler>)(a => a.ptest(xmm0, __xmmword_ptr[rsi + 8])), 13UL).SetName("PTEST from RSI+8 is #GP");
+        yield return new TestCaseData((Action<Assembler>)(a => a.pshufb(xmm0, __xmmword_ptr[rsi + 8])), 13UL).SetName("PSHUFB from RSI+8 is #GP");
+        yield return new TestCaseData((Action<Assembler>)(a => a.haddps(xmm0, __xmmword_ptr[rsi + 8])), 13UL).SetName("HADDPS from RSI+8 is #GP");
+        yield return new TestCaseData((Action<Assembler>)(a => a.movntdqa(xmm0, __xmmword_ptr[rsi + 8])), 13UL).SetName("MOVNTDQA from RSI+8 is #GP");
+        yield return new TestCaseData((Action<Assembler>)(a => a.roundps(xmm0, __xmmword_ptr[rsi + 8], 0)), 13UL).SetName("ROUNDPS from RSI+8 is #GP");
+        yield return new TestCaseData((Action<Assembler>)(a => a.lddqu(xmm0, __xmmword_ptr[rsi + 8])), 0UL).SetName("LDDQU from RSI+8 runs");
+        yield return new TestCaseData((Action<Assembler>)(a => a.pcmpistri(xmm0, __xmmword_ptr[rsi + 8], 0)), 0UL).SetName("PCMPISTRI from RSI+8 runs");
+        yield return new TestCaseData((Action<Assembler>)(a => a.pmovzxbw(xmm0, __qword_ptr[rsi + 3])), 0UL).SetName("PMOVZXBW from RSI+3 runs (m64)");
         yield return new TestCaseData((Action<Assembler>)(a => a.addsd(xmm0, __qword_ptr[rsi + 8])), 0UL).SetName("ADDSD from RSI+8 runs (scalar, no alignment)");
     }
 
@@ -142,6 +160,69 @@ public sealed class SseFaultTests
         {
             Assert.That(after.Xmm[0], Is.EqualTo(f.Xmm[0]), "the destination is not written");
             Assert.That(after.Mxcsr, Is.EqualTo((0x1F80 & ~0x200u) | 0x4), "ZE is set in MXCSR");
+        });
+    }
+
+    /// <summary>
+    /// ROUNDSD (SSE4.1) with precision unmasked: 2.5 is inexact unless imm8 bit 3 suppresses PE (SDM Vol. 2, ROUNDSD), so
+    /// imm8 0 faults with #XM leaving XMM0 and imm8 8 rounds to 2.0 without a fault or a PE flag.
+    /// </summary>
+    [TestCase((byte)0x00, 19UL, TestName = "ROUNDSD 2.5 with PE unmasked is #XM")]
+    [TestCase((byte)0x08, 0UL, TestName = "ROUNDSD 2.5 with PE unmasked but suppressed by imm8 bit 3 runs")]
+    public void RoundPrecisionExceptionHonoursImm8Bit3(byte imm, ulong expectedVector)
+    {
+        using TestMachine m = Start(0, Cr4Osfxsr | Cr4Osxmmexcpt, a =>
+        {
+            a.ldmxcsr(__dword_ptr[rsi]);
+            a.roundsd(xmm0, xmm1, imm);
+        });
+        m.WriteDword(Data, 0x1F80 & ~0x1000u); // PM clear
+        var f = new FpuRegisters { Mxcsr = 0x1F80, Fcw = 0x037F };
+        f.Xmm[0] = BitConverter.DoubleToUInt64Bits(7.0);
+        f.Xmm[1] = BitConverter.DoubleToUInt64Bits(2.5);
+        m.Vcpu.SetFpuRegisters(f);
+
+        Assert.That(RunToVector(m), Is.EqualTo(expectedVector));
+        FpuRegisters after = m.Vcpu.GetFpuRegisters();
+        Assert.Multiple(() =>
+        {
+            Assert.That((ulong)after.Xmm[0], Is.EqualTo(BitConverter.DoubleToUInt64Bits(expectedVector == 0 ? 2.0 : 7.0)));
+            Assert.That(after.Mxcsr & 0x20, Is.EqualTo(expectedVector == 0 ? 0u : 0x20u), "PE");
+        });
+    }
+
+    /// <summary>
+    /// SSE3/SSE4.1 arithmetic with invalid unmasked (SDM Vol. 1, 11.5.1): +inf - +inf in a lane raises #XM, IE is set
+    /// and the destination keeps its value, whichever lane the invalid operation is in.
+    /// </summary>
+    [TestCase("hsubpd", TestName = "HSUBPD inf-inf with IM unmasked is #XM and leaves XMM0")]
+    [TestCase("addsubpd", TestName = "ADDSUBPD inf-inf with IM unmasked is #XM and leaves XMM0")]
+    [TestCase("dppd", TestName = "DPPD inf*0 with IM unmasked is #XM and leaves XMM0")]
+    public void UnmaskedInvalidInSse3AndSse41ArithmeticFaults(string form)
+    {
+        using TestMachine m = Start(0, Cr4Osfxsr | Cr4Osxmmexcpt, a =>
+        {
+            a.ldmxcsr(__dword_ptr[rsi]);
+            switch (form)
+            {
+                case "hsubpd": a.hsubpd(xmm0, xmm1); break;
+                case "addsubpd": a.addsubpd(xmm0, xmm1); break;
+                default: a.dppd(xmm0, xmm1, 0x33); break;
+            }
+        });
+        m.WriteDword(Data, 0x1F80 & ~0x80u); // IM clear
+        ulong inf = BitConverter.DoubleToUInt64Bits(double.PositiveInfinity);
+        var f = new FpuRegisters { Mxcsr = 0x1F80, Fcw = 0x037F };
+        f.Xmm[0] = form == "dppd" ? new UInt128(BitConverter.DoubleToUInt64Bits(2.0), inf) : new UInt128(inf, inf);
+        f.Xmm[1] = form == "dppd" ? new UInt128(BitConverter.DoubleToUInt64Bits(3.0), 0) : new UInt128(inf, inf);
+        m.Vcpu.SetFpuRegisters(f);
+
+        Assert.That(RunToVector(m), Is.EqualTo(19UL));
+        FpuRegisters after = m.Vcpu.GetFpuRegisters();
+        Assert.Multiple(() =>
+        {
+            Assert.That(after.Xmm[0], Is.EqualTo(f.Xmm[0]), "the destination is not written");
+            Assert.That(after.Mxcsr & 1, Is.EqualTo(1u), "IE");
         });
     }
 

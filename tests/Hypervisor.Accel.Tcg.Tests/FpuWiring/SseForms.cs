@@ -9,13 +9,16 @@ internal enum SseLanes
     F32,
     F64,
     Int,
+
+    /// <summary>Bytes from a small alphabet with zeros, so that PCMPxSTRx see matches, ranges and string ends.</summary>
+    Text,
 }
 
 /// <summary>One instruction form, emitted with XMM0 as destination, XMM1 or [RSI+16] (aligned) as source, RAX/RCX as GPRs.</summary>
 internal sealed record SseForm(string Name, SseLanes Lanes, Action<Assembler> Emit);
 
 /// <summary>The SSE/SSE2 forms the interpreter wires (register and memory operands of each).</summary>
-internal static class SseForms
+internal static partial class SseForms
 {
     private static readonly AssemblerMemoryOperand M128 = __xmmword_ptr[rsi + 16];
     private static readonly AssemblerMemoryOperand M64 = __qword_ptr[rsi + 16];
@@ -271,6 +274,7 @@ internal static class SseForms
 
         // LDMXCSR/STMXCSR are in every form's wrapper; this one also stores the MXCSR the form ran under.
         l.Add(new("stmxcsr m32", SseLanes.Int, a => a.stmxcsr(__dword_ptr[rsi + 48])));
+        AddSse3ToSse42(l);
         return l;
     }
 }

@@ -207,17 +207,17 @@ public class RunControlTests
 
         Assert.That(m.Run().Reason, Is.EqualTo(VcpuExitReason.Halted));
         GeneralRegisters g = m.Vcpu.GetGeneralRegisters();
-        Assert.That(g.R8 & 1, Is.Zero, "leaf 1 EDX.FPU[0]");
-        Assert.That(g.R8 & ((1UL << 25) | (1UL << 26) | (1UL << 24) | (1UL << 23)), Is.Zero, "SSE, SSE2, FXSR, MMX");
-        Assert.That(g.R9 & 1, Is.Zero, "SSE3");
+        Assert.That(g.R8 & 1, Is.EqualTo(1UL), "leaf 1 EDX.FPU[0]: the x87 is complete");
+        Assert.That(g.R8 & (1UL << 23), Is.Zero, "MMX (SSE-SSE4.2, FXSR and XSAVE are advertised: SseXsaveFaultTests)");
         Assert.That((g.R10 >> 29) & 1, Is.EqualTo(1UL), "leaf 0x80000001 EDX.LM[29]");
     }
 
     [Test]
-    public void X87RaisesNmWithCr0EmAndUdOtherwiseAndIsCounted()
+    public void X87RaisesNmWithCr0EmOrTsAndRunsOtherwise()
     {
+        // SDM Vol. 3A, Table 2-2: x87 instructions raise #NM when CR0.EM or CR0.TS is set; WAIT/FWAIT only when CR0.MP
+        // and CR0.TS are both set. With both clear FLD1 executes (the x87 is complete, so nothing here is #UD).
         using var m = new TestMachine();
-        m.StartLong64(0x8000);
         m.SetGate64(7, 0x9000);
         m.SetGate64(6, 0x9100);
         m.Load(64, 0x9000, a =>
@@ -233,19 +233,38 @@ public class RunControlTests
         m.Load(64, 0x8000, a =>
         {
             a.fld1();
+            a.mov(ebx, 1);
             a.hlt();
         });
-        SystemRegisters s = m.Vcpu.GetSystemRegisters();
-        s.Cr0 |= 4; // EM
-        m.Vcpu.SetSystemRegisters(s);
+        m.Load(64, 0x8100, a =>
+        {
+            a.wait();
+            a.mov(ebx, 1);
+            a.hlt();
+        });
 
-        Assert.That(m.Run().Reason, Is.EqualTo(VcpuExitReason.Halted));
-        Assert.That(m.Vcpu.GetGeneralRegisters().Rbx, Is.EqualTo(7UL), "x87 with CR0.EM=1 raises #NM (SDM Vol. 3A, Table 2-2)");
+        ulong RunWithCr0(ulong rip, ulong setBits)
+        {
+            m.StartLong64(rip);
+            SystemRegisters s = m.Vcpu.GetSystemRegisters();
+            s.Cr0 |= setBits;
+            m.Vcpu.SetSystemRegisters(s);
+            Assert.That(m.Run().Reason, Is.EqualTo(VcpuExitReason.Halted));
+            return m.Vcpu.GetGeneralRegisters().Rbx;
+        }
 
-        m.StartLong64(0x8000);
-        Assert.That(m.Run().Reason, Is.EqualTo(VcpuExitReason.Halted));
-        Assert.That(m.Vcpu.GetGeneralRegisters().Rbx, Is.EqualTo(6UL), "without an FPU the instruction is undefined here");
-        Assert.That(m.Cpu.UnimplementedCounts[Mnemonic.Fld1], Is.EqualTo(2));
+        const ulong Mp = 2, Em = 4, Ts = 8;
+        Assert.Multiple(() =>
+        {
+            Assert.That(RunWithCr0(0x8000, Em), Is.EqualTo(7UL), "FLD1 with CR0.EM=1 raises #NM");
+            Assert.That(RunWithCr0(0x8000, Ts), Is.EqualTo(7UL), "FLD1 with CR0.TS=1 raises #NM");
+            Assert.That(RunWithCr0(0x8100, Ts), Is.EqualTo(1UL), "FWAIT with CR0.TS=1, MP=0 runs");
+            Assert.That(RunWithCr0(0x8100, Em), Is.EqualTo(1UL), "FWAIT ignores CR0.EM");
+            Assert.That(RunWithCr0(0x8100, Mp | Ts), Is.EqualTo(7UL), "FWAIT with CR0.MP=1 and TS=1 raises #NM");
+            Assert.That(RunWithCr0(0x8000, Mp), Is.EqualTo(1UL), "FLD1 runs with CR0.EM=0, TS=0");
+            Assert.That(m.Vcpu.GetFpuRegisters().St[0], Is.EqualTo(new Float80(0x8000_0000_0000_0000, 0x3FFF)), "FLD1 pushed +1.0");
+            Assert.That(m.Cpu.UnimplementedCounts.ContainsKey(Mnemonic.Fld1), Is.False, "FLD1 is implemented");
+        });
     }
 
     [Test]

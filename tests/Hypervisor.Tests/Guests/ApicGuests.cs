@@ -1,0 +1,252 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Hypervisor.Tests.Guests;
+
+/// <summary>
+/// A 64-bit firmware guest that uses the local APIC and the I/O APIC the way an operating system does, with the 8259
+/// pair fully masked: it prints the APIC identification, runs the local APIC timer periodic and one-shot, blocks a
+/// self-IPI with CR8 and releases it, and takes the PIT's IRQ 0 through I/O APIC pin 2. Everything it prints is
+/// architectural (no timing), so QEMU's <c>pc</c> machine prints the same.
+/// </summary>
+internal static class ApicGuests
+{
+    /// <summary>The debug-exit value of the guest.</summary>
+    public const byte ExitValue = 0x31;
+
+    /// <summary>Interrupts counted in the periodic-timer and PIT phases.</summary>
+    public const int Ticks = 20;
+
+    /// <summary>One-shot timer runs.</summary>
+    public const int OneShots = 3;
+
+    /// <summary>What the guest prints when the APIC pair behaves as the SDM and the 82093AA data sheet say.</summary>
+    /// <remarks>
+    /// Version 0x50014 reads as version 20 with max LVT 5; the I/O APIC's 0x170020 as version 32 with max entry 23;
+    /// CPUID.1:EDX[9] = 1 and the initial APIC ID 0; IA32_APIC_BASE = 0xFEE00900 (bits 15:8 = 9: enabled, BSP; bits
+    /// 31:24 = 254); with CR8 = 5 a self-IPI with vector 0x52 (class 5) waits in IRR (bit 18 of IRR word 2) and TPR reads
+    /// 0x50 = 80; with CR8 = 0 it is delivered once.
+    /// </remarks>
+    public static string ExpectedOutput =>
+        "APIC version 20 max LVT 5 IOAPIC version 32 max entry 23 id 0 cpuid 1 0 base 9 254\r\n" +
+        $"LAPIC periodic: {Ticks}\r\n" +
+        $"LAPIC one-shot: {OneShots} count 0\r\n" +
+        "CR8 5: IRR 1 TPR 80 taken 0; CR8 0: taken 1\r\n" +
+        $"IOAPIC PIT: {Ticks}\r\n" +
+        $"one-shot total {OneShots}\r\n";
+
+    private const uint PeriodicCount = PcGuest.Variables;
+    private const uint OneShotCount = PcGuest.Variables + 4;
+    private const uint PitCount = PcGuest.Variables + 8;
+    private const uint IpiCount = PcGuest.Variables + 12;
+    private const uint CountOr = PcGuest.Variables + 16;
+    private const uint HighPageDirectory = 0x13000;
+    private const ulong LapicBase = 0xFEE0_0000;
+    private const ulong IoApicBase = 0xFEC0_0000;
+
+    /// <summary>The timer count for 1 ms at the 1 GHz bus clock divided by 16 (both QEMU's and ours).</summary>
+    private const int OneMillisecond = 62_500;
+
+    public static byte[] Build() => PcGuest.Build(GuestMode.Long, g =>
+    {
+        Assembler a = g.A;
+        Label periodic = a.CreateLabel(), oneShot = a.CreateLabel(), pit = a.CreateLabel(), ipi = a.CreateLabel(),
+            spurious = a.CreateLabel();
+
+        // Map 0xFEC00000-0xFEFFFFFF uncached (two 2 MiB pages: I/O APIC and local APIC) through PDPT entry 3.
+        a.mov(edi, HighPageDirectory);
+        a.xor(eax, eax);
+        a.mov(ecx, 1024);
+        a.rep.stosd();
+        a.mov(__dword_ptr[0x11000 + (3 * 8)], HighPageDirectory + 3);
+        a.mov(__dword_ptr[HighPageDirectory + (0x1F6 * 8)], unchecked((int)(0xFEC0_0000u | 0x9B)));
+        a.mov(__dword_ptr[HighPageDirectory + (0x1F7 * 8)], unchecked((int)(0xFEE0_0000u | 0x9B)));
+        a.mov(rax, cr3);
+        a.mov(cr3, rax);
+        a.mov(r14, LapicBase);
+        a.mov(r15, IoApicBase);
+        foreach (uint v in new[] { PeriodicCount, OneShotCount, PitCount, IpiCount, CountOr })
+        {
+            a.mov(__dword_ptr[v], 0);
+        }
+
+        g.SetVector(0x40, periodic);
+        g.SetVector(0x41, oneShot);
+        g.SetVector(0x50, pit);
+        g.SetVector(0x52, ipi);
+        g.SetVector(0xFF, spurious);
+        g.LoadIdt();
+        g.ProgramPic(0xFF, 0xFF); // the 8259 is fully masked: every interrupt below comes through the APICs
+
+        g.Print("APIC version ");
+        a.mov(eax, __dword_ptr[r14 + 0x30]);
+        a.mov(ebp, eax);
+        g.PrintDecimalAl();
+        g.Print(" max LVT ");
+        a.mov(eax, ebp);
+        a.shr(eax, 16);
+        g.PrintDecimalAl();
+        g.Print(" IOAPIC version ");
+        a.mov(__dword_ptr[r15], 1);
+        a.mov(eax, __dword_ptr[r15 + 0x10]);
+        a.mov(ebp, eax);
+        g.PrintDecimalAl();
+        g.Print(" max entry ");
+        a.mov(eax, ebp);
+        a.shr(eax, 16);
+        g.PrintDecimalAl();
+        g.Print(" id ");
+        a.mov(eax, __dword_ptr[r14 + 0x20]);
+        a.shr(eax, 24);
+        g.PrintDecimalAl();
+        g.Print(" cpuid ");
+        a.mov(eax, 1);
+        a.cpuid();
+        a.mov(ebp, ebx);
+        a.mov(eax, edx);
+        a.shr(eax, 9);
+        a.and(eax, 1);
+        g.PrintDecimalAl();
+        g.Print(" ");
+        a.mov(eax, ebp);
+        a.shr(eax, 24);
+        g.PrintDecimalAl();
+        g.Print(" base ");
+        a.mov(ecx, 0x1B);
+        a.rdmsr();
+        a.mov(ebp, eax);
+        a.shr(eax, 8);
+        a.and(eax, 0xF);
+        g.PrintDecimalAl();
+        g.Print(" ");
+        a.mov(eax, ebp);
+        a.shr(eax, 24);
+        g.PrintDecimalAl();
+        g.Print("\r\n");
+
+        a.mov(__dword_ptr[r14 + 0xF0], 0x1FF); // software-enable, spurious vector 0xFF
+        a.mov(__dword_ptr[r14 + 0x3E0], 0x3); // divide by 16
+
+        // Periodic timer.
+        a.mov(__dword_ptr[r14 + 0x320], 0x2_0040);
+        a.mov(__dword_ptr[r14 + 0x380], OneMillisecond);
+        WaitFor(a, PeriodicCount, Ticks);
+        a.mov(__dword_ptr[r14 + 0x320], 0x1_0040);
+        a.mov(__dword_ptr[r14 + 0x380], 0);
+        g.Print("LAPIC periodic: ");
+        a.mov(al, __byte_ptr[PeriodicCount]);
+        g.PrintDecimalAl();
+        g.Print("\r\n");
+
+        // One-shot timer, armed three times; after each interrupt the current count must read 0.
+        for (int i = 1; i <= OneShots; i++)
+        {
+            a.mov(__dword_ptr[r14 + 0x320], 0x41);
+            a.mov(__dword_ptr[r14 + 0x380], OneMillisecond);
+            WaitFor(a, OneShotCount, i);
+            a.mov(eax, __dword_ptr[r14 + 0x390]);
+            a.or(__dword_ptr[CountOr], eax);
+        }
+
+        g.Print("LAPIC one-shot: ");
+        a.mov(al, __byte_ptr[OneShotCount]);
+        g.PrintDecimalAl();
+        g.Print(" count ");
+        a.mov(al, __byte_ptr[CountOr]);
+        g.PrintDecimalAl();
+        g.Print("\r\n");
+
+        // CR8 = 5 blocks vector 0x52 (class 5); a self-IPI waits in IRR until CR8 drops.
+        a.mov(eax, 5);
+        a.mov(cr8, rax);
+        a.mov(__dword_ptr[r14 + 0x310], 0);
+        a.mov(__dword_ptr[r14 + 0x300], (1 << 18) | 0x52);
+        a.sti();
+        a.nop();
+        a.nop();
+        a.cli();
+        g.Print("CR8 5: IRR ");
+        a.mov(eax, __dword_ptr[r14 + 0x220]);
+        a.shr(eax, 18);
+        a.and(eax, 1);
+        g.PrintDecimalAl();
+        g.Print(" TPR ");
+        a.mov(eax, __dword_ptr[r14 + 0x80]);
+        g.PrintDecimalAl();
+        g.Print(" taken ");
+        a.mov(al, __byte_ptr[IpiCount]);
+        g.PrintDecimalAl();
+        a.xor(eax, eax);
+        a.mov(cr8, rax);
+        a.sti();
+        a.nop();
+        a.nop();
+        a.cli();
+        g.Print("; CR8 0: taken ");
+        a.mov(al, __byte_ptr[IpiCount]);
+        g.PrintDecimalAl();
+        g.Print("\r\n");
+
+        // The PIT through I/O APIC pin 2 (ISA IRQ 0's pin on a PC): fixed, physical destination 0, edge, unmasked.
+        a.mov(__dword_ptr[r15], 0x15);
+        a.mov(__dword_ptr[r15 + 0x10], 0);
+        a.mov(__dword_ptr[r15], 0x14);
+        a.mov(__dword_ptr[r15 + 0x10], 0x50);
+        g.ProgramPitChannel0(DeviceGuests.OneKilohertzDivisor);
+        WaitFor(a, PitCount, Ticks);
+        a.mov(__dword_ptr[r15], 0x14);
+        a.mov(__dword_ptr[r15 + 0x10], 0x1_0050);
+        g.Print("IOAPIC PIT: ");
+        a.mov(al, __byte_ptr[PitCount]);
+        g.PrintDecimalAl();
+        g.Print("\r\none-shot total ");
+        a.mov(al, __byte_ptr[OneShotCount]);
+        g.PrintDecimalAl();
+        g.Print("\r\n");
+        g.Exit(ExitValue);
+
+        Handler(g, ref periodic, PeriodicCount, eoi: true);
+        Handler(g, ref oneShot, OneShotCount, eoi: true);
+        Handler(g, ref pit, PitCount, eoi: true);
+        Handler(g, ref ipi, IpiCount, eoi: true);
+        g.Mark(ref spurious);
+        g.Iret(); // SDM 11.9: a spurious interrupt is not in service, so no EOI
+    });
+
+    /// <summary>
+    /// CLI; compare; STI;HLT (STI's shadow covers HLT) until the counter reaches <paramref name="target"/>. The handlers
+    /// return with IF clear, so exactly one interrupt is taken per HLT.
+    /// </summary>
+    private static void WaitFor(Assembler a, uint counter, int target)
+    {
+        Label loop = a.CreateLabel(), done = a.CreateLabel();
+        a.Label(ref loop);
+        a.cli();
+        a.cmp(__dword_ptr[counter], target);
+        a.jae(done);
+        a.sti();
+        a.hlt();
+        a.jmp(loop);
+        a.Label(ref done);
+    }
+
+    private static void Handler(PcGuest g, ref Label label, uint counter, bool eoi)
+    {
+        Assembler a = g.A;
+        g.Mark(ref label);
+        a.push(rax);
+        a.inc(__dword_ptr[counter]);
+        if (eoi)
+        {
+            a.mov(rax, LapicBase + 0xB0);
+            a.mov(__dword_ptr[rax], 0);
+        }
+
+        a.pop(rax);
+
+        // Return with IF clear, so that WaitFor's loop compares the counter before another interrupt can come in:
+        // otherwise a second tick between IRETQ and CLI (a slow host makes that likely) would overshoot the count.
+        a.and(__qword_ptr[rsp + 16], ~0x200);
+        g.Iret();
+    }
+}
