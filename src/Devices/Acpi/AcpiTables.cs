@@ -154,8 +154,7 @@ public static class AcpiTables
         madt[o] = 0; madt[o + 1] = 8; madt[o + 2] = 0; madt[o + 3] = 0;
         BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 4)..], 1);
         o += 8;
-        // I/O APIC: type 1, length 12, ID 0 (QEMU gives the IOAPIC the ID after the CPUs; 0 collides with nothing here
-        // because Linux reassigns), address 0xFEC00000, GSI base 0.
+        // I/O APIC: type 1, length 12, ID 1 (after the one CPU, as QEMU numbers it), address 0xFEC00000, GSI base 0.
         madt[o] = 1; madt[o + 1] = 12; madt[o + 2] = 1;
         BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 4)..], 0xFEC0_0000);
         BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 8)..], 0);

@@ -121,7 +121,8 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
                 VcpuCount = 1,
             });
             builder.AddDevice(devices);
-            builder.AddAcpi();
+            // The MADT describes the local APIC and the I/O APIC when the PC has them; without it Linux uses the 8259s.
+            builder.AddAcpi(new AcpiTableOptions { IncludeMadt = devices.Apic is not null });
             machine = builder.Build(_selector, spec, _loggerFactory);
             LinuxBootInfo boot = LinuxLoader.Load(machine.Memory, new LinuxBootOptions
             {
