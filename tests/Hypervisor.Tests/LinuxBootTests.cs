@@ -115,6 +115,12 @@ public partial class LinuxBootTests
         Assert.That(ours, Does.Contain("ACPI: PM: (supports S0 S5)"));
         Assert.That(ours, Does.Not.Contain("Incorrect checksum"));
         Assert.That(ours, Does.Contain("reboot: Power down"));
+        if (vm.GetDevice<Hypervisor.Devices.PcDevices>()?.Apic is not null)
+        {
+            // The MADT: the kernel took its interrupt configuration from it and routes the timer through the IOAPIC.
+            Assert.That(ours, Does.Contain("ACPI: Using ACPI (MADT) for SMP configuration information"));
+            Assert.That(ours, Does.Contain("IOAPIC[0]: apic_id 1, version 32, address 0xfec00000, GSI 0-23"));
+        }
     }
 
     /// <summary>Boots the kernel under QEMU TCG; returns COM1's output and QEMU's exit code (-1 on timeout).</summary>

@@ -144,13 +144,80 @@ public class LinuxLoaderTests
         Assert.That(((ds & 0xFFFF) | ((ds >> 32) & 0xF0000)) << 12 | 0xFFF, Is.EqualTo(0xFFFF_FFFFUL), "4 GiB limit with G");
     }
 
-    /// <summary>
-    /// A synthetic "kernel" whose startup_64 checks the entry state (64-bit mode, __BOOT_CS/__BOOT_DS, IF clear,
-    /// RSI pointing at "HdrS"), prints what it found on COM1 and powers off through the ACPI PM1a control block with
-    /// the \_S5 sleep type: the whole path (loader, entry state, ACPI tables, PM device) on tcg.
-    /// </summary>
+    // The whole path on tcg: loader, entry state, ACPI tables, PM device.
     [Test]
     public void EntryStateIsWhatTheProtocolRequiresAndS5PowersOff()
+    {
+        var services = new ServiceCollection();
+        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
+        using ServiceProvider provider = services.BuildServiceProvider();
+        var serial = new MemoryStream();
+        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
+        {
+            Kernel = EntryStateKernel(),
+            SerialOutput = serial,
+        });
+        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: TimeSpan.FromSeconds(30)));
+        Assert.That(result.Reason, Is.EqualTo(MachineStopReason.PowerOff), $"{result.Reason}: {result.Detail}");
+        Assert.That(result.ExitStatus, Is.Zero);
+        Assert.That(Encoding.ASCII.GetString(serial.ToArray()), Is.EqualTo("64OK"));
+        Assert.That(vm.GetDevice<AcpiPmDevice>()!.PoweredOff, Is.True);
+    }
+
+    [Test]
+    public void TheCliBootsAKernelAndRejectsBadOnes()
+    {
+        string kernel = Path.Combine(Path.GetTempPath(), $"hv-kernel-{Guid.NewGuid():N}.bin");
+        File.WriteAllBytes(kernel, EntryStateKernel());
+        try
+        {
+            (int code, string stdout, string stderr) = Hv("run", "--accel", "tcg", "--kernel", kernel, "--append", "console=ttyS0");
+            Assert.That((code, stdout), Is.EqualTo((0, "64OK")), stderr);
+            Assert.That(stderr, Does.Contain("guest powered off"));
+            (code, _, stderr) = Hv("run", "--accel", "tcg", "--kernel", typeof(LinuxLoaderTests).Assembly.Location);
+            Assert.That(code, Is.EqualTo(66));
+            Assert.That(stderr, Does.Contain("Not a Linux bzImage"));
+            (code, _, stderr) = Hv("run", "--accel", "tcg", "--initrd", kernel);
+            Assert.That(code, Is.EqualTo(64));
+            Assert.That(stderr, Does.Contain("need --kernel"));
+        }
+        finally
+        {
+            File.Delete(kernel);
+        }
+    }
+
+    private static (int Code, string Stdout, string Stderr) Hv(params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "hv.dll"));
+        foreach (string a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        p.StandardInput.Close();
+        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            p.Kill(entireProcessTree: true);
+        }
+
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>
+    /// A synthetic "kernel" whose startup_64 checks the entry state (64-bit mode, __BOOT_CS/__BOOT_DS, IF clear,
+    /// RSI pointing at "HdrS"), prints "64OK" on COM1 and powers off through the ACPI PM1a control block with the \_S5
+    /// sleep type (or writes 1 to isa-debug-exit when a check fails).
+    /// </summary>
+    private static byte[] EntryStateKernel()
     {
         var a = new Assembler(64);
         Label fail = a.CreateLabel(), print = a.CreateLabel();
@@ -190,22 +257,7 @@ public class LinuxLoaderTests
         a.hlt();
         var writer = new CodeWriterImpl();
         a.Assemble(writer, (16 * Mib) + 0x200);
-        byte[] payload = new byte[0x200].Concat(writer.Bytes).ToArray();
-
-        var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
-        using ServiceProvider provider = services.BuildServiceProvider();
-        var serial = new MemoryStream();
-        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
-        {
-            Kernel = SyntheticBzImage(payload),
-            SerialOutput = serial,
-        });
-        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: TimeSpan.FromSeconds(30)));
-        Assert.That(result.Reason, Is.EqualTo(MachineStopReason.PowerOff), $"{result.Reason}: {result.Detail}");
-        Assert.That(result.ExitStatus, Is.Zero);
-        Assert.That(Encoding.ASCII.GetString(serial.ToArray()), Is.EqualTo("64OK"));
-        Assert.That(vm.GetDevice<AcpiPmDevice>()!.PoweredOff, Is.True);
+        return SyntheticBzImage(new byte[0x200].Concat(writer.Bytes).ToArray());
     }
 
     [Test]
