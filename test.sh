@@ -18,6 +18,14 @@ if ! dotnet build Hypervisor.sln -c "$config" -nologo > "$logs/build.log" 2>&1; 
   exit 1
 fi
 
+# Debian's cloud kernel for the Linux boot tests (apt-get download + dpkg -x into a cache outside git; never committed).
+# Without it those tests skip with the reason.
+if kernel=$(tests/assets/fetch-linux-kernel.sh 2> "$logs/fetch-linux-kernel.log"); then
+  export HV_LINUX_KERNEL="$kernel"
+else
+  echo "  (Linux kernel not fetched, see $logs/fetch-linux-kernel.log: the Linux boot tests will skip)"
+fi
+
 passed=0; failed=0; skipped=0; status=0
 count() { # $1 = log file of one MTP test executable run
   local t f s sk

@@ -12,6 +12,7 @@ namespace Hypervisor.Benchmarks;
 /// Entry point. <c>--quick</c> runs the side-by-side quick mode (optionally <c>--workloads a,b</c>); anything else is
 /// passed to BenchmarkDotNet's switcher (for example <c>--filter *</c>); <c>--workloads a,b</c> restricts
 /// either mode to the named workloads, and <c>--accelerator SPEC</c> (repeatable) to the named accelerators.
+/// <c>--linux [--kernel BZIMAGE]</c> times a Linux boot to /init against QEMU TCG.
 /// </summary>
 public static class Program
 {
@@ -46,6 +47,13 @@ public static class Program
         if (once >= 0 && once + 1 < args.Length)
         {
             return RunOnce(args[once + 1], accelerators.Count > 0 ? accelerators[0] : "tcg,jit=off");
+        }
+
+        if (args.Contains("--linux"))
+        {
+            int kernel = Array.IndexOf(args, "--kernel");
+            return Linux.LinuxBootBenchmark.Run(Console.Out, kernel >= 0 && kernel + 1 < args.Length ? args[kernel + 1] : null,
+                accelerators.Count > 0 ? accelerators[0] : "tcg");
         }
 
         if (args.Contains("--quick"))

@@ -57,6 +57,18 @@ internal static class HvCommand
         {
             Description = "A raw firmware image (64 KiB to 16 MiB), mapped as qemu-system-x86_64 -bios does. Without it, the built-in demo guest runs.",
         };
+        var kernel = new Option<FileInfo?>("--kernel")
+        {
+            Description = "A Linux bzImage to boot directly, as qemu-system-x86_64 -kernel (64-bit boot protocol, no firmware; powers off through ACPI).",
+        };
+        var initrd = new Option<FileInfo?>("--initrd")
+        {
+            Description = "An initramfs for --kernel (newc cpio, optionally compressed), as qemu-system-x86_64 -initrd.",
+        };
+        var append = new Option<string?>("--append")
+        {
+            Description = "The kernel command line for --kernel, as qemu-system-x86_64 -append (for example \"console=ttyS0\").",
+        };
         var timeout = new Option<double?>("--timeout")
         {
             Description = $"Stop the guest after this many seconds (exit status {MachineRunResult.TimeoutExitStatus}).",
@@ -71,19 +83,23 @@ internal static class HvCommand
             + $"{MachineRunResult.GuestErrorExitStatus} guest error, {MachineRunResult.TimeoutExitStatus} timeout, {MachineRunResult.CancelledExitStatus} Ctrl+C, "
             + $"{ExitCodes.UsageError} usage error, {ExitCodes.ImageError} bad image, {ExitCodes.AcceleratorUnavailable} no accelerator, {ExitCodes.InternalError} internal error.")
         {
-            accel, memory, bios, timeout, debugcon, verbose,
+            accel, memory, bios, kernel, initrd, append, timeout, debugcon, verbose,
         };
         command.SetAction(parse => Run(new RunArguments(
             parse.GetValue(accel) ?? "auto",
             parse.GetValue(memory) ?? "128M",
             parse.GetValue(bios),
+            parse.GetValue(kernel),
+            parse.GetValue(initrd),
+            parse.GetValue(append),
             parse.GetValue(timeout),
             parse.GetValue(debugcon),
             parse.GetValue(verbose))));
         return command;
     }
 
-    private sealed record RunArguments(string Accelerator, string Memory, FileInfo? Bios, double? TimeoutSeconds, string? Debugcon, bool Verbose);
+    private sealed record RunArguments(string Accelerator, string Memory, FileInfo? Bios, FileInfo? Kernel, FileInfo? Initrd,
+        string? Append, double? TimeoutSeconds, string? Debugcon, bool Verbose);
 
     private static int Run(RunArguments args)
     {
@@ -122,17 +138,26 @@ internal static class HvCommand
             return Fail($"--timeout must be a positive number of seconds, not {t.ToString(CultureInfo.InvariantCulture)}.", ExitCodes.UsageError);
         }
 
-        byte[]? firmware = null;
-        if (args.Bios is not null)
+        if (args.Bios is not null && args.Kernel is not null)
         {
-            try
-            {
-                firmware = File.ReadAllBytes(args.Bios.FullName);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return Fail($"cannot read firmware image '{args.Bios}': {e.Message}", ExitCodes.ImageError);
-            }
+            return Fail("--bios and --kernel exclude each other: a kernel is booted without firmware.", ExitCodes.UsageError);
+        }
+
+        if (args.Kernel is null && (args.Initrd is not null || args.Append is not null))
+        {
+            return Fail("--initrd and --append need --kernel.", ExitCodes.UsageError);
+        }
+
+        byte[]? firmware = null, kernel = null, initrd = null;
+        try
+        {
+            firmware = ReadImage(args.Bios, "firmware image");
+            kernel = ReadImage(args.Kernel, "kernel");
+            initrd = ReadImage(args.Initrd, "initramfs");
+        }
+        catch (GuestImageException e)
+        {
+            return Fail(e.Message, ExitCodes.ImageError);
         }
 
         using Stream stdout = Console.OpenStandardOutput();
@@ -142,6 +167,9 @@ internal static class HvCommand
         using VirtualMachine machine = factory.Create(new MachineRequest
         {
             Firmware = firmware,
+            Kernel = kernel,
+            Initrd = initrd,
+            KernelCommandLine = args.Append,
             Accelerator = args.Accelerator,
             Memory = args.Memory,
             SerialOutput = stdout,
@@ -200,6 +228,23 @@ internal static class HvCommand
             Console.Error.WriteLine(attempt.Outcome == AcceleratorAttemptOutcome.Chosen
                 ? $"hv: using {attempt.Name}{(selection.Options.Values.Count > 0 ? "," + selection.Options : string.Empty)}: {attempt.Reason}"
                 : $"hv: skipped {attempt.Name}: {attempt.Reason}");
+        }
+    }
+
+    private static byte[]? ReadImage(FileInfo? file, string what)
+    {
+        if (file is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return File.ReadAllBytes(file.FullName);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new GuestImageException($"cannot read {what} '{file}': {e.Message}");
         }
     }
 

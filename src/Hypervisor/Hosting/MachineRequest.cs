@@ -11,6 +11,18 @@ public sealed class MachineRequest
     /// </summary>
     public byte[]? Firmware { get; init; }
 
+    /// <summary>
+    /// A Linux bzImage to boot directly (as <c>qemu-system-x86_64 -kernel</c>), entered in 64-bit mode through the
+    /// x86 boot protocol, with ACPI tables for power-off. Excludes <see cref="Firmware"/>.
+    /// </summary>
+    public byte[]? Kernel { get; init; }
+
+    /// <summary>An initramfs for <see cref="Kernel"/> (as <c>-initrd</c>), or null for none.</summary>
+    public byte[]? Initrd { get; init; }
+
+    /// <summary>The kernel command line for <see cref="Kernel"/> (as <c>-append</c>), or null for none.</summary>
+    public string? KernelCommandLine { get; init; }
+
     /// <summary>The accelerator specification; null uses <see cref="Core.Hosting.HypervisorOptions.Accelerator"/>.</summary>
     public string? Accelerator { get; init; }
 

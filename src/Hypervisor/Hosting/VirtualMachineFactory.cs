@@ -1,8 +1,10 @@
 using Hypervisor.Core;
 using Hypervisor.Core.Accelerators;
+using Hypervisor.Core.Boot;
 using Hypervisor.Core.Hosting;
 using Hypervisor.Core.Machine;
 using Hypervisor.Devices;
+using Hypervisor.Devices.Acpi;
 using Hypervisor.Guests;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,7 +21,7 @@ public interface IVirtualMachineFactory
     /// </summary>
     /// <exception cref="AcceleratorUnavailableException">No candidate accelerator can run here; carries every probe result.</exception>
     /// <exception cref="HypervisorConfigurationException">Invalid specification, memory size or options.</exception>
-    /// <exception cref="GuestImageException">The firmware image is malformed.</exception>
+    /// <exception cref="GuestImageException">The firmware image, kernel or initramfs is malformed or does not fit.</exception>
     VirtualMachine Create(MachineRequest request);
 }
 
@@ -45,13 +47,23 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
         HypervisorOptions options = _options.Value;
         AcceleratorSpec spec = _selector.Parse(request.Accelerator ?? options.Accelerator);
         ulong memory = MemorySize.Parse(request.Memory ?? options.Memory);
-        byte[] firmware = request.Firmware ?? DemoGuest.Build();
-        GuestMemoryLayout.ValidateFirmware(firmware.Length);
         if (options.Vcpus < 1)
         {
             throw new HypervisorConfigurationException($"Hypervisor:Vcpus must be at least 1; it is {options.Vcpus}.");
         }
 
+        if (request.Kernel is not null)
+        {
+            return CreateLinux(request, spec, memory, options);
+        }
+
+        if (request.Initrd is not null || request.KernelCommandLine is not null)
+        {
+            throw new HypervisorConfigurationException("An initramfs or kernel command line needs a kernel.");
+        }
+
+        byte[] firmware = request.Firmware ?? DemoGuest.Build();
+        GuestMemoryLayout.ValidateFirmware(firmware.Length);
         var builder = new VirtualMachineBuilder(request.Clock);
         try
         {
@@ -69,6 +81,69 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
         catch
         {
             builder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A PC without firmware: ACPI tables in the BIOS area, the kernel, initramfs and command line loaded by
+    /// <see cref="LinuxLoader"/>, and the bootstrap vCPU at the 64-bit entry point.
+    /// </summary>
+    private VirtualMachine CreateLinux(MachineRequest request, AcceleratorSpec spec, ulong memory, HypervisorOptions options)
+    {
+        if (request.Firmware is not null)
+        {
+            throw new HypervisorConfigurationException("A kernel is booted without firmware: give either a firmware image or a kernel, not both.");
+        }
+
+        if (options.Vcpus != 1)
+        {
+            // Application processors are started with INIT/SIPI through a local APIC, which the machine lacks so far.
+            throw new HypervisorConfigurationException($"Direct kernel boot supports one vCPU for now; {options.Vcpus} were asked for.");
+        }
+
+        // Fail on a bad image before anything is allocated.
+        LinuxSetupHeader.Parse(request.Kernel);
+        if (request.Initrd is not null)
+        {
+            InitramfsFormat.Validate(request.Initrd);
+        }
+
+        var builder = new VirtualMachineBuilder(request.Clock);
+        VirtualMachine? machine = null;
+        try
+        {
+            PcDevices devices = builder.AddPcDevices(new PcOptions
+            {
+                MemorySizeInBytes = memory,
+                SerialOutput = request.SerialOutput,
+                DebugConsoleOutput = request.DebugconOutput,
+                VcpuCount = 1,
+            });
+            builder.AddDevice(devices);
+            // The MADT describes the local APIC and the I/O APIC when the PC has them; without it Linux uses the 8259s.
+            builder.AddAcpi(new AcpiTableOptions { IncludeMadt = devices.Apic is not null });
+            machine = builder.Build(_selector, spec, _loggerFactory);
+            LinuxBootInfo boot = LinuxLoader.Load(machine.Memory, new LinuxBootOptions
+            {
+                Kernel = request.Kernel,
+                Initrd = request.Initrd is null ? (ReadOnlyMemory<byte>?)null : request.Initrd,
+                CommandLine = request.KernelCommandLine ?? string.Empty,
+            });
+            LinuxLoader.SetEntryState(machine.Vcpus[0], boot);
+            return machine;
+        }
+        catch
+        {
+            if (machine is not null)
+            {
+                machine.Dispose();
+            }
+            else
+            {
+                builder.Dispose();
+            }
+
             throw;
         }
     }
