@@ -386,9 +386,14 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         }
 
         _currentPage = block.Page;
-        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count && RunJit(block, budget))
+        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count)
         {
-            return _lastExecuted;
+            // Translated code reads and writes S.Rflags directly: settle the fast path's lazy flags first.
+            MaterializeFlags();
+            if (RunJit(block, budget))
+            {
+                return;
+            }
         }
 
         Instruction[] instructions = block.Instructions;

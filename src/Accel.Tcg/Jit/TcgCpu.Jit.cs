@@ -48,14 +48,15 @@ internal sealed partial class TcgCpu
             if (_jitFault is { } fault)
             {
                 _jitFault = null;
-                _lastExecuted = total;
+                _lastExecuted += total; // ExecuteBlocks counts across the blocks it chains
                 jit.CountRun(total, runs);
                 throw fault;
             }
 
             int slot = JitExitSlot;
             JitRegionExitHook?.Invoke(this, total);
-            if (slot < 0 || total >= budget || _kick != 0 || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0) || _halted || _shutdownDetail is not null)
+            if (slot < 0 || total >= budget || _kick != 0 || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0) || _halted || _shutdownDetail is not null ||
+                _nmiPending || (_lapicHint != 0 && _lapic is not null))
             {
                 break;
             }
@@ -91,7 +92,7 @@ internal sealed partial class TcgCpu
         }
 
         jit.CountRun(total, runs);
-        _lastExecuted = total;
+        _lastExecuted += total; // ExecuteBlocks counts across the blocks it chains
         return true;
     }
 
