@@ -54,7 +54,7 @@ internal sealed partial class TcgCpu
             }
 
             int slot = JitExitSlot;
-            JitRegionExitHook?.Invoke(this, total);
+            JitRegionExitHook?.Invoke(this, _lastExecuted + total); // blocks chained before this dispatch count too
             if (slot < 0 || total >= budget || _kick != 0 || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0) || _halted || _shutdownDetail is not null ||
                 _nmiPending || (_lapicHint != 0 && _lapic is not null))
             {
