@@ -14,39 +14,10 @@ namespace Hypervisor.Tests;
 // qemu-system-x86_64 -kernel/-initrd/-append in the same test.
 public partial class LinuxBootTests
 {
-    private const string BusyboxPath = "/bin/busybox";
-    private const string Marker = "HV-INIT-MARKER";
+    private const string Marker = LinuxInitramfs.Marker;
+    private const string CommandLine = LinuxInitramfs.CommandLine;
 
-    // Lean but telling: loglevel=7 keeps the banner (KERN_NOTICE) and the kernel's own reading of our e820 map and
-    // ACPI tables (KERN_INFO); cryptomgr.notests skips the crypto self-tests, which are most of the boot's
-    // instructions; panic=-1 turns a panic into a reboot, which ends the run as a reset instead of hanging.
-    /// <summary>/init: the marker with the release the kernel reports to userspace, then power-off.</summary>
-    internal const string InitScript =
-        "#!/bin/sh\n" +
-        "echo \"" + Marker + " release=$(/bin/busybox uname -r)\"\n" +
-        "/bin/busybox poweroff -f\n";
-
-    // nohz=off highres=off keep the PIT in periodic mode: with the one-shot PIT and the ACPI PM timer as clocksource, a
-    // slow, heavily loaded tcg run was seen to halt forever after a one-shot expired (open bug, see the README).
-    internal const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests nohz=off highres=off";
-
-    /// <summary>The initramfs: /bin/busybox and an /init script that prints the marker with `uname -r` and powers off.</summary>
-    internal static byte[] BuildInitramfs()
-    {
-        if (!File.Exists(BusyboxPath))
-        {
-            Assert.Ignore($"{BusyboxPath} is missing (Debian package busybox-static; .ci/run installs it)");
-        }
-
-        return new NewcArchiveBuilder()
-            .AddDirectory("bin")
-            .AddDirectory("dev")
-            .AddCharDevice("dev/console", 5, 1)
-            .AddFile("bin/busybox", File.ReadAllBytes(BusyboxPath))
-            .AddSymlink("bin/sh", "busybox")
-            .AddFile("init", Encoding.ASCII.GetBytes(InitScript))
-            .Build();
-    }
+    private static byte[] BuildInitramfs() => LinuxInitramfs.Build();
 
     [Test]
     public void DebianKernelBootsToInitAndPowersOffOnTcgAsUnderQemu()
