@@ -55,19 +55,26 @@ internal static class DeviceGuests
             g.Mark(ref handler);
             switch (mode)
             {
+                // Each handler returns with IF clear (it clears IF in the saved FLAGS), so a second tick that is already
+                // pending when a slow host resumes the guest cannot be taken between IRET and the loop's count check.
                 case GuestMode.Real:
                     a.push(ds);
                     a.push(ax);
+                    a.push(bp);
+                    a.mov(bp, sp);
+                    a.and(__word_ptr[bp + 10], unchecked((short)0xFDFF)); // FLAGS above BP, AX, DS, IP and CS
                     a.xor(ax, ax);
                     a.mov(ds, ax);
                     a.inc(__word_ptr[PcGuest.Variables]);
                     a.mov(al, 0x20);
                     a.@out(0x20, al);
+                    a.pop(bp);
                     a.pop(ax);
                     a.pop(ds);
                     break;
                 case GuestMode.Protected:
                     a.push(eax);
+                    a.and(__dword_ptr[esp + 12], ~0x200); // EFLAGS above EAX, EIP and CS
                     a.inc(__word_ptr[PcGuest.Variables]);
                     a.mov(al, 0x20);
                     a.@out(0x20, al);
@@ -75,6 +82,7 @@ internal static class DeviceGuests
                     break;
                 default:
                     a.push(rax);
+                    a.and(__qword_ptr[rsp + 24], ~0x200); // RFLAGS above RAX, RIP and CS
                     a.inc(__word_ptr[PcGuest.Variables]);
                     a.mov(al, 0x20);
                     a.@out(0x20, al);
