@@ -245,9 +245,9 @@ internal static class ApicGuests
         a.mov(ebx, 2); // at most two start-up IPIs (SDM 9.4.4.1)
         a.Label(ref sipi);
         a.mov(__dword_ptr[r14 + 0x300], 0x0000_4600 | (int)(Trampoline >> 12));
-        a.mov(__dword_ptr[r14 + 0x380], 200_000_000); // up to 200 ms at 1 GHz
+        a.mov(__dword_ptr[r14 + 0x380], 1_000_000_000); // up to 1 s at 1 GHz (a loaded host may be slow to run the AP)
         a.Label(ref wait);
-        a.cmp(__dword_ptr[ApMarker], 0);
+        a.cmp(__byte_ptr[ApMarker], 0); // the flag byte only: the AP stores its CS (bytes 2-3) and ID (byte 1) first
         a.jne(started);
         a.pause();
         a.cmp(__dword_ptr[r14 + 0x390], 0);
