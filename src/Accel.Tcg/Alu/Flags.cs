@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Iced.Intel;
 
 namespace Hypervisor.Accel.Tcg.Alu;
 
@@ -48,6 +49,34 @@ internal static partial class Alu
         1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0,
         0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1,
     ];
+
+    /// <summary>Evaluates condition code <paramref name="cc"/> against <paramref name="rflags"/> (SDM Vol. 1, Appendix B).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Condition(ulong rflags, ConditionCode cc)
+    {
+        bool cf = (rflags & 0x1) != 0, pf = (rflags & 0x4) != 0, zf = (rflags & 0x40) != 0, sf = (rflags & 0x80) != 0,
+            of = (rflags & 0x800) != 0;
+        return cc switch
+        {
+            ConditionCode.o => of,
+            ConditionCode.no => !of,
+            ConditionCode.b => cf,
+            ConditionCode.ae => !cf,
+            ConditionCode.e => zf,
+            ConditionCode.ne => !zf,
+            ConditionCode.be => cf || zf,
+            ConditionCode.a => !cf && !zf,
+            ConditionCode.s => sf,
+            ConditionCode.ns => !sf,
+            ConditionCode.p => pf,
+            ConditionCode.np => !pf,
+            ConditionCode.l => sf != of,
+            ConditionCode.ge => sf == of,
+            ConditionCode.le => zf || sf != of,
+            ConditionCode.g => !zf && sf == of,
+            _ => true,
+        };
+    }
 
     /// <summary>1 when the low byte of <paramref name="value"/> has even parity, else 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -188,30 +188,5 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>Evaluates condition code <paramref name="cc"/> against RFLAGS (SDM Vol. 1, Appendix B).</summary>
-    private bool Condition(ConditionCode cc)
-    {
-        ulong f = S.Rflags;
-        bool cf = (f & Fl.CF) != 0, zf = (f & Fl.ZF) != 0, sf = (f & Fl.SF) != 0, of = (f & Fl.OF) != 0,
-            pf = (f & Fl.PF) != 0;
-        return cc switch
-        {
-            ConditionCode.o => of,
-            ConditionCode.no => !of,
-            ConditionCode.b => cf,
-            ConditionCode.ae => !cf,
-            ConditionCode.e => zf,
-            ConditionCode.ne => !zf,
-            ConditionCode.be => cf || zf,
-            ConditionCode.a => !cf && !zf,
-            ConditionCode.s => sf,
-            ConditionCode.ns => !sf,
-            ConditionCode.p => pf,
-            ConditionCode.np => !pf,
-            ConditionCode.l => sf != of,
-            ConditionCode.ge => sf == of,
-            ConditionCode.le => zf || sf != of,
-            ConditionCode.g => !zf && sf == of,
-            _ => true,
-        };
-    }
+    private bool Condition(ConditionCode cc) => Alu.Alu.Condition(S.Rflags, cc);
 }

@@ -48,30 +48,7 @@ internal static class JitFlags
 
     /// <summary>Condition code <paramref name="cc"/> against materialised flags (SDM Vol. 1, Appendix B).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool Condition(ulong f, int cc)
-    {
-        bool cf = (f & 1) != 0, pf = (f & 4) != 0, zf = (f & 0x40) != 0, sf = (f & 0x80) != 0, of = (f & 0x800) != 0;
-        return (ConditionCode)cc switch
-        {
-            ConditionCode.o => of,
-            ConditionCode.no => !of,
-            ConditionCode.b => cf,
-            ConditionCode.ae => !cf,
-            ConditionCode.e => zf,
-            ConditionCode.ne => !zf,
-            ConditionCode.be => cf || zf,
-            ConditionCode.a => !cf && !zf,
-            ConditionCode.s => sf,
-            ConditionCode.ns => !sf,
-            ConditionCode.p => pf,
-            ConditionCode.np => !pf,
-            ConditionCode.l => sf != of,
-            ConditionCode.ge => sf == of,
-            ConditionCode.le => zf || sf != of,
-            ConditionCode.g => !zf && sf == of,
-            _ => true,
-        };
-    }
+    public static bool Condition(ulong f, int cc) => Alu.Alu.Condition(f, (ConditionCode)cc);
 
     /// <summary>Eager shifts and rotates (the count-0 and OF rules live in the ALU library): returns the result, updates <paramref name="rflags"/>.</summary>
     public static ulong Shift(int mnemonic, ulong a, ulong count, int bits, ref ulong rflags) => (Mnemonic)mnemonic switch
