@@ -23,9 +23,7 @@ internal static partial class LinuxInitramfs
         "echo \"" + Marker + " release=$(/bin/busybox uname -r)\"\n" +
         "/bin/busybox poweroff -f\n";
 
-    // nohz=off highres=off keep the PIT in periodic mode: with the one-shot PIT and the ACPI PM timer as clocksource, a
-    // slow, heavily loaded tcg run was seen to halt forever after a one-shot expired (open bug, see the README).
-    internal const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests nohz=off highres=off";
+    internal const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests";
 
     /// <summary>Why the initramfs cannot be built here, or null when <see cref="BusyboxPath"/> exists.</summary>
     internal static string? MissingReason =>
