@@ -1,3 +1,4 @@
+using Hypervisor.Guests;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -28,7 +29,7 @@ public static class FirmwareImage
     /// <summary>Where the image's low alias starts (segment F000 in real mode).</summary>
     public const uint LowBase = 0xF0000;
     private const int RealOffset = 0x0000, ProtectedOffset = 0x1000, LongOffset = 0x2000, SectionLimit = 0xD000;
-    private const int GdtOffset = 0xFE00, GdtPointerOffset = 0xFE40, ResetVectorOffset = 0xFFF0;
+    private const int GdtOffset = 0xFE00, GdtPointerOffset = 0xFE40;
 
     /// <summary>Offset in the image (and in segment F000 in real mode) of an optional fixed-position 16-bit routine.</summary>
     public const int FixedRoutineOffset = 0xF000;
@@ -42,20 +43,8 @@ public static class FirmwareImage
         ArgumentNullException.ThrowIfNull(body);
         var image = new byte[ImageSize];
 
-        // GDT: null, 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code (Intel SDM Vol. 3A 3.4.5). The accessed
-        // bits are preset so that loading a selector never writes to the (read-only) image.
-        ulong[] gdt = [0, 0x00CF_9B00_0000_FFFF, 0x00CF_9300_0000_FFFF, 0x00AF_9B00_0000_FFFF];
-        for (int i = 0; i < gdt.Length; i++)
-        {
-            BitConverter.TryWriteBytes(image.AsSpan(GdtOffset + (i * 8)), gdt[i]);
-        }
-
-        BitConverter.TryWriteBytes(image.AsSpan(GdtPointerOffset), (ushort)((gdt.Length * 8) - 1));
-        BitConverter.TryWriteBytes(image.AsSpan(GdtPointerOffset + 2), LowBase + GdtOffset);
-
-        // Reset vector (CS base 0xFFFF0000, IP 0xFFF0): far jump to F000:0000.
-        byte[] reset = [0xEA, 0x00, 0x00, 0x00, 0xF0];
-        reset.CopyTo(image, ResetVectorOffset);
+        FirmwareSkeleton.WriteFlatGdt(image, GdtOffset, GdtPointerOffset, LowBase);
+        FirmwareSkeleton.WriteResetJump(image);
 
         if (fixedRoutine is not null)
         {
@@ -88,8 +77,7 @@ public static class FirmwareImage
     public static byte[] BuildPrintAndExit(string text)
     {
         var image = new byte[ImageSize];
-        byte[] reset = [0xEA, 0x00, 0x00, 0x00, 0xF0];
-        reset.CopyTo(image, ResetVectorOffset);
+        FirmwareSkeleton.WriteResetJump(image);
         var a = new Assembler(16);
         foreach (char c in text)
         {

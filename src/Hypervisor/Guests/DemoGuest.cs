@@ -31,7 +31,6 @@ public static class DemoGuest
     private const int LongModeOffset = 0x2000;
     private const int RealModeMessageOffset = 0x0E00;
     private const int ProtectedModeMessageOffset = 0x1E00;
-    private const int ResetVectorOffset = 0xFFF0;
     private const ushort Com1 = 0x3F8;
     private const ushort DebugExitPort = 0x501;
     private const uint PageTables = 0x10000; // PML4 at 0x10000, PDPT at 0x11000, PD at 0x12000
@@ -48,21 +47,8 @@ public static class DemoGuest
         "Hypervisor demo guest: real mode\r\n\0"u8.CopyTo(image.AsSpan(RealModeMessageOffset));
         "Hypervisor demo guest: 32-bit protected mode\r\n\0"u8.CopyTo(image.AsSpan(ProtectedModeMessageOffset));
 
-        // GDT: null, 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code (Intel SDM Vol. 3A 3.4.5). The accessed
-        // bits are preset (types 0xB and 0x3): the table lives in ROM, and a CPU that loads a descriptor with the bit
-        // clear writes it back (SDM 3.4.5.1), which hardware virtualization cannot complete into read-only memory.
-        ulong[] gdt = [0, 0x00CF_9B00_0000_FFFF, 0x00CF_9300_0000_FFFF, 0x00AF_9B00_0000_FFFF];
-        for (int i = 0; i < gdt.Length; i++)
-        {
-            BitConverter.TryWriteBytes(image.AsSpan(GdtOffset + (i * 8)), gdt[i]);
-        }
-
-        BitConverter.TryWriteBytes(image.AsSpan(GdtPointerOffset), (ushort)((gdt.Length * 8) - 1));
-        BitConverter.TryWriteBytes(image.AsSpan(GdtPointerOffset + 2), LowBase + GdtOffset);
-
-        // Reset vector (CS base 0xFFFF0000, IP 0xFFF0): far jump to F000:0000, the real-mode code.
-        byte[] reset = [0xEA, 0x00, 0x00, 0x00, 0xF0];
-        reset.CopyTo(image, ResetVectorOffset);
+        FirmwareSkeleton.WriteFlatGdt(image, GdtOffset, GdtPointerOffset, LowBase);
+        FirmwareSkeleton.WriteResetJump(image); // to F000:0000, the real-mode code
         return image;
     }
 

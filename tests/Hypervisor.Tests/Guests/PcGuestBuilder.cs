@@ -1,4 +1,5 @@
 using System.Text;
+using Hypervisor.Guests;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -42,7 +43,6 @@ internal sealed class PcGuest
     private const int LongOffset = 0x2000;
     private const int GdtOffset = 0xFF00;
     private const int GdtPointerOffset = 0xFF40;
-    private const int ResetVectorOffset = 0xFFF0;
     private const uint IdtBase = 0x8000;
     private const uint IdtPointer = 0x7F00;
     private const uint PageTables = 0x10000;
@@ -109,19 +109,8 @@ internal sealed class PcGuest
             ProtectedModeSwitch().CopyTo(image, ProtectedOffset);
         }
 
-        // GDT: null, 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code (SDM Vol. 3A 3.4.5), accessed bits preset.
-        ulong[] gdt = [0, 0x00CF_9B00_0000_FFFF, 0x00CF_9300_0000_FFFF, 0x00AF_9B00_0000_FFFF];
-        for (int i = 0; i < gdt.Length; i++)
-        {
-            BitConverter.TryWriteBytes(image.AsSpan(GdtOffset + (i * 8)), gdt[i]);
-        }
-
-        BitConverter.TryWriteBytes(image.AsSpan(GdtPointerOffset), (ushort)((gdt.Length * 8) - 1));
-        BitConverter.TryWriteBytes(image.AsSpan(GdtPointerOffset + 2), LowBase + GdtOffset);
-
-        // Reset vector: jmp far F000:0000.
-        byte[] reset = [0xEA, 0x00, 0x00, 0x00, 0xF0];
-        reset.CopyTo(image, ResetVectorOffset);
+        FirmwareSkeleton.WriteFlatGdt(image, GdtOffset, GdtPointerOffset, LowBase);
+        FirmwareSkeleton.WriteResetJump(image);
         return image;
     }
 
