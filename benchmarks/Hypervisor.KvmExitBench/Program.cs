@@ -5,7 +5,12 @@
 //   ioctl    a bare P/Invoke loop over KVM_RUN on one of our vCPUs (what any .NET caller pays);
 //   wrapper  KvmVcpu.Run() and the exit view (fd lease, run-state checks, kick handling);
 //   vcpu     the adapter's IVcpu.Run() called on this thread (the machine built, but its run loop not used);
-//   adapter  the whole machine: IVcpu.Run() answering the OUT through the port bus, on the machine's vCPU thread.
+//   adapter  the whole machine: IVcpu.Run() answering the OUT through the port bus, on the machine's vCPU thread;
+// and two probes of the bottom layer (not part of the default set):
+//   direct   the ioctl loop through a LibraryImport of libc's ioctl without SetLastError (Tmds.LibC's ioctl clears
+//            errno before and saves it after every call);
+//   pages    the ioctl loop touching 16 more distinct pages per exit, to measure what a page touched in user space
+//            costs per exit under emulated AMD-V (QEMU's software TLB is flushed at every VMRUN and #VMEXIT).
 // Rounds interleave the layers so that load changes on the (emulated, shared) host hit all of them alike, and each
 // round starts with C followed at once by the machine. The summary gives each layer's median, its ratio to the C
 // median, and the median and quartiles of the per-round ratios (layer / C of the same round): on a loaded host the
@@ -24,8 +29,8 @@ using static Iced.Intel.AssemblerRegisters;
 
 int exits = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20_000;
 int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
-string[] allLayers = ["c", "adapter", "ioctl", "wrapper", "vcpu"];
-string[] layers = args.Length > 2 ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : allLayers;
+string[] allLayers = ["c", "adapter", "ioctl", "wrapper", "vcpu", "direct", "pages"];
+string[] layers = args.Length > 2 ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : allLayers[..5];
 if (exits is < 1 or > 100_000_000 || rounds is < 1 or > 1000 || !OperatingSystem.IsLinux() || layers.Except(allLayers).Any())
 {
     Console.Error.WriteLine("usage: Hypervisor.KvmExitBench [EXITS (1..100000000)] [ROUNDS (1..1000)] [LAYERS: comma-separated of c,adapter,ioctl,wrapper,vcpu] (Linux only)");
@@ -53,12 +58,14 @@ Bench.Wrapper(5_000);
 Bench.Vcpu(kvm, 5_000);
 Bench.Adapter(kvm, 5_000);
 
-var results = allLayers.Where(layers.Contains).ToDictionary(l => l, _ => new List<double>());
+// Layers run in the order given; per-round ratios are taken against the first (normally c).
+var results = layers.Distinct().Where(l => l != "c" || reference is not null).ToDictionary(l => l, _ => new List<double>());
+string baseLayer = results.Keys.First();
 var ratios = results.Keys.ToDictionary(l => l, _ => new List<double>());
 for (int round = 1; round <= rounds; round++)
 {
     var line = new System.Text.StringBuilder($"round {round}:");
-    double? cRound = null;
+    double? baseRound = null;
     foreach (string layer in results.Keys)
     {
         double us;
@@ -69,29 +76,26 @@ for (int round = 1; round <= rounds; round++)
         }
         else
         {
-            if (layer == "c" && reference is null)
-            {
-                continue;
-            }
-
             us = layer switch
             {
                 "c" => Bench.CReference(reference!, exits),
                 "ioctl" => Bench.Ioctl(exits),
                 "wrapper" => Bench.Wrapper(exits),
+                "direct" => Bench.Ioctl(exits, direct: true),
+                "pages" => Bench.Ioctl(exits, touchPages: 16),
                 _ => Bench.Vcpu(kvm, exits),
             };
             line.Append(CultureInfo.InvariantCulture, $" {layer} {us:0.00}");
         }
 
         results[layer].Add(us);
-        if (layer == "c")
+        if (layer == baseLayer)
         {
-            cRound = us;
+            baseRound = us;
         }
-        else if (cRound is double cr)
+        else if (baseRound is double b)
         {
-            ratios[layer].Add(us / cr);
+            ratios[layer].Add(us / b);
         }
     }
 
@@ -112,7 +116,7 @@ foreach ((string layer, List<double> values) in results)
     {
         List<double> r = ratios[layer];
         ratio += string.Create(CultureInfo.InvariantCulture,
-            $"; per-round ratio median {Median(r):0.00}x (quartiles {Quantile(r, 0.25):0.00}-{Quantile(r, 0.75):0.00}, {r.Count} rounds)");
+            $"; per-round ratio to {baseLayer}: median {Median(r):0.00}x (quartiles {Quantile(r, 0.25):0.00}-{Quantile(r, 0.75):0.00}, {r.Count} rounds)");
     }
 
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {layer,-8} {m,8:0.00} us/exit  {ratio}"));
@@ -219,20 +223,32 @@ internal static unsafe partial class Bench
         }
     }
 
-    internal static double Ioctl(int exits)
+    [LibraryImport("libc.so.6", EntryPoint = "ioctl")]
+    private static partial int DirectIoctl(int fd, nuint request, nint argument);
+
+    internal static double Ioctl(int exits, bool direct = false, int touchPages = 0)
     {
         using var vm = new RealModeVcpu(exits);
         kvm_run* run = vm.Vcpu.RunStructure;
         bool added = false;
         vm.Vcpu.Handle.DangerousAddRef(ref added);
         int fd = vm.Vcpu.Handle.Fd;
+        uint request = Hypervisor.Accel.Kvm.Interop.Ioctl.KVM_RUN;
+        byte* pages = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, touchPages) * 4096, 4096);
+        NativeMemory.Clear(pages, (nuint)Math.Max(1, touchPages) * 4096);
         long start = Stopwatch.GetTimestamp();
         int seen = 0;
         while (true)
         {
-            if (Libc.Ioctl(fd, Hypervisor.Accel.Kvm.Interop.Ioctl.KVM_RUN, 0, out int error) < 0)
+            int result = direct ? DirectIoctl(fd, request, 0) : Libc.Ioctl(fd, request, 0, out _);
+            if (result < 0)
             {
-                throw new KvmException("KVM_RUN", error);
+                throw new KvmException("KVM_RUN", Marshal.GetLastSystemError());
+            }
+
+            for (int p = 0; p < touchPages; p++)
+            {
+                pages[p * 4096]++;
             }
 
             if (run->exit_reason != KvmConstants.KVM_EXIT_IO)
@@ -244,6 +260,7 @@ internal static unsafe partial class Bench
         }
 
         double us = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        NativeMemory.AlignedFree(pages);
         vm.Vcpu.Handle.DangerousRelease();
         Check(seen, exits, run->exit_reason);
         return us / exits;
