@@ -7,8 +7,8 @@
 //   vcpu     the adapter's IVcpu.Run() called on this thread (the machine built, but its run loop not used);
 //   adapter  the whole machine: IVcpu.Run() answering the OUT through the port bus, on the machine's vCPU thread;
 // and two probes of the bottom layer (not part of the default set):
-//   direct   the ioctl loop through a LibraryImport of libc's ioctl without SetLastError (Tmds.LibC's ioctl clears
-//            errno before and saves it after every call);
+//   tmds     the ioctl loop through Tmds.LibC's ioctl, declared with SetLastError (errno cleared before and saved
+//            after every call), which the backend used for KVM_RUN before; 'ioctl' is the backend's Libc.RunVcpu;
 //   pages    the ioctl loop touching 16 more distinct pages per exit, to measure what a page touched in user space
 //            costs per exit under emulated AMD-V (QEMU's software TLB is flushed at every VMRUN and #VMEXIT).
 // Rounds interleave the layers so that load changes on the (emulated, shared) host hit all of them alike, and each
@@ -29,7 +29,7 @@ using static Iced.Intel.AssemblerRegisters;
 
 int exits = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20_000;
 int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
-string[] allLayers = ["c", "adapter", "ioctl", "wrapper", "vcpu", "direct", "pages"];
+string[] allLayers = ["c", "adapter", "ioctl", "wrapper", "vcpu", "tmds", "pages"];
 string[] layers = args.Length > 2 ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : allLayers[..5];
 if (exits is < 1 or > 100_000_000 || rounds is < 1 or > 1000 || !OperatingSystem.IsLinux() || layers.Except(allLayers).Any())
 {
@@ -81,7 +81,7 @@ for (int round = 1; round <= rounds; round++)
                 "c" => Bench.CReference(reference!, exits),
                 "ioctl" => Bench.Ioctl(exits),
                 "wrapper" => Bench.Wrapper(exits),
-                "direct" => Bench.Ioctl(exits, direct: true),
+                "tmds" => Bench.Ioctl(exits, tmds: true),
                 "pages" => Bench.Ioctl(exits, touchPages: 16),
                 _ => Bench.Vcpu(kvm, exits),
             };
@@ -223,10 +223,7 @@ internal static unsafe partial class Bench
         }
     }
 
-    [LibraryImport("libc.so.6", EntryPoint = "ioctl")]
-    private static partial int DirectIoctl(int fd, nuint request, nint argument);
-
-    internal static double Ioctl(int exits, bool direct = false, int touchPages = 0)
+    internal static double Ioctl(int exits, bool tmds = false, int touchPages = 0)
     {
         using var vm = new RealModeVcpu(exits);
         kvm_run* run = vm.Vcpu.RunStructure;
@@ -240,10 +237,11 @@ internal static unsafe partial class Bench
         int seen = 0;
         while (true)
         {
-            int result = direct ? DirectIoctl(fd, request, 0) : Libc.Ioctl(fd, request, 0, out _);
+            int error;
+            int result = tmds ? Libc.Ioctl(fd, request, 0, out error) : Libc.RunVcpu(fd, out error);
             if (result < 0)
             {
-                throw new KvmException("KVM_RUN", Marshal.GetLastSystemError());
+                throw new KvmException("KVM_RUN", error);
             }
 
             for (int p = 0; p < touchPages; p++)

@@ -184,7 +184,7 @@ internal sealed unsafe class KvmVcpu : IDisposable
         _generation++;
         while (true)
         {
-            int result = Libc.Ioctl(fd, Ioctl.KVM_RUN, 0, out int error);
+            int result = Libc.RunVcpu(fd, out int error);
             if (result >= 0)
             {
                 _exitReason = _run->exit_reason;
