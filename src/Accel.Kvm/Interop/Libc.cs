@@ -54,9 +54,9 @@ internal static unsafe partial class Libc
     /// </summary>
     /// <remarks>
     /// Tmds.LibC declares ioctl with SetLastError, so its stub clears errno before and copies it into the runtime's
-    /// thread state after every call; the exit benchmark measured that at about 9 % of a round trip under emulated
-    /// AMD-V (median of 101 paired rounds, see benchmarks/README.md). The successful call, which is nearly every call,
-    /// goes through a plain import instead. errno is never read after that import (returning to managed code may
+    /// thread state after every call (the exit benchmark saw 0.91x without it in one boot under emulated AMD-V and no
+    /// difference in another, see benchmarks/README.md). The successful call, which is nearly every call, goes through
+    /// a plain import instead. errno is never read after that import (returning to managed code may
     /// wait for a GC and clobber it): a failed call is made again through the errno-preserving path, which gives the
     /// same outcome: a kick's <c>immediate_exit</c> is still set, so it fails again at once with EINTR; another
     /// signal's EINTR or EAGAIN just re-enters the guest, as the caller would; a real error fails again with its errno.
