@@ -1,13 +1,20 @@
 // Port-I/O exit round trips through our kvm backend, side by side with the kvm-guest tool's C reference in the same
-// boot (issue 5): run -- dotnet Hypervisor.KvmExitBench.dll [EXITS] [ROUNDS]
+// boot (issue 5): run -- dotnet Hypervisor.KvmExitBench.dll [EXITS] [ROUNDS] [LAYERS, e.g. c,adapter]
 // Each iteration is a real-mode OUT DX,AL that exits to user space and re-enters. Every round times, back to back:
 //   c        the tool's static C program ($KVM_GUEST_TOOLS/kvmtest --bench N, a child process), when present;
 //   ioctl    a bare P/Invoke loop over KVM_RUN on one of our vCPUs (what any .NET caller pays);
 //   wrapper  KvmVcpu.Run() and the exit view (fd lease, run-state checks, kick handling);
 //   vcpu     the adapter's IVcpu.Run() called on this thread (the machine built, but its run loop not used);
-//   adapter  the whole machine: IVcpu.Run() answering the OUT through the port bus, on the machine's vCPU thread.
-// Rounds interleave the layers so that load changes on the (emulated, shared) host hit all of them alike; the
-// summary gives each layer's median and its ratio to the C median.
+//   adapter  the whole machine: IVcpu.Run() answering the OUT through the port bus, on the machine's vCPU thread;
+// and two probes of the bottom layer (not part of the default set):
+//   tmds     the ioctl loop through Tmds.LibC's ioctl, declared with SetLastError (errno cleared before and saved
+//            after every call), which the backend used for KVM_RUN before; 'ioctl' is the backend's Libc.RunVcpu;
+//   pages    the ioctl loop touching 16 more distinct pages per exit, to measure what a page touched in user space
+//            costs per exit under emulated AMD-V (QEMU's software TLB is flushed at every VMRUN and #VMEXIT).
+// Rounds interleave the layers so that load changes on the (emulated, shared) host hit all of them alike, and each
+// round starts with C followed at once by the machine. The summary gives each layer's median, its ratio to the C
+// median, and the median and quartiles of the per-round ratios (layer / C of the same round): on a loaded host the
+// per-exit time drifts by 2x within seconds, and a ratio of neighbours cancels most of that drift.
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -22,9 +29,11 @@ using static Iced.Intel.AssemblerRegisters;
 
 int exits = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20_000;
 int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
-if (exits is < 1 or > 100_000_000 || rounds is < 1 or > 100 || !OperatingSystem.IsLinux())
+string[] allLayers = ["c", "adapter", "ioctl", "wrapper", "vcpu", "tmds", "pages"];
+string[] layers = args.Length > 2 ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : allLayers[..5];
+if (exits is < 1 or > 100_000_000 || rounds is < 1 or > 1000 || !OperatingSystem.IsLinux() || layers.Except(allLayers).Any())
 {
-    Console.Error.WriteLine("usage: Hypervisor.KvmExitBench [EXITS (1..100000000)] [ROUNDS (1..100)] (Linux only)");
+    Console.Error.WriteLine("usage: Hypervisor.KvmExitBench [EXITS (1..100000000)] [ROUNDS (1..1000)] [LAYERS: comma-separated of c,adapter,ioctl,wrapper,vcpu] (Linux only)");
     return 64;
 }
 
@@ -49,24 +58,51 @@ Bench.Wrapper(5_000);
 Bench.Vcpu(kvm, 5_000);
 Bench.Adapter(kvm, 5_000);
 
-var results = new Dictionary<string, List<double>> { ["c"] = [], ["ioctl"] = [], ["wrapper"] = [], ["vcpu"] = [], ["adapter"] = [] };
+// Layers run in the order given; per-round ratios are taken against the first (normally c).
+var results = layers.Distinct().Where(l => l != "c" || reference is not null).ToDictionary(l => l, _ => new List<double>());
+string baseLayer = results.Keys.First();
+var ratios = results.Keys.ToDictionary(l => l, _ => new List<double>());
 for (int round = 1; round <= rounds; round++)
 {
-    if (reference is not null)
+    var line = new System.Text.StringBuilder($"round {round}:");
+    double? baseRound = null;
+    foreach (string layer in results.Keys)
     {
-        results["c"].Add(Bench.CReference(reference, exits));
+        double us;
+        if (layer == "adapter")
+        {
+            (us, double bytesPerExit) = Bench.Adapter(kvm, exits);
+            line.Append(CultureInfo.InvariantCulture, $" adapter {us:0.00} ({bytesPerExit:0.0} B/exit)");
+        }
+        else
+        {
+            us = layer switch
+            {
+                "c" => Bench.CReference(reference!, exits),
+                "ioctl" => Bench.Ioctl(exits),
+                "wrapper" => Bench.Wrapper(exits),
+                "tmds" => Bench.Ioctl(exits, tmds: true),
+                "pages" => Bench.Ioctl(exits, touchPages: 16),
+                _ => Bench.Vcpu(kvm, exits),
+            };
+            line.Append(CultureInfo.InvariantCulture, $" {layer} {us:0.00}");
+        }
+
+        results[layer].Add(us);
+        if (layer == baseLayer)
+        {
+            baseRound = us;
+        }
+        else if (baseRound is double b)
+        {
+            ratios[layer].Add(us / b);
+        }
     }
 
-    results["ioctl"].Add(Bench.Ioctl(exits));
-    results["wrapper"].Add(Bench.Wrapper(exits));
-    results["vcpu"].Add(Bench.Vcpu(kvm, exits));
-    (double adapter, double bytesPerExit) = Bench.Adapter(kvm, exits);
-    results["adapter"].Add(adapter);
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"round {round}: c {Show(results["c"])} ioctl {results["ioctl"][^1]:0.00} wrapper {results["wrapper"][^1]:0.00} vcpu {results["vcpu"][^1]:0.00} adapter {adapter:0.00} us/exit; adapter allocates {bytesPerExit:0.0} B/exit"));
+    Console.WriteLine(line.Append(" us/exit"));
 }
 
-double? c = results["c"].Count > 0 ? Median(results["c"]) : null;
+double? c = results.TryGetValue("c", out List<double>? cValues) && cValues.Count > 0 ? Median(cValues) : null;
 foreach ((string layer, List<double> values) in results)
 {
     if (values.Count == 0)
@@ -76,17 +112,28 @@ foreach ((string layer, List<double> values) in results)
 
     double m = Median(values);
     string ratio = c is null ? "no C reference ($KVM_GUEST_TOOLS/kvmtest)" : string.Create(CultureInfo.InvariantCulture, $"{m / c.Value:0.00}x C");
+    if (ratios[layer].Count > 0)
+    {
+        List<double> r = ratios[layer];
+        ratio += string.Create(CultureInfo.InvariantCulture,
+            $"; per-round ratio to {baseLayer}: median {Median(r):0.00}x (quartiles {Quantile(r, 0.25):0.00}-{Quantile(r, 0.75):0.00}, {r.Count} rounds)");
+    }
+
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"median {layer,-8} {m,8:0.00} us/exit  {ratio}"));
 }
 
 return 0;
 
-static string Show(List<double> values) => values.Count == 0 ? "-" : values[^1].ToString("0.00", CultureInfo.InvariantCulture);
+static double Median(List<double> values) => Quantile(values, 0.5);
 
-static double Median(List<double> values)
+// Linear interpolation between order statistics (the "type 7" estimator of R and NumPy).
+static double Quantile(List<double> values, double q)
 {
     double[] sorted = [.. values.Order()];
-    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    double position = q * (sorted.Length - 1);
+    int low = (int)Math.Floor(position);
+    int high = Math.Min(low + 1, sorted.Length - 1);
+    return sorted[low] + ((position - low) * (sorted[high] - sorted[low]));
 }
 
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
@@ -176,20 +223,30 @@ internal static unsafe partial class Bench
         }
     }
 
-    internal static double Ioctl(int exits)
+    internal static double Ioctl(int exits, bool tmds = false, int touchPages = 0)
     {
         using var vm = new RealModeVcpu(exits);
         kvm_run* run = vm.Vcpu.RunStructure;
         bool added = false;
         vm.Vcpu.Handle.DangerousAddRef(ref added);
         int fd = vm.Vcpu.Handle.Fd;
+        uint request = Hypervisor.Accel.Kvm.Interop.Ioctl.KVM_RUN;
+        byte* pages = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, touchPages) * 4096, 4096);
+        NativeMemory.Clear(pages, (nuint)Math.Max(1, touchPages) * 4096);
         long start = Stopwatch.GetTimestamp();
         int seen = 0;
         while (true)
         {
-            if (Libc.Ioctl(fd, Hypervisor.Accel.Kvm.Interop.Ioctl.KVM_RUN, 0, out int error) < 0)
+            int error;
+            int result = tmds ? Libc.Ioctl(fd, request, 0, out error) : Libc.RunVcpu(fd, out error);
+            if (result < 0)
             {
                 throw new KvmException("KVM_RUN", error);
+            }
+
+            for (int p = 0; p < touchPages; p++)
+            {
+                pages[p * 4096]++;
             }
 
             if (run->exit_reason != KvmConstants.KVM_EXIT_IO)
@@ -201,6 +258,7 @@ internal static unsafe partial class Bench
         }
 
         double us = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        NativeMemory.AlignedFree(pages);
         vm.Vcpu.Handle.DangerousRelease();
         Check(seen, exits, run->exit_reason);
         return us / exits;

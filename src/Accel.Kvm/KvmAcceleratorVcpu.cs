@@ -26,6 +26,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private ulong _cr8Written;
     private bool _waitingForSipi;
     private readonly ManualResetEventSlim _wake = new(false);
+    private readonly ulong? _pinnedXcr0;
     private int _stopRequested;
     private int _pendingVector = -1; // acknowledged at the PIC but not yet accepted by KVM_INTERRUPT
     private long _exits;
@@ -38,6 +39,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         _interrupts = vm.Context.InterruptSourceFor(index);
         _lapic = _interrupts as ILocalInterruptController;
         _waitingForSipi = index > 0 && _lapic is not null; // application processors wait for INIT/SIPI
+        _pinnedXcr0 = vm.PinnedXcr0;
         _vcpu = vm.Vm.CreateVcpu(index);
         try
         {
@@ -45,6 +47,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
             SetSystemRegisters(ResetState.System());
             SetGeneralRegisters(ResetState.General());
             SetFpuRegisters(ResetState.Fpu());
+            PinXcr0();
         }
         catch
         {
@@ -175,6 +178,15 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         _vcpu.Kick();
     }
 
+    /// <summary>Where the guest's own XSETBV cannot reach KVM, gives KVM the XCR0 the guest would set (see <see cref="KvmXsetbvCheck"/>).</summary>
+    private void PinXcr0()
+    {
+        if (_pinnedXcr0 is ulong xcr0)
+        {
+            _vcpu.SetXcr0(xcr0);
+        }
+    }
+
     /// <summary>Wakes a vCPU sleeping on HLT. Kicks and interrupt notifications may race with Dispose; they then do nothing.</summary>
     private void Wake()
     {
@@ -207,6 +219,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
                     SetSystemRegisters(ResetState.System() with { ApicBase = _lapic.ApicBase });
                     SetGeneralRegisters(ResetState.General());
                     SetFpuRegisters(ResetState.Fpu());
+                    PinXcr0();
                     _pendingVector = -1;
                     _waitingForSipi = (_lapic.ApicBase & (1UL << 8)) == 0; // the BSP restarts at the reset vector
                     break;

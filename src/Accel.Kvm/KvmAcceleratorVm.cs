@@ -51,6 +51,15 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
             MapMemory();
             _cpuid = _system.GetSupportedCpuid();
             _cpuidTable = KvmCpuid.Present(_cpuid, localApic: context.LocalInterruptControllers is not null);
+            ulong components = KvmXsetbvCheck.Components(_cpuidTable);
+            if (components != 0 && KvmXsetbvCheck.IsXsetbvLost(_system, _cpuidTable, components))
+            {
+                PinnedXcr0 = components;
+                _logger.LogWarning(
+                    "kvm: a guest's XSETBV does not reach KVM on this host (nested virtualization under an emulator " +
+                    "that drops the XSETBV intercept); XCR0 is pinned to 0x{Xcr0:X}, the XSAVE components the CPU model offers",
+                    components);
+            }
         }
         catch
         {
@@ -73,6 +82,12 @@ internal sealed class KvmAcceleratorVm : IAcceleratorVm
     internal KvmVm Vm => _vm;
 
     internal ReadOnlySpan<kvm_cpuid_entry2> SupportedCpuid => _cpuid;
+
+    /// <summary>
+    /// The XCR0 every vCPU is given at reset, or null (XCR0 resets to 1 and follows the guest's XSETBV): set only
+    /// where <see cref="KvmXsetbvCheck"/> found that a guest's XSETBV never reaches KVM.
+    /// </summary>
+    internal ulong? PinnedXcr0 { get; }
 
     /// <summary>The CPUID every vCPU of this VM presents (the core's CPU model limited to this host's KVM).</summary>
     internal CpuidTable Cpuid => _cpuidTable;

@@ -184,7 +184,7 @@ internal sealed unsafe class KvmVcpu : IDisposable
         _generation++;
         while (true)
         {
-            int result = Libc.Ioctl(fd, Ioctl.KVM_RUN, 0, out int error);
+            int result = Libc.RunVcpu(fd, out int error);
             if (result >= 0)
             {
                 _exitReason = _run->exit_reason;
@@ -354,6 +354,32 @@ internal sealed unsafe class KvmVcpu : IDisposable
         {
             VcpuIoctl(Ioctl.KVM_GET_XSAVE, area, "KVM_GET_XSAVE");
         }
+    }
+
+    /// <summary>KVM's idea of the guest's XCR0 (<c>KVM_GET_XCRS</c>; needs <c>KVM_CAP_XCRS</c>).</summary>
+    internal ulong GetXcr0()
+    {
+        kvm_xcrs xcrs;
+        VcpuIoctl(Ioctl.KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS");
+        var entries = (kvm_xcr*)xcrs.xcrs;
+        for (int i = 0; i < Math.Min((int)xcrs.nr_xcrs, KVM_MAX_XCRS); i++)
+        {
+            if (entries[i].xcr == 0)
+            {
+                return entries[i].value;
+            }
+        }
+
+        return 1; // XCR0's reset value (Intel SDM Vol. 1, 13.3): x87 only
+    }
+
+    /// <summary>Sets the guest's XCR0 (<c>KVM_SET_XCRS</c>); KVM refuses values the guest's CPUID does not allow.</summary>
+    internal void SetXcr0(ulong value)
+    {
+        kvm_xcrs xcrs = default;
+        xcrs.nr_xcrs = 1;
+        ((kvm_xcr*)xcrs.xcrs)[0] = new kvm_xcr { xcr = 0, value = value };
+        VcpuIoctl(Ioctl.KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
     }
 
     /// <summary>Reads the MSRs whose indices are in <paramref name="entries"/>; returns how many were read (KVM stops at the first it cannot read).</summary>

@@ -10,21 +10,27 @@ namespace Hypervisor.Accel.Whpx;
 [SupportedOSPlatform("windows")]
 internal sealed unsafe class WhpPartition : IDisposable
 {
-    private WhpPartition(WhvPartitionHandle handle, uint processorCount)
+    private WhpPartition(WhvPartitionHandle handle, uint processorCount, bool cpuidExits)
     {
         Handle = handle;
         ProcessorCount = processorCount;
+        CpuidExits = cpuidExits;
     }
 
     public WhvPartitionHandle Handle { get; }
 
     public uint ProcessorCount { get; }
 
+    /// <summary>Whether the leaves given to <see cref="Create"/> exit with <c>WHvRunVpExitReasonX64Cpuid</c>.</summary>
+    public bool CpuidExits { get; }
+
     /// <summary>
     /// Creates a partition for up to <paramref name="processorCount"/> virtual processors, without the platform's
-    /// local APIC (interrupts come from our interrupt controller through the pending-interruption register).
+    /// local APIC (interrupts come from our interrupt controller through the pending-interruption register). Where the
+    /// platform offers CPUID exits (<c>WHvCapabilityCodeExtendedVmExits</c>, X64CpuidExit), the leaves in
+    /// <paramref name="cpuidExitLeaves"/> exit to user space.
     /// </summary>
-    public static WhpPartition Create(uint processorCount)
+    public static WhpPartition Create(uint processorCount, ReadOnlySpan<uint> cpuidExitLeaves = default)
     {
         WhpxException.ThrowIfFailed(WinHvPlatform.WHvCreatePartition(out WhvPartitionHandle handle), nameof(WinHvPlatform.WHvCreatePartition));
         try
@@ -36,8 +42,25 @@ internal sealed unsafe class WhpPartition : IDisposable
             // The local APIC emulation mode is left at its default, WHvX64LocalApicEmulationModeNone: setting it
             // explicitly would fail on builds that predate the property, for no change in behaviour.
 
+            bool cpuidExits = !cpuidExitLeaves.IsEmpty && SupportsCpuidExits();
+            if (cpuidExits)
+            {
+                // Both are partition properties that must be set before WHvSetupPartition. The exit list's buffer is
+                // the UINT32 array itself (WHV_PARTITION_PROPERTY.CpuidExitList[]), its size the array's in bytes.
+                property = default;
+                property.ExtendedVmExits = WhvBitFields.ExtendedExitCpuid.Set(0, 1);
+                SetProperty(handle, WHV_PARTITION_PROPERTY_CODE.WHvPartitionPropertyCodeExtendedVmExits, ref property);
+                fixed (uint* leaves = cpuidExitLeaves)
+                {
+                    WhpxException.ThrowIfFailed(
+                        WinHvPlatform.WHvSetPartitionProperty(handle, WHV_PARTITION_PROPERTY_CODE.WHvPartitionPropertyCodeCpuidExitList,
+                            leaves, (uint)(cpuidExitLeaves.Length * sizeof(uint))),
+                        $"{nameof(WinHvPlatform.WHvSetPartitionProperty)}({WHV_PARTITION_PROPERTY_CODE.WHvPartitionPropertyCodeCpuidExitList})");
+                }
+            }
+
             WhpxException.ThrowIfFailed(WinHvPlatform.WHvSetupPartition(handle), nameof(WinHvPlatform.WHvSetupPartition));
-            return new WhpPartition(handle, processorCount);
+            return new WhpPartition(handle, processorCount, cpuidExits);
         }
         catch
         {
@@ -58,6 +81,15 @@ internal sealed unsafe class WhpPartition : IDisposable
             nameof(WinHvPlatform.WHvUnmapGpaRange));
 
     public void Dispose() => Handle.Dispose();
+
+    /// <summary>Whether this platform can exit on CPUID (<c>WHvCapabilityCodeExtendedVmExits</c>, bit X64CpuidExit).</summary>
+    private static bool SupportsCpuidExits()
+    {
+        WHV_CAPABILITY capability = default;
+        uint written;
+        int hr = WinHvPlatform.WHvGetCapability(WHV_CAPABILITY_CODE.WHvCapabilityCodeExtendedVmExits, &capability, (uint)sizeof(WHV_CAPABILITY), &written);
+        return hr >= 0 && WhvBitFields.ExtendedExitCpuid.IsSet(capability.ExtendedVmExits);
+    }
 
     private static void SetProperty(WhvPartitionHandle handle, WHV_PARTITION_PROPERTY_CODE code, ref WHV_PARTITION_PROPERTY property)
     {

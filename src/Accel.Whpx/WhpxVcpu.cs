@@ -37,6 +37,7 @@ internal sealed unsafe class WhpxVcpu : IVcpu
     private readonly WHV_EMULATOR_CALLBACKS* _callbacks;
     private readonly IInterruptSource? _interrupts;
     private readonly ILocalInterruptController? _lapic; // our local APIC: the partition emulates none
+    private readonly Hypervisor.Core.Cpu.CpuidTable _cpuid;
     private int _cr8Written;
     private readonly ManualResetEventSlim _wake = new(false);
     private int _kick;
@@ -45,9 +46,10 @@ internal sealed unsafe class WhpxVcpu : IVcpu
     private bool _windowRequested;
     private bool _disposed;
 
-    public WhpxVcpu(WhpPartition partition, uint index, Core.Accelerators.VmCreationContext context)
+    public WhpxVcpu(WhpPartition partition, uint index, Core.Accelerators.VmCreationContext context, Hypervisor.Core.Cpu.CpuidTable cpuid)
     {
         Index = (int)index;
+        _cpuid = cpuid;
         _interrupts = context.InterruptSourceFor((int)index);
         _lapic = _interrupts as ILocalInterruptController;
         _vp = new WhpVirtualProcessor(partition, index);
@@ -337,15 +339,18 @@ internal sealed unsafe class WhpxVcpu : IVcpu
 
     private void CompleteCpuid(in WhpxExit exit)
     {
-        // Leaves exit only when configured to; we answer with the platform's own result (there is no shared CPU
-        // model in the core yet) and step over the instruction.
+        // The leaves of WhpxCpuid.ExitLeaves exit: answer from the CPU model, limited by the platform's own answer
+        // (see WhpxCpuid), and step over the instruction. CPUID writes 32-bit results, zero-extended.
         ref readonly WHV_X64_CPUID_ACCESS_CONTEXT cpuid = ref _vp.ExitContext->CpuidAccess;
+        var platform = new Hypervisor.Core.Cpu.CpuidResult(
+            (uint)cpuid.DefaultResultRax, (uint)cpuid.DefaultResultRbx, (uint)cpuid.DefaultResultRcx, (uint)cpuid.DefaultResultRdx);
+        Hypervisor.Core.Cpu.CpuidResult answer = WhpxCpuid.Answer(_cpuid, (uint)cpuid.Rax, (uint)cpuid.Rcx, (uint)Index, platform);
         Span<WHV_REGISTER_VALUE> v = _vp.ValueSpan;
         v[..5].Clear();
-        v[0].Reg64 = cpuid.DefaultResultRax;
-        v[1].Reg64 = cpuid.DefaultResultRbx;
-        v[2].Reg64 = cpuid.DefaultResultRcx;
-        v[3].Reg64 = cpuid.DefaultResultRdx;
+        v[0].Reg64 = answer.Eax;
+        v[1].Reg64 = answer.Ebx;
+        v[2].Reg64 = answer.Ecx;
+        v[3].Reg64 = answer.Edx;
         v[4].Reg64 = exit.Rip + (ulong)exit.InstructionLength;
         _vp.SetRegisters(CpuidResultNames);
     }

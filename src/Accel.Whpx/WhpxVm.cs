@@ -15,6 +15,7 @@ internal sealed class WhpxVm : IAcceleratorVm
     private readonly WhpPartition _partition;
     private readonly List<WhpxVcpu> _vcpus = [];
     private readonly ILogger _logger;
+    private readonly Hypervisor.Core.Cpu.CpuidTable _cpuid;
     private bool _disposed;
 
     public WhpxVm(WhpxAccelerator accelerator, VmCreationContext context, uint processorCount)
@@ -22,7 +23,13 @@ internal sealed class WhpxVm : IAcceleratorVm
         Accelerator = accelerator;
         _context = context;
         _logger = context.LoggerFactory.CreateLogger<WhpxVm>();
-        _partition = WhpPartition.Create(processorCount);
+        _cpuid = WhpxCpuid.Table(localApic: context.LocalInterruptControllers is not null);
+        _partition = WhpPartition.Create(processorCount, WhpxCpuid.ExitLeaves(_cpuid.Model));
+        if (!_partition.CpuidExits)
+        {
+            _logger.LogWarning("whpx: this Windows build offers no CPUID exits; guests see the platform's CPUID, not the CPU model");
+        }
+
         try
         {
             foreach (MemoryRegion region in context.Memory.Regions)
@@ -58,7 +65,7 @@ internal sealed class WhpxVm : IAcceleratorVm
                 $"whpx partitions are created for {_partition.ProcessorCount} virtual processors (the host's processor count); vCPU {index} is out of range.");
         }
 
-        var vcpu = new WhpxVcpu(_partition, (uint)index, _context);
+        var vcpu = new WhpxVcpu(_partition, (uint)index, _context, _cpuid);
         _vcpus.Add(vcpu);
         return vcpu;
     }

@@ -254,11 +254,14 @@ public sealed class KvmAcceleratorTests
         a.iret();
     }
 
-    // Failed once in five full-suite runs inside the kvm-guest tool's emulated AMD-V: the handler ran and the guest then
-    // stayed halted, as if the interrupt had been taken before HLT despite the STI shadow. Not reproduced since: 200
-    // repetitions in one boot (DeviceInterruptWakesHltStress) passed on 2026-11-27. The adapter injects only when KVM
-    // reports ready_for_interrupt_injection after the exit, so a failure now prints 'H' (handler returning onto HLT)
-    // and the exit reason after which the vector was injected, to tell an emulation fault from ours. Retried until then.
+    // Rare failure inside the kvm-guest tool's emulated AMD-V: the handler ran and the guest then stayed halted.
+    // Reproduced on 2026-11-27 with StiHltShadowStress (20000 STI;HLT wake-ups in one guest): 9 interrupts, in each of
+    // two boots, arrived before the HLT. Every one was injected after KVM_EXIT_IRQ_WINDOW_OPEN, i.e. KVM reported
+    // ready_for_interrupt_injection with the guest at the HLT, inside the STI shadow (Intel SDM Vol. 2B, STI; AMD APM
+    // Vol. 2, 15.21.5 "interrupt shadow"). The adapter follows KVM's contract (inject only when ready after the exit), so
+    // the early delivery comes from below KVM's API: KVM's view of the shadow is the VMCB's int_state, which the emulated
+    // SVM wrote. Once in about 2200 wake-ups here; the handler then returns onto HLT with nothing left to wake it.
+    // Retried until that is fixed below us; see StiHltShadowStress.
     [Test]
     [Retry(3)]
     public void DeviceInterruptWakesHltWithInterruptsEnabled() => WakeHltWithDeviceInterrupt();
@@ -305,6 +308,87 @@ public sealed class KvmAcceleratorTests
             Assert.Multiple(() =>
             {
                 Assert.That(port.Text, Is.EqualTo("AIE"), $"interrupt injected after KVM exit reason {injectedAfter}");
+                Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
+            });
+        }
+    }
+
+    /// <summary>
+    /// The STI;HLT wake-up of <see cref="DeviceInterruptWakesHltWithInterruptsEnabled"/> 20000 times in one guest, to
+    /// expose it to host interrupts landing in the STI shadow: the device is triggered with interrupts off, then STI;
+    /// HLT. The handler reports 'H' (and steps its return address over the HLT, so the loop goes on) whenever the
+    /// interrupt arrived before the HLT executed, which the STI shadow forbids (Intel SDM Vol. 2B, STI).
+    /// <c>--filter Name~StiHltShadowStress</c>.
+    /// </summary>
+    [Test]
+    [Explicit("reproduces the emulated AMD-V's early interrupt (9 in 20000 on 2026-11-27); not for CI until fixed below KVM")]
+    public void StiHltShadowStress()
+    {
+        const int Iterations = 20000;
+        var irq = new OneShotInterrupt();
+        byte[] firmware = Firmware(a =>
+        {
+            Label loop = a.CreateLabel();
+            InstallVector(a, 0x20, 0x8000);
+            a.mov(cx, Iterations);
+            a.mov(dx, DebugPort);
+            a.Label(ref loop);
+            a.cli();
+            a.mov(al, (byte)'T'); // the device raises IRQ → vector 0x20
+            a.@out(dx, al);
+            a.sti();
+            a.hlt();
+            a.dec(cx);
+            a.jnz(loop);
+            a.cli();
+            Print(a, "E");
+            a.hlt();
+        }, a =>
+        {
+            Label done = a.CreateLabel();
+            a.push(ax);
+            a.push(bp);
+            a.push(si);
+            a.mov(bp, sp);
+            a.mov(si, __word_ptr[bp + 6]); // return IP: above SI, BP, AX
+            a.mov(al, __byte_ptr.cs[si]);
+            a.cmp(al, 0xF4);
+            a.jne(done);
+            a.inc(__word_ptr[bp + 6]); // continue after the HLT the interrupt should have woken
+            a.mov(al, (byte)'H');
+            a.@out(dx, al);
+            a.Label(ref done);
+            a.pop(si);
+            a.pop(bp);
+            a.pop(ax);
+            a.iret();
+        });
+        VirtualMachine? machine = null;
+        var injectedAfter = new List<uint>(); // the KVM exit after which each early interrupt was injected
+        var port = new CapturePort(b =>
+        {
+            if (b == 'T')
+            {
+                irq.Raise(0x20);
+                machine!.Control.NotifyInterruptPending();
+            }
+            else if (b == 'H')
+            {
+                injectedAfter.Add(((KvmAcceleratorVcpu)machine!.Vcpus[0]).LastExitBeforeInjection);
+            }
+        });
+        machine = Build(firmware, port, irq);
+        using (machine)
+        {
+            MachineRunResult result = machine.Run(new MachineRunOptions(Timeout: TimeSpan.FromMinutes(10)));
+            string text = port.Text;
+            int early = text.Count(c => c == 'H');
+            TestContext.Out.WriteLine($"{text.Count(c => c == 'T')} wake-ups, {early} interrupts taken before HLT (injected after KVM exits {string.Join(",", injectedAfter)}), {result.Exits} exits in {result.Elapsed.TotalSeconds:0.0} s");
+            Assert.Multiple(() =>
+            {
+                Assert.That(early, Is.Zero, "interrupts delivered inside the STI shadow");
+                Assert.That(text.Count(c => c == 'T'), Is.EqualTo(Iterations));
+                Assert.That(text, Does.EndWith("E"));
                 Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
             });
         }

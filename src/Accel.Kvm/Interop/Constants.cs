@@ -53,8 +53,11 @@ internal static class KvmConstants
     internal const int KVM_CAP_MAX_VCPUS = 66;
     internal const int KVM_CAP_READONLY_MEM = 81;
     internal const int KVM_CAP_XSAVE = 55;
+    internal const int KVM_CAP_XCRS = 56;
     internal const int KVM_CAP_IMMEDIATE_EXIT = 136;
     internal const int KVM_CAP_XSAVE2 = 208;
 
     internal const uint KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1u << 0;
+
+    internal const int KVM_MAX_XCRS = 16;
 }

@@ -69,5 +69,7 @@ internal static unsafe class Ioctl
     internal static readonly uint KVM_NMI = _IO(KVMIO, 0x9a);
     internal static readonly uint KVM_GET_XSAVE = _IOR<kvm_xsave>(KVMIO, 0xa4);
     internal static readonly uint KVM_SET_XSAVE = _IOW<kvm_xsave>(KVMIO, 0xa5);
+    internal static readonly uint KVM_GET_XCRS = _IOR<kvm_xcrs>(KVMIO, 0xa6);
+    internal static readonly uint KVM_SET_XCRS = _IOW<kvm_xcrs>(KVMIO, 0xa7);
     internal static readonly uint KVM_GET_XSAVE2 = _IOR<kvm_xsave>(KVMIO, 0xcf);
 }

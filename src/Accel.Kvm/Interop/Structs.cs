@@ -135,3 +135,25 @@ internal unsafe struct kvm_xsave
 {
     public fixed uint region[1024];
 }
+
+/// <summary><c>struct kvm_xcr</c>: one extended control register (XCR0 is index 0).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct kvm_xcr
+{
+    public uint xcr;
+    public uint reserved;
+    public ulong value;
+}
+
+/// <summary>
+/// <c>struct kvm_xcrs</c> (arch/x86/include/uapi/asm/kvm.h): <c>nr_xcrs</c> entries of <see cref="kvm_xcr"/> in
+/// <c>xcrs</c> (room for <c>KVM_MAX_XCRS</c>), then padding.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct kvm_xcrs
+{
+    public uint nr_xcrs;
+    public uint flags;
+    public fixed ulong xcrs[KvmConstants.KVM_MAX_XCRS * 2]; // kvm_xcr is 16 bytes: two ulongs each
+    public fixed ulong padding[16];
+}

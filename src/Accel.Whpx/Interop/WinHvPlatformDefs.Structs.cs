@@ -300,6 +300,12 @@ internal struct WHV_PARTITION_PROPERTY
 
     /// <summary>WHV_X64_MSR_EXIT_BITMAP.AsUINT64.</summary>
     [FieldOffset(0)] public ulong X64MsrExitBitmap;
+
+    /// <summary>
+    /// <c>UINT32 CpuidExitList[1]</c>: the first of the leaves that exit. The property's buffer is the whole UINT32
+    /// array, passed on its own with its size in bytes; this member only pins its place and element size.
+    /// </summary>
+    [FieldOffset(0)] public uint CpuidExitList;
 }
 
 [StructLayout(LayoutKind.Explicit, Size = 8)]
