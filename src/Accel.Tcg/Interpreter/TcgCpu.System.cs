@@ -440,6 +440,12 @@ internal sealed partial class TcgCpu
     private ulong ReadDebugRegister(int n)
     {
         RequireCpl0();
+        if (n is 4 or 5 && (S.Cr4 & Cr.Cr4De) != 0)
+        {
+            throw Ud();
+        }
+
+        CheckGeneralDetect();
         return n switch
         {
             0 => S.Dr0,
@@ -452,10 +458,16 @@ internal sealed partial class TcgCpu
         };
     }
 
-    /// <summary>Debug registers are stored (breakpoints are not implemented: they never trigger).</summary>
+    /// <summary>MOV to DRn (SDM Vol. 2, MOV—Move to/from Debug Registers); breakpoints: TcgCpu.Debug.cs.</summary>
     private void WriteDebugRegister(int n, ulong value)
     {
         RequireCpl0();
+        if (n is 4 or 5 && (S.Cr4 & Cr.Cr4De) != 0)
+        {
+            throw Ud();
+        }
+
+        CheckGeneralDetect();
         if (Is64 && n >= 6 && (value >> 32) != 0)
         {
             throw Gp0();
@@ -486,6 +498,9 @@ internal sealed partial class TcgCpu
             default:
                 throw Ud();
         }
+
+        OnDebugRegistersChanged();
+        EndBlock();
     }
 
     // ---------------------------------------------------------------- MSRs

@@ -1,0 +1,443 @@
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Hypervisor.Tests.Guests;
+
+/// <summary>
+/// Firmware guests for the system features of tcg issue 3 that only make sense as whole programs: hardware task
+/// switching, virtual-8086 mode and debug registers. Each runs in 32-bit protected mode (see <see cref="PcGuest"/>),
+/// builds its own GDT, TSSs and IDT in RAM, prints what the CPU did (error codes, saved state, flags) in hex on COM1
+/// and exits through isa-debug-exit. The tests run each image on tcg and on QEMU and compare.
+/// </summary>
+/// <remarks>
+/// RAM layout: GDT at 0x20000, TSSs from 0x21000 (0x100 apart), a TSS with a full I/O bitmap at 0x24000, IDT at
+/// 0x8000, stacks below 0x7000 (task A), 0x6000, 0x5800, 0x5000, 0x4800, 0x4000; variables at 0x600; virtual-8086
+/// code copied to 0x10000 (segment 0x1000).
+/// </remarks>
+internal static class SystemGuests
+{
+    public const uint Gdt = 0x20000;
+    public const uint TssA = 0x21000, TssB = 0x21100, TssC = 0x21200, TssD = 0x21300, TssE = 0x21400, TssF = 0x21500,
+        TssG = 0x21600, TssIo = 0x24000;
+
+    /// <summary>Recovery EIP for fault handlers (0: skip <see cref="SkipLength"/> bytes instead).</summary>
+    public const uint Recovery = 0x600;
+
+    /// <summary>How many bytes a handler skips when <see cref="Recovery"/> is 0.</summary>
+    public const uint SkipLength = 0x604;
+
+    public const uint Counter = 0x608;
+
+    public const byte ExitValue = 0x31;
+
+    private const uint IdtBase = 0x8000;
+
+    /// <summary>An 8-byte segment or system descriptor (SDM Vol. 3A, 3.4.5): <paramref name="access"/> is byte 5, <paramref name="flags"/> the G/DB/L/AVL nibble.</summary>
+    public static ulong Descriptor(uint baseAddress, uint limit, byte access, byte flags) =>
+        (limit & 0xFFFF) | ((ulong)(baseAddress & 0xFF_FFFF) << 16) | ((ulong)access << 40) |
+        ((ulong)((limit >> 16) & 0xF) << 48) | ((ulong)(flags & 0xF) << 52) | ((ulong)(baseAddress >> 24) << 56);
+
+    /// <summary>A task gate (SDM Vol. 3A, 7.2.5) naming <paramref name="tss"/>.</summary>
+    public static ulong TaskGate(ushort tss, int dpl = 0) => ((ulong)tss << 16) | ((ulong)(0x85 | (dpl << 5)) << 40);
+
+    // ------------------------------------------------------------------ helpers emitted into guests
+
+    /// <summary>Labels of the shared routines a system guest uses.</summary>
+    private sealed class Kit(PcGuest g)
+    {
+        public Label PrintHexLabel = g.A.CreateLabel("printHex");
+
+        public PcGuest G { get; } = g;
+
+        public Assembler A => G.A;
+
+        /// <summary>Prints EAX as <paramref name="digits"/> hex digits, then a space (clobbers EAX, EBX, ECX, EDX).</summary>
+        public void Hex(int digits = 8)
+        {
+            A.mov(ecx, digits);
+            A.call(PrintHexLabel);
+        }
+
+        public void Emit()
+        {
+            // printHex: EAX, ECX digits (most significant first), then ' '.
+            Label loop = A.CreateLabel(), digit = A.CreateLabel();
+            A.Label(ref PrintHexLabel);
+            A.mov(ebx, eax);
+            A.push(ecx);
+            A.lea(ecx, __[ecx * 4 - 4]);
+            A.Label(ref loop);
+            A.mov(eax, ebx);
+            A.shr(eax, cl);
+            A.and(eax, 0xF);
+            A.cmp(al, 10);
+            A.jb(digit);
+            A.add(al, 'A' - '0' - 10);
+            A.Label(ref digit);
+            A.add(al, (byte)'0');
+            A.push(ecx);
+            G.PutCharAl();
+            A.pop(ecx);
+            A.sub(ecx, 4);
+            A.jns(loop);
+            A.pop(ecx);
+            A.mov(al, (byte)' ');
+            G.PutCharAl();
+            A.ret();
+        }
+
+        public void Gdt(params ulong[] entries)
+        {
+            for (int i = 0; i < entries.Length; i++)
+            {
+                A.mov(__dword_ptr[SystemGuests.Gdt + (uint)(i * 8)], (uint)entries[i]);
+                A.mov(__dword_ptr[SystemGuests.Gdt + (uint)(i * 8) + 4], (uint)(entries[i] >> 32));
+            }
+
+            A.mov(__word_ptr[0x7F00], (ushort)((entries.Length * 8) - 1));
+            A.mov(__dword_ptr[0x7F02], SystemGuests.Gdt);
+            A.lgdt(__[0x7F00]);
+        }
+
+        /// <summary>Clears a 32-bit TSS and fills the fields a task starts from (flat ring-0 segments unless given).</summary>
+        public void Tss32(uint tss, Label eip, uint esp, uint eflags = 2, ushort cs = 0x08, ushort ss = 0x10,
+            ushort ds = 0x10, uint eaxValue = 0, ushort ldt = 0, bool trap = false)
+        {
+            A.mov(edi, tss);
+            A.xor(eax, eax);
+            A.mov(ecx, 0x68 / 4);
+            A.rep.stosd();
+            G.LoadAddressAx(eip);
+            A.mov(__dword_ptr[tss + 0x20], eax);
+            A.mov(__dword_ptr[tss + 0x24], eflags);
+            A.mov(__dword_ptr[tss + 0x28], eaxValue);
+            A.mov(__dword_ptr[tss + 0x38], esp);
+            A.mov(__dword_ptr[tss + 0x48], (uint)ds); // ES
+            A.mov(__dword_ptr[tss + 0x4C], (uint)cs);
+            A.mov(__dword_ptr[tss + 0x50], (uint)ss);
+            A.mov(__dword_ptr[tss + 0x54], (uint)ds);
+            A.mov(__dword_ptr[tss + 0x60], (uint)ldt);
+            A.mov(__dword_ptr[tss + 0x64], trap ? 1u : 0u);
+            A.mov(__dword_ptr[tss + 0x04], 0x6C00u); // ESP0
+            A.mov(__dword_ptr[tss + 0x08], 0x10u); // SS0
+        }
+
+        /// <summary>Writes an 8-byte IDT entry for <paramref name="vector"/>.</summary>
+        public void IdtEntry(int vector, ulong entry)
+        {
+            A.mov(__dword_ptr[IdtBase + (uint)(vector * 8)], (uint)entry);
+            A.mov(__dword_ptr[IdtBase + (uint)(vector * 8) + 4], (uint)(entry >> 32));
+        }
+
+        /// <summary>A 32-bit interrupt (or trap) gate to <paramref name="handler"/> in segment 0x08 with <paramref name="dpl"/>.</summary>
+        public void Gate(int vector, Label handler, int dpl = 0, bool trap = false)
+        {
+            uint gate = IdtBase + (uint)(vector * 8);
+            G.LoadAddressAx(handler);
+            A.mov(__word_ptr[gate], ax);
+            A.mov(__word_ptr[gate + 2], 0x08);
+            A.mov(__word_ptr[gate + 4], (ushort)((trap ? 0x8F00 : 0x8E00) | (dpl << 13)));
+            A.shr(eax, 16);
+            A.mov(__word_ptr[gate + 6], ax);
+        }
+
+        public void JmpFar(ushort selector)
+        {
+            A.db(0xEA);
+            A.dd(0);
+            A.dw(selector);
+        }
+
+        public void CallFar(ushort selector)
+        {
+            A.db(0x9A);
+            A.dd(0);
+            A.dw(selector);
+        }
+
+        /// <summary>Sets <see cref="Recovery"/> to <paramref name="label"/>.</summary>
+        public void SetRecovery(Label label)
+        {
+            G.LoadAddressAx(label);
+            A.mov(__dword_ptr[Recovery], eax);
+        }
+
+        /// <summary>Prints the busy bit (type bit 1) of the TSS descriptor <paramref name="selector"/>.</summary>
+        public void PrintBusy(ushort selector)
+        {
+            A.movzx(eax, __byte_ptr[SystemGuests.Gdt + selector + 5]);
+            A.shr(eax, 1);
+            A.and(eax, 1);
+            Hex(1);
+        }
+    }
+
+    /// <summary>
+    /// Hardware task switching (SDM Vol. 3A, chapter 7): CALL to a TSS and IRET back through NT and the back link;
+    /// JMP through a task gate and back; INT n through a task gate; a #GP with its error code delivered to a task
+    /// through a task gate; #TS, #NP and #GP for bad TSS selectors; a 16-bit TSS; a fault in the new task's context
+    /// (a data selector as CS) taken by a #TS task. Prints busy bits, NT, back links, saved EIPs and error codes.
+    /// </summary>
+    public static byte[] TaskSwitching() => PcGuest.Build(GuestMode.Protected, g =>
+    {
+        var k = new Kit(g);
+        Assembler a = g.A;
+        Label taskB = a.CreateLabel(), taskC = a.CreateLabel(), taskD = a.CreateLabel(), taskE = a.CreateLabel(),
+            taskG = a.CreateLabel(), afterGp = a.CreateLabel(), afterTs = a.CreateLabel(), afterNp = a.CreateLabel(),
+            afterBusy = a.CreateLabel(), afterBadCs = a.CreateLabel(), tsHandler = a.CreateLabel(), npHandler = a.CreateLabel(),
+            done = a.CreateLabel(), main = a.CreateLabel();
+
+        k.Gdt(
+            0,
+            0x00CF_9B00_0000_FFFF,
+            0x00CF_9300_0000_FFFF,
+            Descriptor(TssA, 0x67, 0x89, 0), // 0x18 task A (32-bit TSS)
+            Descriptor(TssB, 0x67, 0x89, 0), // 0x20 task B
+            Descriptor(TssC, 0x67, 0x89, 0), // 0x28 task C (INT 0x40)
+            Descriptor(TssD, 0x2B, 0x81, 0), // 0x30 task D, a 16-bit TSS
+            Descriptor(TssE, 0x67, 0x89, 0), // 0x38 task E (#GP)
+            TaskGate(0x20), // 0x40 task gate to B
+            Descriptor(TssF, 0x50, 0x89, 0), // 0x48 TSS below the minimum limit
+            Descriptor(TssF, 0x67, 0x09, 0), // 0x50 TSS not present
+            Descriptor(TssF, 0x67, 0x89, 0), // 0x58 task F: CS is a data segment
+            Descriptor(TssG, 0x67, 0x89, 0), // 0x60 task G (#TS)
+            Descriptor(PcGuest.LowBase, 0xFFFF, 0x9B, 0x4)); // 0x68 32-bit code based at the ROM copy (16-bit TSS IPs)
+        a.mov(ax, 0x18);
+        a.ltr(ax);
+        k.Tss32(TssA, main, 0x7000);
+        k.Tss32(TssB, taskB, 0x6000, eaxValue: 0x1111_2222);
+        k.Tss32(TssC, taskC, 0x5800);
+        k.Tss32(TssE, taskE, 0x5000);
+        k.Tss32(TssF, main, 0x4800, cs: 0x10);
+        k.Tss32(TssG, taskG, 0x4000);
+
+        // Task D's 16-bit TSS: IP, FLAGS, SP, ES, CS, SS, DS (SDM Vol. 3A, Figure 7-11).
+        a.mov(edi, TssD);
+        a.xor(eax, eax);
+        a.mov(ecx, 0x2C / 4);
+        a.rep.stosd();
+        g.LoadAddressAx(taskD);
+        a.sub(eax, PcGuest.LowBase);
+        a.mov(__word_ptr[TssD + 0x0E], ax);
+        a.mov(__word_ptr[TssD + 0x10], 2);
+        a.mov(__word_ptr[TssD + 0x12], 0x4444);
+        a.mov(__word_ptr[TssD + 0x1A], 0x3800);
+        a.mov(__word_ptr[TssD + 0x22], 0x10);
+        a.mov(__word_ptr[TssD + 0x24], 0x68);
+        a.mov(__word_ptr[TssD + 0x26], 0x10);
+        a.mov(__word_ptr[TssD + 0x28], 0x10);
+
+        k.IdtEntry(13, TaskGate(0x38));
+        k.IdtEntry(10, TaskGate(0x60));
+        k.IdtEntry(0x40, TaskGate(0x28, dpl: 0));
+        k.Gate(11, npHandler);
+        g.LoadIdt();
+        a.mov(__dword_ptr[Recovery], 0);
+        a.mov(__dword_ptr[SkipLength], 3); // MOV DS, AX is 66 8E D8 in 32-bit code
+        a.jmp(main);
+
+        // ---- task A
+        g.Mark(ref main);
+        g.Print("call ");
+        k.CallFar(0x20);
+        g.Print("back nt=");
+        a.pushfd();
+        a.pop(eax);
+        a.shr(eax, 14);
+        a.and(eax, 1);
+        k.Hex(1);
+        g.Print("busyA=");
+        k.PrintBusy(0x18);
+        g.Print("busyB=");
+        k.PrintBusy(0x20);
+        g.Print("ts=");
+        a.mov(eax, cr0);
+        a.shr(eax, 3);
+        a.and(eax, 1);
+        k.Hex(1);
+        a.clts();
+        g.Print("\r\njmp ");
+        k.JmpFar(0x40);
+        g.Print("A busyA=");
+        k.PrintBusy(0x18);
+        g.Print("busyB=");
+        k.PrintBusy(0x20);
+        g.Print("\r\nint ");
+        a.mov(esi, 0x5A5A_0001);
+        a.@int(0x40);
+        a.mov(ebp, esi);
+        g.Print("A esi=");
+        a.mov(eax, ebp);
+        k.Hex();
+        g.Print("\r\ngp ");
+        a.mov(ax, 0x1234);
+        a.mov(ds, ax); // #GP(0x1234: TI=1, no LDT) to task E, which skips the MOV
+        g.Print("A\r\n16 ");
+        k.CallFar(0x30);
+        g.Print("A busyD=");
+        k.PrintBusy(0x30);
+        g.Print("link=");
+        a.movzx(eax, __word_ptr[TssD]);
+        k.Hex(4);
+
+        // Bad TSS selectors, in the old task: limit too small, not present, busy.
+        g.Print("\r\nts ");
+        k.SetRecovery(afterTs);
+        k.JmpFar(0x48);
+        g.Mark(ref afterTs);
+        g.Print("np ");
+        k.SetRecovery(afterNp);
+        k.JmpFar(0x50);
+        g.Mark(ref afterNp);
+        g.Print("busy ");
+        k.SetRecovery(afterBusy);
+        k.CallFar(0x18);
+        g.Mark(ref afterBusy);
+
+        // A fault in the new task: F's CS is a data segment; #TS(0x10) through the #TS task G, which JMPs back here.
+        g.Print("\r\nbadcs ");
+        k.SetRecovery(afterBadCs);
+        k.JmpFar(0x58);
+        g.Print("A busyF=");
+        k.PrintBusy(0x58);
+        g.Print("busyG=");
+        k.PrintBusy(0x60);
+        g.Print("tr=");
+        a.str(ax);
+        a.movzx(eax, ax);
+        k.Hex(4);
+        g.Mark(ref afterBadCs);
+        a.jmp(done);
+
+        // ---- task B: CALLed (nested), returns with IRET; later resumed by a JMP through a task gate.
+        g.Mark(ref taskB);
+        a.mov(ebp, eax);
+        g.Print("B eax=");
+        a.mov(eax, ebp);
+        k.Hex();
+        g.Print("nt=");
+        a.pushfd();
+        a.pop(eax);
+        a.shr(eax, 14);
+        a.and(eax, 1);
+        k.Hex(1);
+        g.Print("link=");
+        a.movzx(eax, __word_ptr[TssB]);
+        k.Hex(4);
+        g.Print("tr=");
+        a.str(ax);
+        a.movzx(eax, ax);
+        k.Hex(4);
+        g.Print("busyA=");
+        k.PrintBusy(0x18);
+        g.Print("savedEip=");
+        a.mov(eax, __dword_ptr[TssA + 0x20]);
+        k.Hex();
+        a.iretd();
+        g.Print("B2 nt=");
+        a.pushfd();
+        a.pop(eax);
+        a.shr(eax, 14);
+        a.and(eax, 1);
+        k.Hex(1);
+        g.Print("busyA=");
+        k.PrintBusy(0x18);
+        k.JmpFar(0x18);
+
+        // ---- task C: INT 0x40 through a task gate.
+        g.Mark(ref taskC);
+        g.Print("C link=");
+        a.movzx(eax, __word_ptr[TssC]);
+        k.Hex(4);
+        g.Print("esi=");
+        a.mov(eax, __dword_ptr[TssA + 0x40]);
+        k.Hex();
+        a.mov(__dword_ptr[TssA + 0x40], 0x5A5A_0002); // the caller's ESI, restored from its TSS by the IRET
+        a.iretd();
+
+        // ---- task E: #GP through a task gate, with the error code on E's stack. Loops for the next #GP.
+        Label eSkip = a.CreateLabel(), eRet = a.CreateLabel();
+        g.Mark(ref taskE);
+        g.Print("E err=");
+        a.pop(eax);
+        k.Hex(4);
+        g.Print("esp=");
+        a.mov(eax, esp);
+        k.Hex();
+        g.Print("eip=");
+        a.mov(eax, __dword_ptr[TssA + 0x20]);
+        k.Hex();
+        a.mov(eax, __dword_ptr[Recovery]);
+        a.test(eax, eax);
+        a.jz(eSkip);
+        a.mov(__dword_ptr[TssA + 0x20], eax);
+        a.mov(__dword_ptr[Recovery], 0);
+        a.jmp(eRet);
+        a.Label(ref eSkip);
+        a.mov(eax, __dword_ptr[SkipLength]);
+        a.add(__dword_ptr[TssA + 0x20], eax);
+        a.Label(ref eRet);
+        a.iretd();
+        a.jmp(taskE);
+
+        // ---- task D: a 16-bit TSS.
+        g.Mark(ref taskD);
+        a.movzx(esp, sp); // a 16-bit TSS loads only the low halves: the upper ones are not architecturally defined
+        a.movzx(ebp, ax);
+        g.Print("D ax=");
+        a.mov(eax, ebp);
+        k.Hex(4);
+        g.Print("nt=");
+        a.pushfd();
+        a.pop(eax);
+        a.shr(eax, 14);
+        a.and(eax, 1);
+        k.Hex(1);
+        g.Print("tr=");
+        a.str(ax);
+        a.movzx(eax, ax);
+        k.Hex(4);
+        a.iretd();
+
+        // ---- task G: #TS through a task gate. From task A (bad TSS) it returns to the recovery point; from task F
+        // (fault after the commit point) it JMPs to task A, whose saved EIP follows its JMP to F.
+        Label gFromA = a.CreateLabel();
+        g.Mark(ref taskG);
+        g.Print("G err=");
+        a.pop(eax);
+        k.Hex(4);
+        g.Print("link=");
+        a.movzx(eax, __word_ptr[TssG]);
+        k.Hex(4);
+        a.cmp(__word_ptr[TssG], 0x18);
+        a.je(gFromA);
+        g.Print("F cs=");
+        a.movzx(eax, __word_ptr[TssF + 0x4C]);
+        k.Hex(4);
+        k.JmpFar(0x18);
+        a.jmp(taskG);
+        a.Label(ref gFromA);
+        a.mov(eax, __dword_ptr[Recovery]);
+        a.mov(__dword_ptr[TssA + 0x20], eax);
+        a.iretd();
+        a.jmp(taskG);
+
+        // #NP (an interrupt gate in task A): print the error code, resume at the recovery point.
+        g.Mark(ref npHandler);
+        g.Print("NP err=");
+        a.pop(eax);
+        k.Hex(4);
+        a.mov(eax, __dword_ptr[Recovery]);
+        a.mov(__dword_ptr[esp], eax);
+        a.iretd();
+
+        // #TS also reaches task G via the gate; a second handler is not needed.
+        g.Mark(ref tsHandler);
+        a.hlt();
+
+        a.Label(ref done);
+        g.Print("\r\ndone\r\n");
+        g.Exit(ExitValue);
+        k.Emit();
+    });
+}

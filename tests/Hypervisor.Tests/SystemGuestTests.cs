@@ -1,0 +1,52 @@
+using System.Text;
+using Hypervisor.Core.Machine;
+using Hypervisor.Hosting;
+using Hypervisor.Tests.Guests;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Hypervisor.Tests;
+
+/// <summary>
+/// Task switching, virtual-8086 mode and debug registers on tcg (issue 3), each guest run on tcg and on
+/// <c>qemu-system-x86_64 -accel tcg</c> in the same test: the serial output and the exit status must agree.
+/// </summary>
+public class SystemGuestTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    [Test]
+    public void TaskSwitchingGuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.TaskSwitching());
+
+    private static void CompareWithQemu(byte[] image)
+    {
+        if (Environment.GetEnvironmentVariable("HV_DUMP_IMAGE") is string dump)
+        {
+            File.WriteAllBytes(dump, image);
+        }
+
+        (string serial, MachineRunResult result) = Run(image);
+        TestContext.Out.WriteLine("tcg: " + serial[..Math.Min(serial.Length, 3000)]);
+        (byte[] qemuSerial, int qemuExit) = Qemu.RunFirmware(image, Timeout);
+        string qemu = Encoding.Latin1.GetString(qemuSerial);
+        TestContext.Out.WriteLine("qemu: " + qemu[..Math.Min(qemu.Length, 3000)]);
+        Assert.That(result.Reason, Is.EqualTo(MachineStopReason.DebugExit), result.Detail);
+        Assert.That(serial, Is.EqualTo(qemu));
+        Assert.That(result.ExitStatus, Is.EqualTo(qemuExit));
+        Assert.That(qemuExit, Is.EqualTo((SystemGuests.ExitValue << 1) | 1));
+    }
+
+    private static (string Serial, MachineRunResult Result) Run(byte[] image)
+    {
+        var services = new ServiceCollection();
+        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
+        using ServiceProvider provider = services.BuildServiceProvider();
+        using var serial = new MemoryStream();
+        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
+        {
+            Firmware = image,
+            SerialOutput = serial,
+        });
+        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: Timeout));
+        return (Encoding.Latin1.GetString(serial.ToArray()), result);
+    }
+}
