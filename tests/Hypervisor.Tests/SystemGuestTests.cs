@@ -17,6 +17,9 @@ public class SystemGuestTests
     [Test]
     public void TaskSwitchingGuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.TaskSwitching());
 
+    [Test]
+    public void DoubleFaultThroughATaskGatePrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.DoubleFaultTask());
+
     private static void CompareWithQemu(byte[] image)
     {
         if (Environment.GetEnvironmentVariable("HV_DUMP_IMAGE") is string dump)

@@ -440,4 +440,130 @@ internal static class SystemGuests
         g.Exit(ExitValue);
         k.Emit();
     });
+
+    /// <summary>
+    /// The classic use of a task gate (SDM Vol. 3A, 6.15 "Interrupt 8"): a ring-0 stack runs into a not-present page,
+    /// the #PF cannot be delivered on that stack (a second #PF), and the double fault goes through a task gate to a
+    /// task with its own stack and its own page directory (CR3 from the TSS: it maps linear 0x30000 to a page with a
+    /// marker). The #DF task prints its error code, CR2, NT, the back link and the state saved in the faulting task's
+    /// TSS, then exits.
+    /// </summary>
+    public static byte[] DoubleFaultTask() => PcGuest.Build(GuestMode.Protected, g =>
+    {
+        const uint pageDirectory = 0x40000, pageTable = 0x41000, dfDirectory = 0x42000, dfTable = 0x43000;
+        var k = new Kit(g);
+        Assembler a = g.A;
+        Label main = a.CreateLabel(), dfTask = a.CreateLabel(), pfHandler = a.CreateLabel(), push = a.CreateLabel(),
+            fill = a.CreateLabel();
+        k.Gdt(
+            0,
+            0x00CF_9B00_0000_FFFF,
+            0x00CF_9300_0000_FFFF,
+            Descriptor(TssA, 0x67, 0x89, 0), // 0x18 the faulting task
+            Descriptor(TssC, 0x67, 0x89, 0)); // 0x20 the #DF task
+        a.mov(ax, 0x18);
+        a.ltr(ax);
+        k.Tss32(TssA, main, 0x7000);
+        k.Tss32(TssC, dfTask, 0x5000);
+        a.mov(__dword_ptr[TssC + 0x1C], dfDirectory);
+
+        // Both directories map the first 4 MiB with 4-KiB pages; the faulting task's leaves 0x30000 not present,
+        // the #DF task's maps it to 0x50000, where a marker is.
+        a.mov(edi, pageTable);
+        a.mov(eax, 3u);
+        a.Label(ref fill);
+        a.mov(__dword_ptr[edi], eax);
+        a.mov(__dword_ptr[edi + (int)(dfTable - pageTable)], eax);
+        a.add(eax, 0x1000);
+        a.add(edi, 4);
+        a.cmp(edi, pageTable + 0x1000);
+        a.jb(fill);
+        a.mov(__dword_ptr[pageTable + (0x30 * 4)], 0u);
+        a.mov(__dword_ptr[dfTable + (0x30 * 4)], 0x50003u);
+        a.mov(edi, pageDirectory);
+        a.xor(eax, eax);
+        a.mov(ecx, 0x1000 / 4);
+        a.rep.stosd();
+        a.mov(edi, dfDirectory);
+        a.mov(ecx, 0x1000 / 4);
+        a.rep.stosd();
+        a.mov(__dword_ptr[pageDirectory], pageTable | 3);
+        a.mov(__dword_ptr[dfDirectory], dfTable | 3);
+        a.mov(__dword_ptr[0x50000], 0xD0AB_1E00u);
+        a.mov(__dword_ptr[0x50004], 0u);
+
+        k.IdtEntry(8, TaskGate(0x20));
+        k.Gate(14, pfHandler);
+        g.LoadIdt();
+        a.mov(eax, pageDirectory);
+        a.mov(cr3, eax);
+        a.mov(eax, cr0);
+        a.or(eax, unchecked((int)0x8000_0000));
+        a.mov(cr0, eax);
+        a.jmp(main);
+
+        g.Mark(ref main);
+        g.Print("overflow ");
+        a.mov(esp, 0x31010);
+        a.mov(eax, 0x1234_5678);
+        g.Mark(ref push);
+        a.push(eax);
+        a.jmp(push);
+
+        // Never reached: the #PF cannot be delivered on the overflowing stack.
+        g.Mark(ref pfHandler);
+        g.Print("PF handler\r\n");
+        g.Exit(0x77);
+
+        g.Mark(ref dfTask);
+        g.Print("DF err=");
+        a.pop(eax);
+        k.Hex(4);
+        g.Print("esp=");
+        a.mov(eax, esp);
+        k.Hex();
+        g.Print("cr2=");
+        a.mov(eax, cr2);
+        k.Hex();
+        g.Print("cr3=");
+        a.mov(eax, cr3);
+        k.Hex();
+        g.Print("marker=");
+        a.mov(eax, __dword_ptr[0x30000]);
+        k.Hex();
+        g.Print("nt=");
+        a.pushfd();
+        a.pop(eax);
+        a.shr(eax, 14);
+        a.and(eax, 1);
+        k.Hex(1);
+        g.Print("link=");
+        a.movzx(eax, __word_ptr[TssC]);
+        k.Hex(4);
+        g.Print("busyA=");
+        k.PrintBusy(0x18);
+        g.Print("busyDF=");
+        k.PrintBusy(0x20);
+        g.Print("\r\nsaved eip=");
+        a.mov(eax, __dword_ptr[TssA + 0x20]);
+        k.Hex();
+        g.Print("at push=");
+        g.LoadAddressAx(push);
+        a.cmp(eax, __dword_ptr[TssA + 0x20]);
+        a.sete(al);
+        a.movzx(eax, al);
+        k.Hex(1);
+        g.Print("esp=");
+        a.mov(eax, __dword_ptr[TssA + 0x38]);
+        k.Hex();
+        g.Print("eax=");
+        a.mov(eax, __dword_ptr[TssA + 0x28]);
+        k.Hex();
+        g.Print("eflags=");
+        a.mov(eax, __dword_ptr[TssA + 0x24]);
+        k.Hex();
+        g.Print("\r\n");
+        g.Exit(ExitValue);
+        k.Emit();
+    });
 }
