@@ -20,6 +20,9 @@ public class SystemGuestTests
     [Test]
     public void DoubleFaultThroughATaskGatePrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.DoubleFaultTask());
 
+    [Test]
+    public void Virtual8086GuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.Virtual8086());
+
     private static void CompareWithQemu(byte[] image)
     {
         if (Environment.GetEnvironmentVariable("HV_DUMP_IMAGE") is string dump)

@@ -566,4 +566,327 @@ internal static class SystemGuests
         g.Exit(ExitValue);
         k.Emit();
     });
+
+    /// <summary>
+    /// The virtual-8086 code of <see cref="Virtual8086"/>, assembled for CS = 0x1000 at IP 0 (copied to linear
+    /// 0x10000); <paramref name="taskEntry"/> is where the task entered by a task switch starts.
+    /// </summary>
+    private static byte[] V86Code(out ushort taskEntry)
+    {
+        var a = new Assembler(16);
+        Label putc = a.CreateLabel(), wait = a.CreateLabel(), hex = a.CreateLabel(), hexLoop = a.CreateLabel(),
+            digit = a.CreateLabel(), task = a.CreateLabel(), back = a.CreateLabel();
+
+        void Say(string text)
+        {
+            foreach (char c in text)
+            {
+                a.mov(al, (byte)c);
+                a.call(putc);
+            }
+        }
+
+        // Tells the monitor how long the next faulting instruction is (a word at 1000:0F00, linear 0x10F00).
+        void Skip(ushort bytes) => a.mov(__word_ptr[0x0F00], bytes);
+
+        Say("v86 ");
+
+        // Real-mode segmentation at CPL 3: 2000:0010 and 2001:0000 are the same byte.
+        a.mov(ax, 0x2000);
+        a.mov(ds, ax);
+        a.mov(__word_ptr[0x10], 0xBEEF);
+        a.mov(ax, 0x2001);
+        a.mov(ds, ax);
+        a.mov(ax, __word_ptr[0]);
+        a.mov(bx, 0x1000);
+        a.mov(ds, bx);
+        a.call(hex);
+
+        // IOPL 0: CLI, STI, PUSHF, POPF, IRET, INT n fault; IN from a port the I/O bitmap denies faults. The monitor
+        // prints each and skips it. (Offsets beyond 0xFFFF are left to the unit tests: QEMU does not check limits.)
+        Skip(1);
+        a.cli();
+        a.sti();
+        a.pushf();
+        a.popf();
+        a.iret();
+        Skip(2);
+        a.@int(0x21);
+        a.@in(al, 0x80);
+        Skip(1);
+        a.mov(dx, 0x3FF); // allowed by the bitmap: COM1's scratch register
+        a.mov(al, 0x5A);
+        a.@out(dx, al);
+        a.@in(al, dx);
+        a.xor(ah, ah);
+        a.call(hex);
+
+        // Ask the monitor for IOPL 3 (INT 0x30 faults like any INT n at IOPL 0).
+        Skip(2);
+        a.@int(0x30);
+        Say("iopl3 ");
+        a.pushf();
+        a.pop(ax);
+        a.call(hex);
+        a.sti(); // the STI shadow keeps interrupts out until CLI has run
+        a.cli();
+        a.mov(ax, 0x08D5); // POPF at IOPL 3 cannot change IOPL (bits 12-13 of the image are 0); IF and DF stay 0
+        a.push(ax);
+        a.popf();
+        a.pushf();
+        a.pop(ax);
+        a.call(hex);
+        a.cli();
+
+        // IRET at IOPL 3 is the 8086 one: FLAGS, CS, IP from the stack.
+        a.pushf();
+        a.push(cs);
+        a.call(back); // pushes the IP after it: the IRET below returns there
+        Say("iret ");
+
+        // INT n at IOPL 3 goes through the IDT to a 32-bit ring-0 handler and returns with IRETD.
+        a.mov(si, 0x1357);
+        a.@int(0x21);
+        a.mov(ax, si);
+        a.call(hex);
+        a.int3();
+        Skip(2);
+        a.xor(cx, cx);
+        a.div(cx);
+        Skip(1);
+        a.hlt(); // privileged: #GP
+        a.@int(0x31);
+
+        // Entered by a task switch to a TSS whose EFLAGS has VM = 1.
+        a.Label(ref task);
+        Say("task ");
+        a.mov(ax, ds);
+        a.call(hex);
+        a.pushf();
+        a.pop(ax);
+        a.call(hex);
+        a.@int(0x31);
+
+        a.Label(ref back);
+        a.iret();
+
+        // putc: AL to COM1 once THR is empty (ports 0x3F8-0x3FD are open in the bitmap).
+        a.Label(ref putc);
+        a.push(dx);
+        a.push(ax);
+        a.mov(dx, 0x3FD);
+        a.Label(ref wait);
+        a.@in(al, dx);
+        a.test(al, 0x20);
+        a.jz(wait);
+        a.pop(ax);
+        a.mov(dx, 0x3F8);
+        a.@out(dx, al);
+        a.pop(dx);
+        a.ret();
+
+        // hex: AX as 4 digits and a space.
+        a.Label(ref hex);
+        a.push(cx);
+        a.push(bx);
+        a.mov(bx, ax);
+        a.mov(cx, 12);
+        a.Label(ref hexLoop);
+        a.mov(ax, bx);
+        a.shr(ax, cl);
+        a.and(al, 0xF);
+        a.cmp(al, 10);
+        a.jb(digit);
+        a.add(al, 'A' - '0' - 10);
+        a.Label(ref digit);
+        a.add(al, (byte)'0');
+        a.call(putc);
+        a.sub(cx, 4);
+        a.jns(hexLoop);
+        a.mov(al, (byte)' ');
+        a.call(putc);
+        a.pop(bx);
+        a.pop(cx);
+        a.ret();
+
+        using var stream = new MemoryStream();
+        AssemblerResult result = a.Assemble(new StreamCodeWriter(stream), 0, BlockEncoderOptions.ReturnNewInstructionOffsets);
+        taskEntry = (ushort)result.GetLabelRIP(task);
+        return stream.ToArray();
+    }
+
+    /// <summary>
+    /// Virtual-8086 mode (SDM Vol. 3B, chapter 20) under a small ring-0 monitor: entered by IRETD with VM = 1; 8086
+    /// segmentation; CLI/STI/PUSHF/POPF/IRET/INT n faulting at IOPL 0 (the #GP handler prints the opcode, the error
+    /// code and the pushed VM flag, and the data segment registers it finds null); IN/OUT through the TSS I/O
+    /// bitmap; IOPL 3 granted by the monitor; INT n through the IDT to a 32-bit handler that prints the 9-dword frame;
+    /// INT3, #DE and HLT from virtual-8086 mode; then a task switch into a second task whose TSS has VM = 1.
+    /// </summary>
+    public static byte[] Virtual8086() => PcGuest.Build(GuestMode.Protected, g =>
+    {
+        const uint tssV = 0x28000, v86Linear = 0x10000;
+        byte[] code = V86Code(out ushort taskEntry);
+        var k = new Kit(g);
+        Assembler a = g.A;
+        Label main = a.CreateLabel(), blob = a.CreateLabel(), gpHandler = a.CreateLabel(), int21 = a.CreateLabel(),
+            int3 = a.CreateLabel(), deHandler = a.CreateLabel(), exitHandler = a.CreateLabel(), final = a.CreateLabel(),
+            notIopl = a.CreateLabel();
+        k.Gdt(
+            0,
+            0x00CF_9B00_0000_FFFF,
+            0x00CF_9300_0000_FFFF,
+            Descriptor(TssIo, 0x2068, 0x89, 0), // 0x18 task A with an I/O bitmap
+            Descriptor(tssV, 0x2068, 0x89, 0)); // 0x20 task V, a virtual-8086 task
+        k.Tss32(TssIo, main, 0x7000);
+        k.Tss32(tssV, main, 0xFF00, eflags: (1u << 17) | 0x3002, cs: 0x1000, ss: 0x1000, ds: 0x1000);
+        a.mov(__dword_ptr[tssV + 0x04], 0x6400u); // its own ring-0 stack
+        a.mov(__dword_ptr[tssV + 0x20], (uint)taskEntry);
+        foreach (uint tss in (uint[])[TssIo, tssV])
+        {
+            // I/O bitmap right after the 104-byte TSS: all ports allowed but 0x80; the byte after it all ones.
+            a.mov(edi, tss + 0x68);
+            a.xor(eax, eax);
+            a.mov(ecx, 0x2000 / 4);
+            a.rep.stosd();
+            a.mov(__byte_ptr[tss + 0x68 + 0x2000], 0xFF);
+            a.mov(__byte_ptr[tss + 0x68 + (0x80 / 8)], 1);
+            a.mov(__word_ptr[tss + 0x66], 0x68);
+        }
+
+        a.mov(ax, 0x18);
+        a.ltr(ax);
+        g.LoadAddressSi(blob);
+        a.mov(edi, v86Linear);
+        a.mov(ecx, code.Length);
+        a.rep.movsb();
+        a.mov(__word_ptr[v86Linear + 0x0F00], 1);
+        a.mov(__dword_ptr[Counter], 0);
+
+        k.Gate(13, gpHandler);
+        k.Gate(0, deHandler);
+        k.Gate(0x21, int21, dpl: 3, trap: true);
+        k.Gate(3, int3, dpl: 3, trap: true);
+        k.Gate(0x31, exitHandler, dpl: 3);
+        g.LoadIdt();
+        a.jmp(main);
+
+        g.Mark(ref main);
+        g.Print("enter ");
+        a.push(0); // GS
+        a.push(0); // FS
+        a.push(0x1000); // DS
+        a.push(0x1000); // ES
+        a.push(0x1000); // SS
+        a.push(0xFFF0); // ESP
+        a.push(unchecked((int)((1u << 17) | 2))); // EFLAGS: VM, IOPL 0, IF 0
+        a.push(0x1000); // CS
+        a.push(0); // EIP
+        a.iretd();
+
+        // #GP from virtual-8086 mode: error code, opcode, VM in the pushed EFLAGS, the handler's DS; skips the
+        // instruction (length from 1000:0F00); INT 0x30 raises IOPL to 3.
+        g.Mark(ref gpHandler);
+        a.mov(ebp, ds);
+        a.mov(ax, 0x10);
+        a.mov(ds, ax);
+        a.mov(es, ax);
+        g.Print("GP e=");
+        a.pop(eax);
+        k.Hex(4);
+        g.Print("ds=");
+        a.mov(eax, ebp);
+        k.Hex(4);
+        g.Print("vm=");
+        a.mov(eax, __dword_ptr[esp + 8]);
+        a.shr(eax, 17);
+        a.and(eax, 1);
+        k.Hex(1);
+        g.Print("op=");
+        a.movzx(esi, __word_ptr[esp + 4]);
+        a.shl(esi, 4);
+        a.movzx(eax, __word_ptr[esp]);
+        a.add(esi, eax);
+        a.movzx(eax, __word_ptr[esi]);
+        a.mov(ebx, eax);
+        k.Hex(4);
+        a.cmp(bx, 0x30CD);
+        a.jne(notIopl);
+        a.or(__dword_ptr[esp + 8], 0x3000);
+        a.Label(ref notIopl);
+        a.movzx(eax, __word_ptr[v86Linear + 0x0F00]);
+        a.add(__dword_ptr[esp], eax);
+        a.iretd();
+
+        // INT 0x21 (trap gate, DPL 3): the frame GS FS DS ES SS ESP EFLAGS CS EIP, and the null segment registers.
+        g.Mark(ref int21);
+        a.mov(ebp, ds);
+        a.mov(ax, 0x10);
+        a.mov(ds, ax);
+        g.Print("int21 ds=");
+        a.mov(eax, ebp);
+        k.Hex(4);
+        a.mov(eax, es);
+        k.Hex(4);
+        a.mov(eax, fs);
+        k.Hex(4);
+        a.mov(eax, gs);
+        k.Hex(4);
+        g.Print("frame=");
+        for (int i = 0; i < 9; i++)
+        {
+            a.mov(eax, __dword_ptr[esp + (i * 4)]);
+            k.Hex();
+        }
+
+        a.mov(eax, 0x2468);
+        a.mov(esi, eax); // returned in SI
+        a.iretd();
+
+        g.Mark(ref int3);
+        a.mov(ax, 0x10);
+        a.mov(ds, ax);
+        g.Print("bp eip=");
+        a.mov(eax, __dword_ptr[esp]);
+        k.Hex(4);
+        a.iretd();
+
+        g.Mark(ref deHandler);
+        a.mov(ax, 0x10);
+        a.mov(ds, ax);
+        g.Print("DE eip=");
+        a.mov(eax, __dword_ptr[esp]);
+        k.Hex(4);
+        a.movzx(eax, __word_ptr[v86Linear + 0x0F00]);
+        a.add(__dword_ptr[esp], eax);
+        a.iretd();
+
+        // INT 0x31: the first time, switch to task V (a virtual-8086 task); the second time, print and exit.
+        g.Mark(ref exitHandler);
+        a.mov(ax, 0x10);
+        a.mov(ds, ax);
+        a.mov(es, ax);
+        a.inc(__dword_ptr[Counter]);
+        a.cmp(__dword_ptr[Counter], 1);
+        a.jne(final);
+        g.Print("\r\njmp ");
+        k.JmpFar(0x20);
+        a.Label(ref final);
+        g.Print("exit tr=");
+        a.str(ax);
+        a.movzx(eax, ax);
+        k.Hex(4);
+        g.Print("frame=");
+        for (int i = 0; i < 9; i++)
+        {
+            a.mov(eax, __dword_ptr[esp + (i * 4)]);
+            k.Hex();
+        }
+
+        g.Print("\r\n");
+        g.Exit(ExitValue);
+
+        g.Mark(ref blob);
+        a.db(code);
+        k.Emit();
+    });
 }
