@@ -23,6 +23,9 @@ public class SystemGuestTests
     [Test]
     public void Virtual8086GuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.Virtual8086());
 
+    [Test]
+    public void DebugRegisterGuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.DebugRegisters());
+
     private static void CompareWithQemu(byte[] image)
     {
         if (Environment.GetEnvironmentVariable("HV_DUMP_IMAGE") is string dump)

@@ -485,7 +485,7 @@ internal sealed partial class TcgCpu
                     throw Ud();
                 }
 
-                S.Dr6 = (value & 0x1_E00F) | 0xFFFE_0FF0;
+                S.Dr6 = (value & 0xE00F) | 0xFFFF_0FF0; // bit 16 (RTM) is reserved as 1 without TSX (SDM Vol. 3B, 18.2.3)
                 break;
             case 5 or 7:
                 if (n == 5 && (S.Cr4 & Cr.Cr4De) != 0)

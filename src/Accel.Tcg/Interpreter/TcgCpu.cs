@@ -372,7 +372,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         while (true)
         {
             ExecuteBlock(block, budget - _lastExecuted);
-            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
+            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap || _breakpointsEnabled ||
                 _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
                 (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
@@ -408,7 +408,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         }
 
         _currentPage = block.Page;
-        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count)
+        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count && !_breakpointsEnabled)
         {
             // Translated code reads and writes S.Rflags directly: settle the fast path's lazy flags first.
             MaterializeFlags();

@@ -889,4 +889,131 @@ internal static class SystemGuests
         a.db(code);
         k.Emit();
     });
+
+    /// <summary>
+    /// Debug registers (SDM Vol. 3B, chapter 18): an instruction breakpoint (a fault; the handler sets RF in the
+    /// saved EFLAGS to resume), data breakpoints on writes and on reads/writes with their lengths (traps, EIP after
+    /// the access), single-step traps (BS) and an I/O breakpoint with CR4.DE. The #DB handler prints DR6 and the saved
+    /// EIP each time. (The T flag of a TSS is checked in the tcg unit tests: QEMU 7.2 does not raise #DB for it.)
+    /// </summary>
+    public static byte[] DebugRegisters() => PcGuest.Build(GuestMode.Protected, g =>
+    {
+        const uint watched = 0x700, readWatched = 0x710;
+        var k = new Kit(g);
+        Assembler a = g.A;
+        Label main = a.CreateLabel(), dbHandler = a.CreateLabel(), bp1 = a.CreateLabel(), loop = a.CreateLabel(),
+            notInstruction = a.CreateLabel();
+        k.Gdt(
+            0,
+            0x00CF_9B00_0000_FFFF,
+            0x00CF_9300_0000_FFFF,
+            Descriptor(TssA, 0x67, 0x89, 0)); // 0x18
+        a.mov(ax, 0x18);
+        a.ltr(ax);
+        k.Tss32(TssA, main, 0x7000);
+        k.Gate(1, dbHandler);
+        g.LoadIdt();
+        a.jmp(main);
+
+        // #DB: DR6 and the saved EIP; an instruction breakpoint (DR6.B0, DR0 at an execute breakpoint) resumes with RF.
+        g.Mark(ref dbHandler);
+        a.push(eax);
+        a.push(ebx);
+        a.push(ecx);
+        a.push(edx);
+        a.push(esi);
+        g.Print("DB dr6=");
+        a.mov(eax, dr6);
+        k.Hex();
+        g.Print("eip=");
+        a.mov(eax, __dword_ptr[esp + 20]);
+        k.Hex();
+        a.inc(__dword_ptr[Counter]);
+        a.mov(eax, dr6);
+        a.test(eax, 1);
+        a.jz(notInstruction);
+        a.or(__dword_ptr[esp + 28], 0x10000); // RF in the saved EFLAGS: the breakpointed instruction runs once
+        a.Label(ref notInstruction);
+        a.xor(eax, eax);
+        a.mov(dr6, eax);
+        g.Print("\r\n");
+        a.pop(esi);
+        a.pop(edx);
+        a.pop(ecx);
+        a.pop(ebx);
+        a.pop(eax);
+        a.iretd();
+
+        g.Mark(ref main);
+        a.mov(__dword_ptr[Counter], 0);
+
+        // Instruction breakpoint on bp1, passed twice.
+        g.Print("exec\r\n");
+        g.LoadAddressAx(bp1);
+        a.mov(dr0, eax);
+        a.mov(eax, 1); // L0, R/W0 = 00, LEN0 = 00
+        a.mov(dr7, eax);
+        a.xor(ecx, ecx);
+        a.xor(edx, edx);
+        a.Label(ref loop);
+        a.inc(edx);
+        g.Mark(ref bp1);
+        a.inc(ecx);
+        a.cmp(edx, 2);
+        a.jb(loop);
+        a.mov(eax, ecx);
+        k.Hex(2);
+
+        // Data breakpoints: DR1 on writes to a dword, DR2 on reads or writes of a word.
+        g.Print("\r\ndata\r\n");
+        a.mov(eax, watched);
+        a.mov(dr1, eax);
+        a.mov(eax, readWatched);
+        a.mov(dr2, eax);
+        a.mov(eax, (1u << 2) | (1u << 4) | (1u << 20) | (3u << 22) | (3u << 24) | (1u << 26)); // L1 W 4 bytes, L2 RW 2 bytes
+        a.mov(dr7, eax);
+        a.mov(eax, __dword_ptr[watched]); // a read: no trap
+        a.mov(__dword_ptr[watched], eax); // trap
+        a.mov(__byte_ptr[watched + 3], 1); // trap: inside the 4 bytes
+        a.mov(__byte_ptr[watched + 4], 1); // outside
+        a.mov(al, __byte_ptr[readWatched + 1]); // trap: a read
+        a.mov(__byte_ptr[readWatched + 2], al); // outside the 2 bytes
+        a.xor(eax, eax);
+        a.mov(dr7, eax);
+
+        // Single-step: TF set by POPFD takes effect after the next instruction.
+        g.Print("step\r\n");
+        a.pushfd();
+        a.or(__dword_ptr[esp], 0x100);
+        a.popfd();
+        a.nop();
+        a.mov(eax, 5);
+        a.pushfd();
+        a.and(__dword_ptr[esp], ~0x100);
+        a.popfd();
+
+        // I/O breakpoint on COM1's scratch register (R/W = 10 needs CR4.DE).
+        g.Print("io\r\n");
+        a.mov(eax, cr4);
+        a.or(eax, 8);
+        a.mov(cr4, eax);
+        a.mov(eax, 0x3FF);
+        a.mov(dr3, eax);
+        a.mov(eax, (1u << 6) | (2u << 28)); // L3, R/W3 = 10, LEN3 = 00
+        a.mov(dr7, eax);
+        a.mov(dx, 0x3FF);
+        a.mov(al, 0x42);
+        a.@out(dx, al);
+        a.@in(al, dx);
+        a.xor(eax, eax);
+        a.mov(dr7, eax);
+
+        g.Print("count=");
+        a.mov(eax, __dword_ptr[Counter]);
+        k.Hex(2);
+        g.Print("\r\n");
+        g.Exit(ExitValue);
+
+        k.Emit();
+    });
 }
