@@ -18,6 +18,9 @@ internal sealed partial class TcgCpu
     /// <summary>True while DR7 enables at least one of DR0-DR3 (L or G bit): the run loop steps and checks.</summary>
     private bool _breakpointsEnabled;
 
+    /// <summary>Whether the run loop currently steps for breakpoints (tests).</summary>
+    internal bool BreakpointsEnabled => _breakpointsEnabled;
+
     /// <summary>True while an enabled breakpoint watches data accesses (R/W = 01 or 11).</summary>
     private bool _dataBreakpoints;
 
