@@ -14,26 +14,28 @@ public class SystemGuestTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    [Test]
-    public void TaskSwitchingGuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.TaskSwitching());
+    private static readonly string[] Accelerators = ["tcg", "tcg,jit=on"];
 
-    [Test]
-    public void DoubleFaultThroughATaskGatePrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.DoubleFaultTask());
+    [TestCaseSource(nameof(Accelerators))]
+    public void TaskSwitchingGuestPrintsWhatQemuPrints(string accelerator) => CompareWithQemu(SystemGuests.TaskSwitching(), accelerator);
 
-    [Test]
-    public void Virtual8086GuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.Virtual8086());
+    [TestCaseSource(nameof(Accelerators))]
+    public void DoubleFaultThroughATaskGatePrintsWhatQemuPrints(string accelerator) => CompareWithQemu(SystemGuests.DoubleFaultTask(), accelerator);
 
-    [Test]
-    public void DebugRegisterGuestPrintsWhatQemuPrints() => CompareWithQemu(SystemGuests.DebugRegisters());
+    [TestCaseSource(nameof(Accelerators))]
+    public void Virtual8086GuestPrintsWhatQemuPrints(string accelerator) => CompareWithQemu(SystemGuests.Virtual8086(), accelerator);
 
-    private static void CompareWithQemu(byte[] image)
+    [TestCaseSource(nameof(Accelerators))]
+    public void DebugRegisterGuestPrintsWhatQemuPrints(string accelerator) => CompareWithQemu(SystemGuests.DebugRegisters(), accelerator);
+
+    private static void CompareWithQemu(byte[] image, string accelerator)
     {
         if (Environment.GetEnvironmentVariable("HV_DUMP_IMAGE") is string dump)
         {
             File.WriteAllBytes(dump, image);
         }
 
-        (string serial, MachineRunResult result) = Run(image);
+        (string serial, MachineRunResult result) = Run(image, accelerator);
         TestContext.Out.WriteLine("tcg: " + serial[..Math.Min(serial.Length, 3000)]);
         (byte[] qemuSerial, int qemuExit) = Qemu.RunFirmware(image, Timeout);
         string qemu = Encoding.Latin1.GetString(qemuSerial);
@@ -44,10 +46,10 @@ public class SystemGuestTests
         Assert.That(qemuExit, Is.EqualTo((SystemGuests.ExitValue << 1) | 1));
     }
 
-    private static (string Serial, MachineRunResult Result) Run(byte[] image)
+    private static (string Serial, MachineRunResult Result) Run(byte[] image, string accelerator)
     {
         var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
+        services.AddHypervisor(o => o.Accelerator = accelerator).AddAllAccelerators();
         using ServiceProvider provider = services.BuildServiceProvider();
         using var serial = new MemoryStream();
         using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
