@@ -178,10 +178,10 @@ internal sealed partial class TcgCpu
         // The new TSS must be writable where the processor will write it (busy bit, back link), and the old TSS
         // where its state is saved: probe before changing anything (SDM Vol. 3A, 7.3 step 5).
         ulong oldBase = oldTr.Base;
-        ProbeSystemWrite(old32 ? oldBase + 0x20 : oldBase + 0x0E, old32 ? 0x40 : 0x1C, oldErr);
+        ProbeSystemWrite(old32 ? oldBase + 0x20 : oldBase + 0x0E, old32 ? 0x40 : 0x1C);
         if (!iret)
         {
-            ProbeSystemWrite(b, 2, err);
+            ProbeSystemWrite(b, 2);
         }
 
         // Save the old task (7.3 steps 6-8): JMP and IRET free the old TSS; IRET saves NT clear.
@@ -303,10 +303,9 @@ internal sealed partial class TcgCpu
         }
     }
 
-    /// <summary>Checks with supervisor rights that <paramref name="size"/> bytes at <paramref name="lin"/> can be written; #TS(selector) if a page is missing.</summary>
-    private void ProbeSystemWrite(ulong lin, int size, uint tsError)
+    /// <summary>Checks with supervisor rights that <paramref name="size"/> bytes at <paramref name="lin"/> can be written (#PF if not).</summary>
+    private void ProbeSystemWrite(ulong lin, int size)
     {
-        _ = tsError;
         for (ulong a = lin & ~0xFFFUL; a < lin + (ulong)size; a += 0x1000)
         {
             ulong probe = Math.Max(a, lin);
