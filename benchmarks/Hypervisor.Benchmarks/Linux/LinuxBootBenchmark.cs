@@ -1,9 +1,8 @@
 using System.Diagnostics;
-using System.Text;
 using Hypervisor.Benchmarks.Running;
-using Hypervisor.Core.Boot;
 using Hypervisor.Core.Machine;
 using Hypervisor.Hosting;
+using Hypervisor.Tests;
 
 namespace Hypervisor.Benchmarks.Linux;
 
@@ -15,9 +14,8 @@ namespace Hypervisor.Benchmarks.Linux;
 /// </summary>
 public static class LinuxBootBenchmark
 {
-    private const string Marker = "HV-INIT-MARKER";
-    private const string CommandLine = "console=ttyS0 loglevel=7 panic=-1 cryptomgr.notests nohz=off highres=off";
-    private const string InitScript = "#!/bin/sh\necho \"" + Marker + " release=$(/bin/busybox uname -r)\"\n/bin/busybox poweroff -f\n";
+    private const string Marker = LinuxInitramfs.Marker;
+    private const string CommandLine = LinuxInitramfs.CommandLine;
 
     /// <summary>Runs both boots once and prints the figures; returns 0 when both reached the marker.</summary>
     public static int Run(TextWriter output, string? kernelPath, string spec)
@@ -30,16 +28,13 @@ public static class LinuxBootBenchmark
             return 2;
         }
 
-        if (!File.Exists("/bin/busybox"))
+        if (LinuxInitramfs.MissingReason is { } missing)
         {
-            output.WriteLine("linux: /bin/busybox is missing (Debian package busybox-static)");
+            output.WriteLine("linux: " + missing);
             return 2;
         }
 
-        byte[] initrd = new NewcArchiveBuilder()
-            .AddDirectory("bin").AddDirectory("dev").AddCharDevice("dev/console", 5, 1)
-            .AddFile("bin/busybox", File.ReadAllBytes("/bin/busybox")).AddSymlink("bin/sh", "busybox")
-            .AddFile("init", Encoding.ASCII.GetBytes(InitScript)).Build();
+        byte[] initrd = LinuxInitramfs.BuildArchive();
         byte[] kernel = File.ReadAllBytes(kernelPath);
 
         // Ours: from the factory call (machine creation, kernel load) to the marker on COM1.
@@ -117,41 +112,5 @@ public static class LinuxBootBenchmark
         copy.Wait(TimeSpan.FromSeconds(5));
         stdout.MarkerSeen.Wait(TimeSpan.FromSeconds(1));
         return seen;
-    }
-
-    /// <summary>A memory stream that completes <see cref="MarkerSeen"/> once its contents contain a marker.</summary>
-    private sealed class MarkerStream(string marker) : MemoryStream
-    {
-        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task MarkerSeen => _seen.Task;
-
-        public override void Write(ReadOnlySpan<byte> buffer) => Write(buffer.ToArray(), 0, buffer.Length);
-
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            lock (this)
-            {
-                base.Write(buffer, offset, count);
-                if (!_seen.Task.IsCompleted && Encoding.Latin1.GetString(GetBuffer(), 0, (int)Length).Contains(marker, StringComparison.Ordinal))
-                {
-                    _seen.TrySetResult();
-                }
-            }
-        }
-
-        public override void WriteByte(byte value) => Write([value]);
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        {
-            Write(buffer, offset, count);
-            return Task.CompletedTask;
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            Write(buffer.Span);
-            return ValueTask.CompletedTask;
-        }
     }
 }

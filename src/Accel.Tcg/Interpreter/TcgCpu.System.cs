@@ -30,7 +30,15 @@ internal sealed partial class TcgCpu
                 return true;
             case Mnemonic.Cpuid:
             {
-                Cpuid((uint)S.Gpr[0], (uint)S.Gpr[1], out uint a, out uint b, out uint c, out uint d);
+                uint leaf = (uint)S.Gpr[0];
+                Cpuid(leaf, (uint)S.Gpr[1], out uint a, out uint b, out uint c, out uint d);
+                if (leaf == 1)
+                {
+                    // CPUID.01H loads the microcode update signature into IA32_BIOS_SIGN_ID[63:32] (SDM Vol. 3A,
+                    // 10.11.7.1); this CPU has no microcode, so that signature is 0 ("no update loaded").
+                    S.BiosSignId = (ulong)MicrocodeUpdateSignature << 32;
+                }
+
                 S.Gpr[0] = a;
                 S.Gpr[3] = b;
                 S.Gpr[1] = c;
@@ -505,6 +513,9 @@ internal sealed partial class TcgCpu
 
     // ---------------------------------------------------------------- MSRs
 
+    /// <summary>The microcode update signature CPUID.01H reports in IA32_BIOS_SIGN_ID: 0, no update loaded.</summary>
+    private const uint MicrocodeUpdateSignature = 0;
+
     /// <inheritdoc />
     public bool TryGetMsr(uint index, out ulong value)
     {
@@ -526,11 +537,12 @@ internal sealed partial class TcgCpu
             Msr.GsBase => S.Seg[Seg.GS].Base,
             Msr.KernelGsBase => S.KernelGsBase,
             Msr.TscAux => S.TscAux,
+            Msr.BiosSignId => S.BiosSignId,
             _ => ulong.MaxValue,
         };
         return index is Msr.Tsc or Msr.ApicBase or Msr.MiscEnable or Msr.SysenterCs or Msr.SysenterEsp or Msr.SysenterEip or
             Msr.Pat or Msr.Efer or Msr.Star or Msr.Lstar or Msr.Cstar or Msr.Sfmask or Msr.FsBase or Msr.GsBase or
-            Msr.KernelGsBase or Msr.TscAux || (value = 0) != 0;
+            Msr.KernelGsBase or Msr.TscAux or Msr.BiosSignId || (value = 0) != 0;
     }
 
     /// <inheritdoc />
@@ -640,6 +652,10 @@ internal sealed partial class TcgCpu
                 return true;
             case Msr.TscAux:
                 S.TscAux = value & 0xFFFF_FFFF;
+                return true;
+            case Msr.BiosSignId:
+                // Software writes 0 here and then runs CPUID.01H to read the update signature (SDM Vol. 3A, 10.11.7.1).
+                S.BiosSignId = value;
                 return true;
             default:
                 return false;

@@ -314,7 +314,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// <summary>Takes INIT, start-up IPIs and NMIs from the local APIC (SDM Vol. 3A, 9.4.4 and 11.6.1).</summary>
     private void TakeLocalApicEvents()
     {
-        _lapicHint = 0;
+        Interlocked.Exchange(ref _lapicHint, 0); // a full fence: see TryDeliverExternal
         StartupRequest request = _lapic!.TakeStartupRequest();
         switch (request.Kind)
         {
@@ -342,7 +342,10 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
 
     private void TryDeliverExternal()
     {
-        _irqHint = 0;
+        // Clearing the hint must be visible before the controller's state is read. A plain store could sit in the
+        // store buffer while the read goes ahead (x86 reorders a store with a later load), so a notification made in
+        // between would be overwritten while the read missed its interrupt, and a halted vCPU would not look again.
+        Interlocked.Exchange(ref _irqHint, 0);
         if (!_interrupts!.HasPendingInterrupt)
         {
             return;

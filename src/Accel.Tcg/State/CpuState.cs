@@ -95,6 +95,9 @@ internal struct CpuState
     public ulong TscAux;
     public ulong Xcr0;
 
+    /// <summary>IA32_BIOS_SIGN_ID (MSR 8BH): what software last wrote, until CPUID leaf 1 loads the update signature.</summary>
+    public ulong BiosSignId;
+
     /// <summary>The x87 unit (registers, tags, FCW/FSW, last instruction and data pointers).</summary>
     public X87State X87;
 
@@ -145,5 +148,6 @@ internal static class Msr
     public const uint Tsc = 0x10, ApicBase = 0x1B, MiscEnable = 0x1A0, SysenterCs = 0x174, SysenterEsp = 0x175,
         SysenterEip = 0x176, Pat = 0x277, Efer = 0xC000_0080, Star = 0xC000_0081, Lstar = 0xC000_0082,
         Cstar = 0xC000_0083, Sfmask = 0xC000_0084, FsBase = 0xC000_0100, GsBase = 0xC000_0101,
-        KernelGsBase = 0xC000_0102, TscAux = 0xC000_0103, MtrrCap = 0xFE, MtrrDefType = 0x2FF;
+        KernelGsBase = 0xC000_0102, TscAux = 0xC000_0103, MtrrCap = 0xFE, MtrrDefType = 0x2FF,
+        BiosSignId = 0x8B;
 }

@@ -85,10 +85,11 @@ public sealed class Pit8254 : IByteRegisterDevice
     /// <summary>Drives the gate of a counter (port 0x61 drives counter 2's).</summary>
     public void SetGate(int channel, bool high)
     {
-        _channels[channel].SetGate(high, _clock.NowNanoseconds);
+        long now = _clock.NowNanoseconds;
+        _channels[channel].SetGate(high, now);
         if (channel == 0)
         {
-            Reprogrammed();
+            Reprogrammed(now);
         }
     }
 
@@ -104,7 +105,7 @@ public sealed class Pit8254 : IByteRegisterDevice
             _channels[offset].WriteCount(value, now);
             if (offset == 0)
             {
-                Reprogrammed();
+                Reprogrammed(now);
             }
 
             return;
@@ -142,7 +143,7 @@ public sealed class Pit8254 : IByteRegisterDevice
         ch.Program(value);
         if (select == 0)
         {
-            Reprogrammed();
+            Reprogrammed(now);
         }
     }
 
@@ -150,13 +151,20 @@ public sealed class Pit8254 : IByteRegisterDevice
 
     internal static long NanosecondsFor(long ticks) => (long)(((Int128)ticks * 1_000_000_000 + FrequencyHz - 1) / FrequencyHz);
 
-    /// <summary>Counter 0 was reprogrammed: drive IRQ 0 to its output and schedule the next edge.</summary>
-    private void Reprogrammed()
+    /// <summary>
+    /// Counter 0 was reprogrammed at <paramref name="when"/>: drive IRQ 0 to its output then and schedule the next edge.
+    /// </summary>
+    /// <remarks>
+    /// Everything is computed at the time of the write, not at a fresh reading of the clock: the writing thread can
+    /// be preempted between the two, and a short one-shot (mode 0 or 4) can expire in between. Sampling later would
+    /// record the edge as already seen and never raise it; from the write time the deadline is merely in the past and
+    /// the timer raises the edge at once.
+    /// </remarks>
+    private void Reprogrammed(long when)
     {
-        long now = _clock.NowNanoseconds;
-        _lastIrqTicks = _channels[0].Elapsed(now);
-        SetIrq(_channels[0].Output(now));
-        Schedule(now);
+        _lastIrqTicks = _channels[0].Elapsed(when);
+        SetIrq(_channels[0].Output(when));
+        Schedule(when);
     }
 
     private void OnTimer()

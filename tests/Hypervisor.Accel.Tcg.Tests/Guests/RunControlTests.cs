@@ -213,6 +213,42 @@ public class RunControlTests
     }
 
     [Test]
+    public void BiosSignIdHoldsTheWrittenValueUntilCpuidLoadsTheUpdateSignature()
+    {
+        // SDM Vol. 3A, 10.11.7.1: software writes 0 to IA32_BIOS_SIGN_ID (8BH), executes CPUID.01H, and reads the
+        // update signature from the MSR's high dword (0 when no update is loaded). Linux's early_init_intel does
+        // exactly this; an unimplemented MSR would #GP there.
+        using var m = new TestMachine();
+        m.StartLong64(0x8000);
+        m.Load(64, 0x8000, a =>
+        {
+            a.mov(ecx, 0x8B);
+            a.mov(eax, 0x9ABC_DEF0);
+            a.mov(edx, 0x1234_5678);
+            a.wrmsr();
+            a.xor(eax, eax);
+            a.xor(edx, edx);
+            a.rdmsr();
+            a.mov(r8d, eax);
+            a.mov(r9d, edx);
+            a.mov(eax, 1);
+            a.cpuid();
+            a.mov(ecx, 0x8B);
+            a.mov(eax, 0xFFFF_FFFF);
+            a.mov(edx, eax);
+            a.rdmsr();
+            a.mov(r10d, eax);
+            a.mov(r11d, edx);
+            a.hlt();
+        });
+
+        Assert.That(m.Run().Reason, Is.EqualTo(VcpuExitReason.Halted));
+        GeneralRegisters g = m.Vcpu.GetGeneralRegisters();
+        Assert.That((g.R9 << 32) | g.R8, Is.EqualTo(0x1234_5678_9ABC_DEF0UL), "before CPUID the MSR reads back the write");
+        Assert.That((g.R11 << 32) | g.R10, Is.Zero, "after CPUID.01H: signature 0 (no microcode update loaded)");
+    }
+
+    [Test]
     public void X87RaisesNmWithCr0EmOrTsAndRunsOtherwise()
     {
         // SDM Vol. 3A, Table 2-2: x87 instructions raise #NM when CR0.EM or CR0.TS is set; WAIT/FWAIT only when CR0.MP

@@ -250,4 +250,40 @@ public class Pit8254Tests
         AdvanceTo(NsForTicks(60));
         Assert.That(_pit.GetOutput(2), Is.True);
     }
+
+    [Test]
+    public void AOneShotThatExpiresWhileTheWriterIsPreemptedStillInterrupts()
+    {
+        // A loaded host can preempt the vCPU thread right after its count write, for longer than a short one-shot
+        // (Linux's PIT clockevent programs counts of about 1400 pulses, 1.2 ms). Here every clock reading is 2 ms
+        // later than the one before, so anything the PIT samples after the write already lies past the strobe. The
+        // strobe's rising edge must still reach IRQ 0 once the timer runs; before the fix it was recorded as seen and
+        // never raised, and a tickless Linux then slept forever in HLT.
+        var ioLock = new IoLock();
+        var clock = new SteppingClock(stepNanoseconds: 2_000_000);
+        var timers = new TimerQueue(clock, ioLock);
+        var irq = new RecordingInterruptLine();
+        var pit = new Pit8254(clock, timers, irq);
+        var bus = new PortIoBus(ioLock);
+        bus.Register(Pit8254.BasePort, Pit8254.PortCount, new BytePortAdapter(pit, 4), "pit");
+        bus.Write(0x43, 1, 0x38); // counter 0, LSB then MSB, mode 4
+        bus.Write(0x40, 1, 1399 & 0xFF);
+        bus.Write(0x40, 1, 1399 >> 8);
+        int before = irq.RisingEdges;
+
+        Assert.That(timers.NextDeadline, Is.Not.Null, "the strobe's edge is still scheduled, even though its time has passed");
+        timers.RunDue();
+        Assert.That(irq.RisingEdges - before, Is.EqualTo(1), "exactly one edge: the end of the strobe");
+        Assert.That(timers.NextDeadline, Is.Null, "a one-shot interrupts once");
+    }
+
+    /// <summary>A clock that moves on by a fixed step at every reading, like a thread preempted between two readings.</summary>
+    private sealed class SteppingClock(long stepNanoseconds) : IMachineClock
+    {
+        private long _now;
+
+        public long NowNanoseconds => _now += stepNanoseconds;
+
+        public DateTimeOffset StartTime => DateTimeOffset.UnixEpoch;
+    }
 }
