@@ -28,9 +28,9 @@ internal sealed partial class TcgCpu
     /// <summary>INT n / INT3 / INTO / INT1 executed by the guest: delivered now, returning after the instruction.</summary>
     private void SoftwareInterrupt(int vector, EventKind kind)
     {
-        if ((S.Rflags & Fl.VM) != 0)
+        if ((S.Rflags & Fl.VM) != 0 && kind == EventKind.SoftwareInt && (S.Rflags & Fl.IOPL) != Fl.IOPL)
         {
-            throw new GuestUnsupported("software interrupt in virtual-8086 mode: virtual-8086 mode is not implemented by tcg");
+            throw Gp0(); // INT n is IOPL-sensitive in virtual-8086 mode (no VME: SDM Vol. 3B, 20.3.1)
         }
 
         Dispatch(vector, 0, false, kind, _nextRip);
@@ -153,12 +153,7 @@ internal sealed partial class TcgCpu
         ulong gate = ReadSystem(S.IdtBase + offset, 8);
         int type = (int)((gate >> 40) & 0xF);
         int gateDpl = (int)((gate >> 45) & 3);
-        if (type == 5)
-        {
-            throw new GuestUnsupported($"interrupt vector {vector} uses a task gate: hardware task switching is not implemented by tcg");
-        }
-
-        if (type is not (6 or 7 or 0xE or 0xF) || (gate & (1UL << 44)) != 0)
+        if (type is not (5 or 6 or 7 or 0xE or 0xF) || (gate & (1UL << 44)) != 0)
         {
             throw Gp(idtError);
         }
@@ -171,6 +166,12 @@ internal sealed partial class TcgCpu
         if ((gate & (1UL << 47)) == 0)
         {
             throw new GuestFault(Vec.NP, idtError, true);
+        }
+
+        if (type == 5)
+        {
+            DispatchTaskGate(gate, error, hasError, ext, returnRip); // TcgCpu.TaskSwitch.cs
+            return;
         }
 
         bool is32 = type >= 0xE;
@@ -201,6 +202,12 @@ internal sealed partial class TcgCpu
         if (target > cs.Limit)
         {
             throw Gp(ext);
+        }
+
+        if ((S.Rflags & Fl.VM) != 0)
+        {
+            DispatchFromV86(cs, sel, d, daddr, target, is32, trap, error, hasError, ext, returnRip); // TcgCpu.V86.cs
+            return;
         }
 
         ulong oldFlags = S.Rflags;

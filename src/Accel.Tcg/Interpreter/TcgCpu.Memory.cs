@@ -231,11 +231,15 @@ internal sealed unsafe partial class TcgCpu
     /// <summary>Translates or raises #PF (with CR2 and the error code).</summary>
     private ulong TranslateChecked(ulong lin, int access, bool user, int size)
     {
-        _ = size;
         if (!TryTranslate(lin, access, user, out ulong phys, out uint error))
         {
             S.Cr2 = lin;
             throw new GuestFault(Vec.PF, error, true);
+        }
+
+        if (_dataBreakpoints)
+        {
+            CheckDataBreakpoints(lin, access, size); // TcgCpu.Debug.cs: watched pages always come here
         }
 
         return phys;
@@ -278,6 +282,10 @@ internal sealed unsafe partial class TcgCpu
         e.Host = Physical.HostPage(physPage, access == AccessWrite);
         e.User = userOk;
         e.UserPage = userPage;
+        if (_dataBreakpoints && DataBreakpointOnPage(lin))
+        {
+            e.Host = 0; // no fast path for a page a data breakpoint watches (TcgCpu.Debug.cs)
+        }
         phys = (physPage << 12) | (lin & 0xFFF);
         return true;
     }

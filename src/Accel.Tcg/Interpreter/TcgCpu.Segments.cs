@@ -226,6 +226,12 @@ internal sealed partial class TcgCpu
         ulong d = ReadDescriptor(selector, out ulong addr);
         if ((d & (1UL << 44)) == 0)
         {
+            if (IsTaskDescriptor(d))
+            {
+                FarTaskTransfer(selector, d, call: false); // TcgCpu.TaskSwitch.cs
+                return;
+            }
+
             ResolveGate(selector, d, out selector, out offset, out d, out addr, call: false);
         }
 
@@ -266,6 +272,12 @@ internal sealed partial class TcgCpu
         ulong d = ReadDescriptor(selector, out ulong addr);
         if ((d & (1UL << 44)) == 0)
         {
+            if (IsTaskDescriptor(d))
+            {
+                FarTaskTransfer(selector, d, call: true); // TcgCpu.TaskSwitch.cs
+                return;
+            }
+
             ResolveGate(selector, d, out selector, out offset, out d, out addr, call: true);
             opSize = _gateSize;
             if (_gateInner)
@@ -289,9 +301,11 @@ internal sealed partial class TcgCpu
     private int _gateParams;
     private bool _gateInner;
 
+    /// <summary>A TSS descriptor or task gate outside IA-32e mode (where they are invalid and ResolveGate raises #GP).</summary>
+    private bool IsTaskDescriptor(ulong d) => !LongMode && ((d >> 40) & 0xF) is 1 or 3 or 5 or 9 or 0xB;
+
     /// <summary>
-    /// Follows a call gate for a far JMP/CALL to a code segment of the same privilege. Gates that change privilege and
-    /// task gates/TSS descriptors (task switches) are not implemented: they end the run with a clear message.
+    /// Follows a call gate for a far JMP/CALL (task gates and TSS descriptors go to <see cref="FarTaskTransfer"/>).
     /// </summary>
     private void ResolveGate(ushort selector, ulong d, out ushort targetSel, out ulong targetOffset, out ulong targetDesc,
         out ulong targetAddr, bool call)
@@ -302,11 +316,6 @@ internal sealed partial class TcgCpu
         bool gate32 = type == 0xC;
         if (type is 1 or 3 or 5 or 9 or 0xB)
         {
-            if (!LongMode)
-            {
-                throw new GuestUnsupported($"far {(call ? "CALL" : "JMP")} to selector 0x{selector:X4} would switch tasks (TSS or task gate); hardware task switching is not implemented by tcg");
-            }
-
             throw Gp(err);
         }
 
@@ -646,7 +655,8 @@ internal sealed partial class TcgCpu
 
         if ((S.Rflags & Fl.VM) != 0)
         {
-            throw new GuestUnsupported("IRET in virtual-8086 mode: virtual-8086 mode is not implemented by tcg");
+            IretInV86(sz); // TcgCpu.V86.cs
+            return;
         }
 
         if ((S.Rflags & Fl.NT) != 0)
@@ -656,7 +666,8 @@ internal sealed partial class TcgCpu
                 throw Gp0();
             }
 
-            throw new GuestUnsupported("IRET with EFLAGS.NT set (return from a nested task): hardware task switching is not implemented by tcg");
+            IretTaskReturn(); // TcgCpu.TaskSwitch.cs
+            return;
         }
 
         ulong nip = PopFrom(ref rsp, sz);
@@ -664,7 +675,8 @@ internal sealed partial class TcgCpu
         ulong nfl = PopFrom(ref rsp, sz);
         if ((nfl & Fl.VM) != 0 && _cpl == 0 && sz == 4 && !LongMode)
         {
-            throw new GuestUnsupported("IRET to virtual-8086 mode: virtual-8086 mode is not implemented by tcg");
+            IretToV86(nip, ncs, nfl, rsp); // TcgCpu.V86.cs
+            return;
         }
 
         ReturnToSegment(ncs, sz == 8 ? nip : nip & SizeMask(sz), rsp, sz, 0, nfl);

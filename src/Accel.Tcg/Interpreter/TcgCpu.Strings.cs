@@ -193,6 +193,7 @@ internal sealed partial class TcgCpu
     /// </summary>
     private void CheckIoPermission(ushort port, int size)
     {
+        CheckIoBreakpoints(port, size);
         if (!ProtectedMode || ((S.Rflags & Fl.VM) == 0 && _cpl <= (int)((S.Rflags >> 12) & 3)))
         {
             return;

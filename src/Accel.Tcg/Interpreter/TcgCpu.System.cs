@@ -448,6 +448,12 @@ internal sealed partial class TcgCpu
     private ulong ReadDebugRegister(int n)
     {
         RequireCpl0();
+        if (n is 4 or 5 && (S.Cr4 & Cr.Cr4De) != 0)
+        {
+            throw Ud();
+        }
+
+        CheckGeneralDetect();
         return n switch
         {
             0 => S.Dr0,
@@ -460,10 +466,16 @@ internal sealed partial class TcgCpu
         };
     }
 
-    /// <summary>Debug registers are stored (breakpoints are not implemented: they never trigger).</summary>
+    /// <summary>MOV to DRn (SDM Vol. 2, MOV—Move to/from Debug Registers); breakpoints: TcgCpu.Debug.cs.</summary>
     private void WriteDebugRegister(int n, ulong value)
     {
         RequireCpl0();
+        if (n is 4 or 5 && (S.Cr4 & Cr.Cr4De) != 0)
+        {
+            throw Ud();
+        }
+
+        CheckGeneralDetect();
         if (Is64 && n >= 6 && (value >> 32) != 0)
         {
             throw Gp0();
@@ -481,7 +493,7 @@ internal sealed partial class TcgCpu
                     throw Ud();
                 }
 
-                S.Dr6 = (value & 0x1_E00F) | 0xFFFE_0FF0;
+                S.Dr6 = (value & 0xE00F) | 0xFFFF_0FF0; // bit 16 (RTM) is reserved as 1 without TSX (SDM Vol. 3B, 18.2.3)
                 break;
             case 5 or 7:
                 if (n == 5 && (S.Cr4 & Cr.Cr4De) != 0)
@@ -494,6 +506,9 @@ internal sealed partial class TcgCpu
             default:
                 throw Ud();
         }
+
+        OnDebugRegistersChanged();
+        EndBlock();
     }
 
     // ---------------------------------------------------------------- MSRs

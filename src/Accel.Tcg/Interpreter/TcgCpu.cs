@@ -119,6 +119,8 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         S.Pat = 0x0007_0406_0007_0406; // SDM Vol. 3A, 13.12.4: the PAT power-up value
         S.Dr6 = 0xFFFF_0FF0;
         S.Dr7 = 0x400;
+        _pendingDr6 = 0;
+        OnDebugRegistersChanged();
         S.Xcr0 = 1;
         S.MiscEnable = 1; // fast strings
         _halted = false;
@@ -156,12 +158,6 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// <inheritdoc />
     public VcpuExit Run(long instructionLimit = long.MaxValue)
     {
-        if ((S.Cr0 & Cr.PE) != 0 && (S.Rflags & Fl.VM) != 0)
-        {
-            return new VcpuExit(VcpuExitReason.GuestError, S.Rip,
-                "EFLAGS.VM=1 in protected mode: virtual-8086 mode is not implemented by tcg");
-        }
-
         try
         {
             return RunCore(instructionLimit < 0 ? 0 : instructionLimit);
@@ -251,9 +247,37 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
                 return new VcpuExit(VcpuExitReason.InstructionLimit, S.Rip);
             }
 
+            if (_singleStepTrap)
+            {
+                DeliverDebugTrap(); // a trap left by an event delivery (the T flag of a task entered through a gate)
+                if (_shutdownDetail is not null)
+                {
+                    return ShutdownExit();
+                }
+
+                continue;
+            }
+
+            // Breakpoints enabled in DR7 (or RF set): one instruction at a time, checked (TcgCpu.Debug.cs).
+            bool debugStep = _breakpointsEnabled || (S.Rflags & Fl.RF) != 0;
+            if (debugStep && DebugBeforeInstruction())
+            {
+                budget--;
+                if (_shutdownDetail is not null)
+                {
+                    return ShutdownExit();
+                }
+
+                continue;
+            }
+
             try
             {
-                ExecuteBlocks(budget);
+                ExecuteBlocks(debugStep ? 1 : budget);
+                if (debugStep)
+                {
+                    DebugAfterInstruction();
+                }
             }
             catch (GuestFault f)
             {
@@ -268,9 +292,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             Volatile.Write(ref _retired, _retired + _lastExecuted); // one writer: this thread
             if (_singleStepTrap)
             {
-                _singleStepTrap = false;
-                S.Dr6 |= 1UL << 14; // BS
-                DeliverEvent(Vec.DB, 0, false, EventKind.Fault, S.Rip);
+                DeliverDebugTrap();
             }
 
             if (_shutdownDetail is not null)
@@ -353,7 +375,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         while (true)
         {
             ExecuteBlock(block, budget - _lastExecuted);
-            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
+            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap || _breakpointsEnabled ||
                 _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
                 (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
@@ -389,7 +411,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         }
 
         _currentPage = block.Page;
-        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count)
+        if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count && !_breakpointsEnabled)
         {
             // Translated code reads and writes S.Rflags directly: settle the fast path's lazy flags first.
             MaterializeFlags();
@@ -431,6 +453,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
                 {
                     // TF was set when the instruction began: a single-step trap follows it (SDM Vol. 3A, 18.3.1.4).
                     _singleStepTrap = true;
+                    _pendingDr6 |= Dr6Bs;
                 }
 
                 if (_endBlock)

@@ -6,8 +6,8 @@ namespace Hypervisor.Accel.Tcg.Tests.Guests;
 
 /// <summary>
 /// NMI (Intel SDM Vol. 3A, 6.7 and 6.7.1): delivered through vector 2 regardless of EFLAGS.IF, wakes a halted CPU, and
-/// further NMIs are held pending until the handler's IRET. Virtual-8086 mode (not implemented by tcg): every way into
-/// it ends the run with a GuestError exit that names it, instead of running 8086 code with the wrong semantics.
+/// further NMIs are held pending until the handler's IRET. Entering virtual-8086 mode with IRETD (more in
+/// SystemGuests/Virtual8086Tests).
 /// </summary>
 public class NmiAndV86Tests
 {
@@ -118,46 +118,42 @@ public class NmiAndV86Tests
     }
 
     [Test]
-    public void IretIntoVirtual8086ModeEndsTheRunWithANamedGuestError()
+    public void IretIntoVirtual8086ModeRunsEightySixCode()
     {
         using var m = new TestMachine();
         m.StartProtected32(0x8000);
+        m.Load(16, 0x1100, a =>
+        {
+            a.mov(ax, cs);
+            a.mov(__word_ptr[0x20], ax); // DS = 0x0100: linear 0x1020
+            a.mov(ax, 0x1234);
+        });
         m.Load(32, 0x8000, a =>
         {
             // IRETD at CPL 0 with VM=1 in the popped EFLAGS: the 9-dword frame of a return to virtual-8086 mode.
             a.push(0); // GS
             a.push(0); // FS
-            a.push(0); // DS
+            a.push(0x100); // DS
             a.push(0); // ES
             a.push(0); // SS
             a.push(0x1000); // ESP
             a.push((int)((1u << 17) | 2)); // EFLAGS with VM
-            a.push(0); // CS
-            a.push(0x100); // EIP
+            a.push(0x100); // CS
+            a.push(0x100); // EIP: linear 0x1100
             a.iretd();
         });
 
-        VcpuExit exit = m.Run();
+        VcpuExit exit = m.Run(13);
 
-        Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.GuestError));
-        Assert.That(exit.Detail, Does.Contain("virtual-8086"));
-        Assert.That(exit.InstructionPointer, Is.EqualTo(0x8000UL + 27), "reported at the IRETD (after 2+2+2+2+2+5+5+2+5 bytes of pushes)");
-    }
-
-    [Test]
-    public void HostSettingVmInProtectedModeEndsTheRunWithANamedGuestError()
-    {
-        using var m = new TestMachine();
-        m.StartProtected32(0x8000);
-        m.Load(32, 0x8000, a => a.hlt());
+        Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.InstructionLimit), exit.Detail);
+        Assert.That(m.ReadQword(0x1020) & 0xFFFF, Is.EqualTo(0x100UL), "CS read in virtual-8086 mode, stored through DS × 16");
         GeneralRegisters g = m.Vcpu.GetGeneralRegisters();
-        g.Rflags |= 1UL << 17;
-        m.Vcpu.SetGeneralRegisters(g);
-
-        VcpuExit exit = m.Run();
-
-        Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.GuestError));
-        Assert.That(exit.Detail, Does.Contain("virtual-8086"));
-        Assert.That(m.Vcpu.Statistics.Instructions, Is.EqualTo(0L), "nothing ran in the unimplemented mode");
+        SystemRegisters s = m.Vcpu.GetSystemRegisters();
+        Assert.That(g.Rax & 0xFFFF, Is.EqualTo(0x1234UL));
+        Assert.That(g.Rflags & (1UL << 17), Is.Not.Zero, "still in virtual-8086 mode");
+        Assert.That(s.Cs.Base, Is.EqualTo(0x1000UL));
+        Assert.That(s.Cs.Limit, Is.EqualTo(0xFFFFu));
+        Assert.That(s.Cs.Dpl, Is.EqualTo((byte)3));
+        Assert.That(m.Cpu.Cpl, Is.EqualTo(3));
     }
 }

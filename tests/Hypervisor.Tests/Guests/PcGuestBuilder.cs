@@ -92,7 +92,8 @@ internal sealed class PcGuest
         body(guest);
         guest.Epilogue();
         AssembleWithLabels(guest.A, ip, out byte[] code);
-        int limit = mode switch { GuestMode.Real => ProtectedOffset, GuestMode.Protected => LongOffset, _ => GdtOffset };
+        // A protected-mode body may also use the long-mode stub's space, which only long-mode images need.
+        int limit = mode switch { GuestMode.Real => ProtectedOffset, _ => GdtOffset };
         if (bodyOffset + code.Length > limit)
         {
             throw new InvalidOperationException($"The {mode} guest body is too large ({code.Length} bytes).");
