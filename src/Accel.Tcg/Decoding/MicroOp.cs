@@ -67,8 +67,14 @@ internal enum MicroAlu : byte
 /// A compact, pre-decoded form of one instruction, built once when its block is decoded and cached with it: operand
 /// size, register numbers, the memory operand's parts and the immediate, so that executing it reads no Iced state.
 /// </summary>
-internal struct MicroOp
+internal unsafe struct MicroOp
 {
+    /// <summary>
+    /// The handler that executes this instruction (direct-threaded dispatch: chosen once at decode time for the form,
+    /// operation and operand size, so executing it takes one indirect call and no switch).
+    /// </summary>
+    public delegate*<Interpreter.TcgCpu, ref MicroOp, void> Run;
+
     /// <summary>RIP of the next instruction, already wrapped to the code size.</summary>
     public ulong NextIp;
 
@@ -109,6 +115,9 @@ internal struct MicroOp
 
     /// <summary>Segment register number of the memory operand (ES=0 ... GS=5).</summary>
     public byte Seg;
+
+    /// <summary>Position of the instruction in its block (the generic handler runs <see cref="Iced.Intel.Instruction"/> from it).</summary>
+    public byte Slot;
 
     public const byte NoReg = 0xFF;
 }

@@ -346,16 +346,24 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     private void ExecuteBlocks(long budget)
     {
         _lastExecuted = 0;
+        RefreshFast();
         DecodedBlock block = GetBlock();
         while (true)
         {
             ExecuteBlock(block, budget - _lastExecuted);
-            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
-                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
-                (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
+
+            // After a block of micro-ops only (no generic instruction, trace, single-step or shadow), nothing but
+            // another thread's request can have changed what the checks below look at.
+            if (_sawGeneric || _lastExecuted >= budget || !block.Cached || _kick != 0 || _nmiPending || _lapicHint != 0 ||
+                _irqHint != 0)
             {
-                MaterializeFlags();
-                return;
+                if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
+                    _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
+                    (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
+                {
+                    MaterializeFlags();
+                    return;
+                }
             }
 
             block = NextBlock(block);
@@ -363,7 +371,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     }
 
     /// <summary>Executes up to one block (bounded by <paramref name="budget"/>), adding to <see cref="_lastExecuted"/>.</summary>
-    private void ExecuteBlock(DecodedBlock block, long budget)
+    private unsafe void ExecuteBlock(DecodedBlock block, long budget)
     {
         int count = block.Count;
         if (count == 0)
@@ -375,9 +383,11 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         _inhibitOnce = false;
         Action<TcgCpu>? trace = TraceHook;
         bool singleStep = (S.Rflags & Fl.TF) != 0;
+        _sawGeneric = false;
         if (inhibit || trace is not null || singleStep)
         {
             count = 1;
+            _sawGeneric = true;
         }
 
         if (count > budget)
@@ -392,11 +402,13 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             MaterializeFlags();
             if (RunJit(block, budget))
             {
+                _sawGeneric = true;
+                RefreshFast();
                 return;
             }
         }
 
-        Instruction[] instructions = block.Instructions;
+        _curInstructions = block.Instructions;
         MicroOp[] ops = block.Ops;
         if (trace is null && !singleStep)
         {
@@ -404,7 +416,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             {
                 ref MicroOp op = ref ops[i];
                 _nextRip = op.NextIp;
-                ExecuteMicro(ref op, ref instructions[i]);
+                op.Run(this, ref op);
                 S.Rip = _nextRip;
                 _lastExecuted++;
                 if (_endBlock)
@@ -420,8 +432,13 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             {
                 ref MicroOp op = ref ops[i];
                 _nextRip = op.NextIp;
-                trace?.Invoke(this);
-                ExecuteMicro(ref op, ref instructions[i]);
+                if (trace is not null)
+                {
+                    trace(this);
+                    RefreshFast(); // the hook may change registers
+                }
+
+                op.Run(this, ref op);
                 S.Rip = _nextRip;
                 _lastExecuted++;
                 if (singleStep)
@@ -480,10 +497,8 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool LinkValid(DecodedBlock b, ulong rip)
     {
-        ref SegmentCache cs = ref S.Seg[Seg.CS];
-        return b.Rip == rip && b.TlbEpoch == _tlb.Epoch && b.CsBase == cs.Base && b.CsLimit == cs.Limit &&
-               b.CsAttributes == cs.Attributes && b.LongMode == ((S.Efer & Cr.EferLma) != 0) && b.User == (_cpl == 3) &&
-               b.Generation == Physical.Generation(b.Page) && b.Cached;
+        // _contextId stands for CS, EFER.LMA, CPL and the TLB epoch (RefreshFast keeps it current).
+        return b.Rip == rip && b.ContextId == _contextId && b.Generation == Physical.Generation(b.Page) && b.Cached;
     }
 
     /// <summary>Ends the current block after this instruction (mode change, self-modifying code, interrupt window).</summary>
@@ -527,7 +542,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         if (b is not null && b.PhysicalAddress == phys && b.Rip == rip && b.Bitness == bitness &&
             b.Generation == Physical.Generation(page))
         {
-            SetLinkKey(b, ref cs);
+            SetLinkKey(b);
             return b;
         }
 
@@ -550,7 +565,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         b.Cached = cacheable;
         b.Link0 = null;
         b.Link1 = null;
-        SetLinkKey(b, ref cs);
+        SetLinkKey(b);
         if (!cacheable)
         {
             b.Generation = uint.MaxValue;
@@ -560,14 +575,9 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     }
 
     /// <summary>Records the state a block was last found valid in, which <see cref="LinkValid"/> compares.</summary>
-    private void SetLinkKey(DecodedBlock b, ref SegmentCache cs)
+    private void SetLinkKey(DecodedBlock b)
     {
-        b.TlbEpoch = _tlb.Epoch;
-        b.CsBase = cs.Base;
-        b.CsLimit = cs.Limit;
-        b.CsAttributes = cs.Attributes;
-        b.LongMode = (S.Efer & Cr.EferLma) != 0;
-        b.User = _cpl == 3;
+        b.ContextId = _contextId;
     }
 
     private void Decode(DecodedBlock b, int bitness, ulong rip, ulong linear, ulong phys, ulong page, ulong limit)
@@ -610,6 +620,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             }
 
             PreDecode(ref ins, ref b.Ops[b.Count], ipMask);
+            b.Ops[b.Count].Slot = (byte)b.Count;
             b.Count++;
             if (ins.IsInvalid || _reader.CrossedPage)
             {
