@@ -11,7 +11,8 @@ internal sealed class DecodedBlock
 {
     public const int MaxInstructions = 64;
 
-    public readonly Instruction[] Instructions = new Instruction[MaxInstructions];
+    /// <summary>The decoded instructions, pinned (the micro-ops point into it: <see cref="MicroOp.Ins"/>).</summary>
+    public readonly Instruction[] Instructions = GC.AllocateArray<Instruction>(MaxInstructions, pinned: true);
 
     /// <summary>The pre-decoded form of each instruction (same index as <see cref="Instructions"/>).</summary>
     public readonly MicroOp[] Ops = new MicroOp[MaxInstructions];

@@ -75,6 +75,12 @@ internal unsafe struct MicroOp
     /// </summary>
     public delegate*<Interpreter.TcgCpu, ref MicroOp, void> Run;
 
+    /// <summary>
+    /// The handler of this instruction alone. Differs from <see cref="Run"/> when the block's closing Jcc is fused into
+    /// this flag-setting instruction; runs that step one instruction at a time (trace, single-step, budget) use this.
+    /// </summary>
+    public delegate*<Interpreter.TcgCpu, ref MicroOp, void> Single;
+
     /// <summary>RIP of the next instruction, already wrapped to the code size.</summary>
     public ulong NextIp;
 
@@ -116,8 +122,11 @@ internal unsafe struct MicroOp
     /// <summary>Segment register number of the memory operand (ES=0 ... GS=5).</summary>
     public byte Seg;
 
-    /// <summary>Position of the instruction in its block (the generic handler runs <see cref="Iced.Intel.Instruction"/> from it).</summary>
-    public byte Slot;
+    /// <summary>
+    /// The decoded instruction in its block's pinned <see cref="DecodedBlock.Instructions"/> array (the generic handler
+    /// runs it; a pointer, so that starting a block stores no object reference).
+    /// </summary>
+    public Iced.Intel.Instruction* Ins;
 
     public const byte NoReg = 0xFF;
 }

@@ -15,16 +15,18 @@ namespace Hypervisor.Accel.Tcg.Interpreter;
 // tests run through both.
 internal sealed unsafe partial class TcgCpu
 {
-    /// <summary>The instructions of the block being executed (the generic handler runs them).</summary>
-    private Instruction[]? _curInstructions;
-
-    /// <summary>Fills <paramref name="op"/> from a decoded instruction (block decode time, not per execution).</summary>
+    /// <summary>
+    /// Fills <paramref name="op"/> from a decoded instruction (block decode time, not per execution).
+    /// <paramref name="ins"/> must be an element of a block's pinned <see cref="DecodedBlock.Instructions"/>.
+    /// </summary>
     internal static void PreDecode(ref Instruction ins, ref MicroOp op, ulong ipMask)
     {
         op = default;
+        op.Ins = (Instruction*)Unsafe.AsPointer(ref ins);
         op.NextIp = ins.NextIP & ipMask;
         op.Kind = MicroKind.Generic;
         op.Run = &HGeneric;
+        op.Single = &HGeneric;
         if (ins.HasLockPrefix || ins.HasRepPrefix || ins.HasRepnePrefix || ins.Encoding != EncodingKind.Legacy)
         {
             return;
@@ -32,6 +34,7 @@ internal sealed unsafe partial class TcgCpu
 
         op.Kind = Classify(ref ins, ref op);
         op.Run = HandlerOf(ref op);
+        op.Single = op.Run;
     }
 
     private static MicroKind Classify(ref Instruction ins, ref MicroOp op)
@@ -409,7 +412,8 @@ internal sealed unsafe partial class TcgCpu
     // a run of blocks and the delivery of a fault. Outside ExecuteBlocks the lazy state is always empty, so the rest
     // of the CPU (and Execute(ref Instruction), which computes flags eagerly) reads S.Rflags as before.
 
-    private const byte LazyNone = 0, LazyAdd = 1, LazySub = 2, LazyLogic = 3, LazyInc = 4, LazyDec = 5;
+    private const byte LazyNone = 0, LazyAdd = 1, LazySub = 2, LazyLogic = 3, LazyInc = 4, LazyDec = 5, LazyShl = 6, LazyShr = 7,
+        LazySar = 8;
 
     private byte _lazyOp;
     private int _lazyBits;
@@ -438,6 +442,9 @@ internal sealed unsafe partial class TcgCpu
                 f = (f & ~Fl.CF) | _lazyB;
                 Inc(_lazyA, bits, ref f);
                 break;
+            case LazyShl: Shl(_lazyA, _lazyB, bits, ref f); break;
+            case LazyShr: Shr(_lazyA, _lazyB, bits, ref f); break;
+            case LazySar: Sar(_lazyA, _lazyB, bits, ref f); break;
             default:
                 f = (f & ~Fl.CF) | _lazyB;
                 Dec(_lazyA, bits, ref f);
@@ -449,6 +456,7 @@ internal sealed unsafe partial class TcgCpu
     }
 
     /// <summary>CF as the last flag-writing instruction left it (for INC/DEC, which keep it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong CurrentCf()
     {
         switch (_lazyOp)
@@ -458,11 +466,18 @@ internal sealed unsafe partial class TcgCpu
             case LazyLogic: return 0;
             case LazyInc:
             case LazyDec: return _lazyB;
-            default:
-                MaterializeFlagsSlow();
-                return S.Rflags & Fl.CF;
+            default: return LazyCarry(_lazyOp);
         }
     }
+
+    /// <summary>CF of a lazy ADD or shift (shift counts are 1 to bits - 1, see <see cref="HShiftLazy{TShift, TS}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong LazyCarry(byte lazy) => lazy switch
+    {
+        LazyAdd => _lazyR < _lazyA ? Fl.CF : 0,
+        LazyShl => (_lazyA >> (_lazyBits - (int)_lazyB)) & 1,
+        _ => (_lazyA >> ((int)_lazyB - 1)) & 1,
+    };
 
     /// <summary>Evaluates a condition code, from the lazy operands when they make it cheap.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -486,6 +501,8 @@ internal sealed unsafe partial class TcgCpu
                 case ConditionCode.ge: return sa >= sb;
                 case ConditionCode.le: return sa <= sb;
                 case ConditionCode.g: return sa > sb;
+                case ConditionCode.s: return ((_lazyR >> (_lazyBits - 1)) & 1) != 0;
+                case ConditionCode.ns: return ((_lazyR >> (_lazyBits - 1)) & 1) == 0;
             }
         }
         else if (lazy == LazyLogic)
@@ -509,59 +526,29 @@ internal sealed unsafe partial class TcgCpu
             }
         }
 
-        MaterializeFlags();
-        return Condition((ConditionCode)cc);
-    }
-
-    /// <summary>
-    /// A binary ALU micro-op: records lazy flags for ADD/SUB/CMP/logic, computes ADC/SBB eagerly. Returns false when the
-    /// result is not written (CMP, TEST).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool MicroAluLazy(byte sub, ulong a, ulong b, int bits, out ulong r)
-    {
-        ulong m = BitsMask(bits);
-        a &= m;
-        b &= m;
-        switch ((MicroAlu)sub)
+        else if (lazy != LazyNone)
         {
-            case MicroAlu.Add:
-                r = (a + b) & m;
-                SetLazy(LazyAdd, bits, a, b, r);
-                return true;
-            case MicroAlu.Sub:
-                r = (a - b) & m;
-                SetLazy(LazySub, bits, a, b, r);
-                return true;
-            case MicroAlu.Cmp:
-                SetLazy(LazySub, bits, a, b, 0);
-                r = 0;
-                return false;
-            case MicroAlu.And:
-                r = a & b;
-                SetLazy(LazyLogic, bits, 0, 0, r);
-                return true;
-            case MicroAlu.Or:
-                r = a | b;
-                SetLazy(LazyLogic, bits, 0, 0, r);
-                return true;
-            case MicroAlu.Xor:
-                r = a ^ b;
-                SetLazy(LazyLogic, bits, 0, 0, r);
-                return true;
-            case MicroAlu.Test:
-                SetLazy(LazyLogic, bits, 0, 0, a & b);
-                r = 0;
-                return false;
-            default:
+            // ADD, INC, DEC and the shifts: ZF and SF from the result, CF where it is one expression.
+            ulong r = _lazyR;
+            switch ((ConditionCode)cc)
             {
-                MaterializeFlags();
-                ulong f = S.Rflags;
-                bool write = MicroAluOp(sub, a, b, bits, ref f, out r);
-                S.Rflags = f;
-                return write;
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.s: return ((r >> (_lazyBits - 1)) & 1) != 0;
+                case ConditionCode.ns: return ((r >> (_lazyBits - 1)) & 1) == 0;
+                case ConditionCode.b:
+                case ConditionCode.ae:
+                    if (lazy is LazyAdd or LazyShl or LazyShr or LazySar)
+                    {
+                        return (LazyCarry(lazy) != 0) == ((ConditionCode)cc == ConditionCode.b);
+                    }
+
+                    break;
             }
         }
+
+        MaterializeFlags();
+        return Condition((ConditionCode)cc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -857,10 +844,10 @@ internal sealed unsafe partial class TcgCpu
         where TS : struct, IOpSize
     {
         ulong mask = _fastStackMask;
-        ulong rsp = S.Gpr[4];
+        ulong rsp = Gpr(4);
         ulong next = (rsp & ~mask) | ((rsp - (ulong)(TS.Bits >> 3)) & mask);
         FastWrite<TS>(Seg.SS, next & mask, value);
-        S.Gpr[4] = next;
+        Gpr(4) = next;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -868,9 +855,9 @@ internal sealed unsafe partial class TcgCpu
         where TS : struct, IOpSize
     {
         ulong mask = _fastStackMask;
-        ulong rsp = S.Gpr[4];
+        ulong rsp = Gpr(4);
         ulong value = FastRead<TS>(Seg.SS, rsp & mask);
-        S.Gpr[4] = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
+        Gpr(4) = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
         return value;
     }
 
@@ -909,6 +896,22 @@ internal sealed unsafe partial class TcgCpu
             case MicroKind.IncM: return BySize(bits, &HIncDecM<S8, OpInc>, &HIncDecM<S16, OpInc>, &HIncDecM<S32, OpInc>, &HIncDecM<S64, OpInc>);
             case MicroKind.DecM: return BySize(bits, &HIncDecM<S8, OpDec>, &HIncDecM<S16, OpDec>, &HIncDecM<S32, OpDec>, &HIncDecM<S64, OpDec>);
             case MicroKind.ShiftRI:
+            {
+                int n = (int)op.Imm & (bits == 64 ? 63 : 31);
+                if (n == 0 || n >= bits || (MicroAlu)op.Sub is MicroAlu.Rol or MicroAlu.Ror)
+                {
+                    return &HShift;
+                }
+
+                op.Imm = (ulong)n;
+                return (MicroAlu)op.Sub switch
+                {
+                    MicroAlu.Shl => BySize(bits, &HShiftLazy<OpShl, S8>, &HShiftLazy<OpShl, S16>, &HShiftLazy<OpShl, S32>, &HShiftLazy<OpShl, S64>),
+                    MicroAlu.Shr => BySize(bits, &HShiftLazy<OpShr, S8>, &HShiftLazy<OpShr, S16>, &HShiftLazy<OpShr, S32>, &HShiftLazy<OpShr, S64>),
+                    _ => BySize(bits, &HShiftLazy<OpSar, S8>, &HShiftLazy<OpSar, S16>, &HShiftLazy<OpSar, S32>, &HShiftLazy<OpSar, S64>),
+                };
+            }
+
             case MicroKind.ShiftRCl:
                 return &HShift;
             case MicroKind.Lea: return &HLea;
@@ -977,7 +980,7 @@ internal sealed unsafe partial class TcgCpu
     {
         c.MaterializeFlags();
         c._sawGeneric = true;
-        c.Execute(ref c._curInstructions![op.Slot]);
+        c.Execute(ref *op.Ins);
         c.RefreshFast();
     }
 
@@ -1112,8 +1115,9 @@ internal sealed unsafe partial class TcgCpu
     {
         ulong cf = c.CurrentCf();
         ulong a = c.Gpr(op.R0) & TS.Mask;
-        c.SetGpr<TS>(op.R0, TOp.Inc ? a + 1 : a - 1);
-        c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, 0);
+        ulong r = (TOp.Inc ? a + 1 : a - 1) & TS.Mask;
+        c.SetGpr<TS>(op.R0, r);
+        c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
     }
 
     private static void HIncDecM<TS, TOp>(TcgCpu c, ref MicroOp op)
@@ -1121,10 +1125,11 @@ internal sealed unsafe partial class TcgCpu
         where TOp : struct, IIncDec
     {
         ulong ea = c.MicroEa(ref op);
-        ulong a = c.FastRead<TS>(op.Seg, ea);
-        c.FastWrite<TS>(op.Seg, ea, TOp.Inc ? a + 1 : a - 1);
+        ulong a = c.FastRead<TS>(op.Seg, ea) & TS.Mask;
+        ulong r = (TOp.Inc ? a + 1 : a - 1) & TS.Mask;
+        c.FastWrite<TS>(op.Seg, ea, r);
         ulong cf = c.CurrentCf();
-        c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a & TS.Mask, cf, 0);
+        c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
     }
 
     private static void HShift(TcgCpu c, ref MicroOp op)
@@ -1136,6 +1141,23 @@ internal sealed unsafe partial class TcgCpu
         ulong r = MicroShift(op.Sub, c.Gpr(op.R0), count, bits, ref f);
         c.SetGprBits(op.R0, bits, r);
         c.S.Rflags = f;
+    }
+
+    /// <summary>SHL/SHR/SAR by an immediate count of 1 to bits - 1 (chosen at decode time): flags left lazy.</summary>
+    private static void HShiftLazy<TShift, TS>(TcgCpu c, ref MicroOp op)
+        where TShift : struct, IShiftOp
+        where TS : struct, IOpSize
+    {
+        ulong a = c.Gpr(op.R0) & TS.Mask;
+        int n = (int)op.Imm;
+        ulong r = TShift.Lazy switch
+        {
+            LazyShl => (a << n) & TS.Mask,
+            LazyShr => a >> n,
+            _ => (ulong)(SignExtend(a, TS.Bits) >> n) & TS.Mask,
+        };
+        c.SetGpr<TS>(op.R0, r);
+        c.SetLazy(TShift.Lazy, TS.Bits, a, (ulong)n, r);
     }
 
     private static void HLea(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.MicroEa(ref op));
@@ -1173,10 +1195,10 @@ internal sealed unsafe partial class TcgCpu
         where TS : struct, IOpSize
     {
         ulong mask = c._fastStackMask;
-        ulong rsp = c.S.Gpr[4];
+        ulong rsp = c.Gpr(4);
         ulong target = c.FastRead<TS>(Seg.SS, rsp & mask);
         c.FastBranch(target);
-        c.S.Gpr[4] = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
+        c.Gpr(4) = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
     }
 
     private static void HRetImm(TcgCpu c, ref MicroOp op)
@@ -1238,6 +1260,178 @@ internal sealed unsafe partial class TcgCpu
         ulong r = Imul(a & BitsMask(bits), b & BitsMask(bits), bits, out _, ref f);
         c.SetGprBits(op.R0, bits, r);
         c.S.Rflags = f;
+    }
+
+    // ---------------------------------------------------------------- fused compare-and-branch
+
+    /// <summary>
+    /// When a block ends with a Jcc right after a flag-setting ALU micro-op that cannot write memory (CMP, TEST, the
+    /// register forms of ADD/SUB/AND/OR/XOR, INC/DEC of a register), the ALU op's <see cref="MicroOp.Run"/> becomes a
+    /// handler that also takes the branch: one dispatch for the pair. It retires both (RIP and count as if run one at
+    /// a time) and ends the block; when the branch would fault it leaves the Jcc to run on its own.
+    /// </summary>
+    private static void FuseClosingBranch(DecodedBlock b)
+    {
+        int n = b.Count;
+        if (n < 2 || b.Ops[n - 1].Kind != MicroKind.Jcc)
+        {
+            return;
+        }
+
+        ref MicroOp op = ref b.Ops[n - 2];
+        int bits = op.Bits;
+        bool noWrite = (MicroAlu)op.Sub is MicroAlu.Cmp or MicroAlu.Test;
+        delegate*<TcgCpu, ref MicroOp, void> h = null;
+        switch (op.Kind)
+        {
+            case MicroKind.AluRR:
+            case MicroKind.AluRI:
+            case MicroKind.AluRM:
+            case MicroKind.AluMI when noWrite:
+            case MicroKind.AluMR when noWrite:
+                h = (MicroAlu)op.Sub switch
+                {
+                    MicroAlu.Add => FusedAlu<OpAdd>(op.Kind, bits),
+                    MicroAlu.Or => FusedAlu<OpOr>(op.Kind, bits),
+                    MicroAlu.And => FusedAlu<OpAnd>(op.Kind, bits),
+                    MicroAlu.Sub => FusedAlu<OpSub>(op.Kind, bits),
+                    MicroAlu.Xor => FusedAlu<OpXor>(op.Kind, bits),
+                    MicroAlu.Cmp => FusedAlu<OpCmp>(op.Kind, bits),
+                    MicroAlu.Test => FusedAlu<OpTest>(op.Kind, bits),
+                    _ => null,
+                };
+                break;
+            case MicroKind.IncR:
+                h = BySize(bits, &HFuseIncDec<S8, OpInc>, &HFuseIncDec<S16, OpInc>, &HFuseIncDec<S32, OpInc>, &HFuseIncDec<S64, OpInc>);
+                break;
+            case MicroKind.DecR:
+                h = BySize(bits, &HFuseIncDec<S8, OpDec>, &HFuseIncDec<S16, OpDec>, &HFuseIncDec<S32, OpDec>, &HFuseIncDec<S64, OpDec>);
+                break;
+        }
+
+        if (h != null)
+        {
+            op.Run = h;
+        }
+    }
+
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedAlu<TOp>(MicroKind kind, int bits)
+        where TOp : struct, IAluOp => kind switch
+    {
+        MicroKind.AluRR => BySize(bits, &HFuseAlu<TOp, S8, FormRR>, &HFuseAlu<TOp, S16, FormRR>, &HFuseAlu<TOp, S32, FormRR>, &HFuseAlu<TOp, S64, FormRR>),
+        MicroKind.AluRI => BySize(bits, &HFuseAlu<TOp, S8, FormRI>, &HFuseAlu<TOp, S16, FormRI>, &HFuseAlu<TOp, S32, FormRI>, &HFuseAlu<TOp, S64, FormRI>),
+        MicroKind.AluRM => BySize(bits, &HFuseAlu<TOp, S8, FormRM>, &HFuseAlu<TOp, S16, FormRM>, &HFuseAlu<TOp, S32, FormRM>, &HFuseAlu<TOp, S64, FormRM>),
+        _ when TOp.Writes => null, // a memory destination is written: never fused
+        MicroKind.AluMR => BySize(bits, &HFuseAlu<TOp, S8, FormMR>, &HFuseAlu<TOp, S16, FormMR>, &HFuseAlu<TOp, S32, FormMR>, &HFuseAlu<TOp, S64, FormMR>),
+        _ => BySize(bits, &HFuseAlu<TOp, S8, FormMI>, &HFuseAlu<TOp, S16, FormMI>, &HFuseAlu<TOp, S32, FormMI>, &HFuseAlu<TOp, S64, FormMI>),
+    };
+
+    private static void HFuseAlu<TOp, TS, TForm>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+        where TForm : struct, IAluForm
+    {
+        ulong a, b;
+        if (TForm.MemoryFirst)
+        {
+            a = c.FastRead<TS>(op.Seg, c.MicroEa(ref op));
+            b = TForm.Immediate ? op.Imm : c.Gpr(op.R1) & TS.Mask;
+        }
+        else
+        {
+            a = c.Gpr(op.R0) & TS.Mask;
+            b = TForm.Immediate ? op.Imm : TForm.Memory ? c.FastRead<TS>(op.Seg, c.MicroEa(ref op)) : c.Gpr(op.R1) & TS.Mask;
+        }
+
+        c.AluLazy<TOp, TS>(a, b, out ulong r);
+        if (TOp.Writes && !TForm.MemoryFirst)
+        {
+            c.SetGpr<TS>(op.R0, r);
+        }
+
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+    }
+
+    private static void HFuseIncDec<TS, TOp>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+        where TOp : struct, IIncDec
+    {
+        HIncDecR<TS, TOp>(c, ref op);
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+    }
+
+    /// <summary>The Jcc half of a fused pair: RIP and count of the Jcc, then the block ends.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void TakeFusedBranch(ref MicroOp jcc)
+    {
+        ulong target = jcc.NextIp;
+        if (MicroCondition(jcc.Sub))
+        {
+            target = jcc.Imm;
+            if (target > _fastBranchMax)
+            {
+                return; // the Jcc runs by itself and raises the fault
+            }
+        }
+
+        _nextRip = target;
+        _lastExecuted++;
+        _endBlock = true;
+    }
+
+    /// <summary>The operand form of a fused ALU op as a type.</summary>
+    private interface IAluForm
+    {
+        static abstract bool Immediate { get; }
+
+        static abstract bool Memory { get; }
+
+        static abstract bool MemoryFirst { get; }
+    }
+
+    private struct FormRR : IAluForm
+    {
+        public static bool Immediate => false;
+
+        public static bool Memory => false;
+
+        public static bool MemoryFirst => false;
+    }
+
+    private struct FormRI : IAluForm
+    {
+        public static bool Immediate => true;
+
+        public static bool Memory => false;
+
+        public static bool MemoryFirst => false;
+    }
+
+    private struct FormRM : IAluForm
+    {
+        public static bool Immediate => false;
+
+        public static bool Memory => true;
+
+        public static bool MemoryFirst => false;
+    }
+
+    private struct FormMR : IAluForm
+    {
+        public static bool Immediate => false;
+
+        public static bool Memory => true;
+
+        public static bool MemoryFirst => true;
+    }
+
+    private struct FormMI : IAluForm
+    {
+        public static bool Immediate => true;
+
+        public static bool Memory => true;
+
+        public static bool MemoryFirst => true;
     }
 
     // ---------------------------------------------------------------- specialisation types
@@ -1349,6 +1543,26 @@ internal sealed unsafe partial class TcgCpu
         public static byte Lazy => LazyLogic;
 
         public static ulong Compute(ulong a, ulong b) => a ^ b;
+    }
+
+    private interface IShiftOp
+    {
+        static abstract byte Lazy { get; }
+    }
+
+    private struct OpShl : IShiftOp
+    {
+        public static byte Lazy => LazyShl;
+    }
+
+    private struct OpShr : IShiftOp
+    {
+        public static byte Lazy => LazyShr;
+    }
+
+    private struct OpSar : IShiftOp
+    {
+        public static byte Lazy => LazySar;
     }
 
     private interface IIncDec

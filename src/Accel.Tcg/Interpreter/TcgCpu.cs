@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Hypervisor.Accel.Tcg.Decoding;
 using Hypervisor.Accel.Tcg.Mmu;
 using Hypervisor.Accel.Tcg.State;
@@ -343,14 +344,44 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// something the run loop must see happens (kick, interrupt window, HLT, shutdown, single-step, trace, a block that
     /// is not cached). The number retired is in <see cref="_lastExecuted"/> (also when a fault ends the run).
     /// </summary>
-    private void ExecuteBlocks(long budget)
+    private unsafe void ExecuteBlocks(long budget)
     {
         _lastExecuted = 0;
         RefreshFast();
         DecodedBlock block = GetBlock();
+
+        // Without the JIT and a trace hook, a whole block runs here (ExecuteBlock handles the rest: JIT, trace,
+        // single-step, interrupt shadow, a block longer than the budget, a fetch fault).
+        bool plain = Jit is null && TraceHook is null;
         while (true)
         {
-            ExecuteBlock(block, budget - _lastExecuted);
+            int count = block.Count;
+            if (plain && count != 0 && count <= budget - _lastExecuted && !_inhibitOnce && (S.Rflags & Fl.TF) == 0)
+            {
+                _sawGeneric = false;
+                _currentPage = block.Page;
+                ref MicroOp op = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+                ref MicroOp end = ref Unsafe.Add(ref op, count);
+                do
+                {
+                    _nextRip = op.NextIp;
+                    op.Run(this, ref op);
+                    S.Rip = _nextRip;
+                    _lastExecuted++;
+                    if (_endBlock)
+                    {
+                        _endBlock = false;
+                        break;
+                    }
+
+                    op = ref Unsafe.Add(ref op, 1);
+                }
+                while (Unsafe.IsAddressLessThan(ref op, ref end));
+            }
+            else
+            {
+                ExecuteBlock(block, budget - _lastExecuted);
+            }
 
             // After a block of micro-ops only (no generic instruction, trace, single-step or shadow), nothing but
             // another thread's request can have changed what the checks below look at.
@@ -408,7 +439,6 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             }
         }
 
-        _curInstructions = block.Instructions;
         MicroOp[] ops = block.Ops;
         if (trace is null && !singleStep)
         {
@@ -416,7 +446,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             {
                 ref MicroOp op = ref ops[i];
                 _nextRip = op.NextIp;
-                op.Run(this, ref op);
+                op.Single(this, ref op);
                 S.Rip = _nextRip;
                 _lastExecuted++;
                 if (_endBlock)
@@ -438,7 +468,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
                     RefreshFast(); // the hook may change registers
                 }
 
-                op.Run(this, ref op);
+                op.Single(this, ref op);
                 S.Rip = _nextRip;
                 _lastExecuted++;
                 if (singleStep)
@@ -561,6 +591,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         uint generation = Physical.Generation(page);
         Physical.MarkCode(page);
         Decode(b, bitness, rip, linear, phys, page, bitness == 64 ? ulong.MaxValue : cs.Limit);
+        FuseClosingBranch(b);
         b.Generation = generation;
         b.Cached = cacheable;
         b.Link0 = null;
@@ -620,7 +651,6 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             }
 
             PreDecode(ref ins, ref b.Ops[b.Count], ipMask);
-            b.Ops[b.Count].Slot = (byte)b.Count;
             b.Count++;
             if (ins.IsInvalid || _reader.CrossedPage)
             {
