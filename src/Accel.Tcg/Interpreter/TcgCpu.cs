@@ -385,8 +385,9 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
 
             // After a block of micro-ops only (no generic instruction, trace, single-step or shadow), nothing but
             // another thread's request can have changed what the checks below look at.
-            if (_sawGeneric || _lastExecuted >= budget || !block.Cached || _kick != 0 || _nmiPending || _lapicHint != 0 ||
-                _irqHint != 0)
+            // An interrupt request while IF is clear, or a local-APIC hint without a local APIC, needs nothing here.
+            if (_sawGeneric || _lastExecuted >= budget || !block.Cached || _kick != 0 || _nmiPending ||
+                (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
                 if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
                     _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
