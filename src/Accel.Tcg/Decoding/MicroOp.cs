@@ -67,8 +67,20 @@ internal enum MicroAlu : byte
 /// A compact, pre-decoded form of one instruction, built once when its block is decoded and cached with it: operand
 /// size, register numbers, the memory operand's parts and the immediate, so that executing it reads no Iced state.
 /// </summary>
-internal struct MicroOp
+internal unsafe struct MicroOp
 {
+    /// <summary>
+    /// The handler that executes this instruction (direct-threaded dispatch: chosen once at decode time for the form,
+    /// operation and operand size, so executing it takes one indirect call and no switch).
+    /// </summary>
+    public delegate*<Interpreter.TcgCpu, ref MicroOp, void> Run;
+
+    /// <summary>
+    /// The handler of this instruction alone. Differs from <see cref="Run"/> when the block's closing Jcc is fused into
+    /// this flag-setting instruction; runs that step one instruction at a time (trace, single-step, budget) use this.
+    /// </summary>
+    public delegate*<Interpreter.TcgCpu, ref MicroOp, void> Single;
+
     /// <summary>RIP of the next instruction, already wrapped to the code size.</summary>
     public ulong NextIp;
 
@@ -109,6 +121,12 @@ internal struct MicroOp
 
     /// <summary>Segment register number of the memory operand (ES=0 ... GS=5).</summary>
     public byte Seg;
+
+    /// <summary>
+    /// The decoded instruction in its block's pinned <see cref="DecodedBlock.Instructions"/> array (the generic handler
+    /// runs it; a pointer, so that starting a block stores no object reference).
+    /// </summary>
+    public Iced.Intel.Instruction* Ins;
 
     public const byte NoReg = 0xFF;
 }

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Hypervisor.Accel.Tcg.Decoding;
+using Hypervisor.Accel.Tcg.Mmu;
 using Hypervisor.Accel.Tcg.State;
 using Iced.Intel;
 using static Hypervisor.Accel.Tcg.Alu.Alu;
@@ -11,20 +13,28 @@ namespace Hypervisor.Accel.Tcg.Interpreter;
 // registers) is MicroKind.Generic and goes through Execute(ref Instruction), the full dispatcher. Both paths use the
 // same ALU library, segmentation, TLB and fault rules, so they agree by construction; the differential and guest
 // tests run through both.
-internal sealed partial class TcgCpu
+internal sealed unsafe partial class TcgCpu
 {
-    /// <summary>Fills <paramref name="op"/> from a decoded instruction (block decode time, not per execution).</summary>
+    /// <summary>
+    /// Fills <paramref name="op"/> from a decoded instruction (block decode time, not per execution).
+    /// <paramref name="ins"/> must be an element of a block's pinned <see cref="DecodedBlock.Instructions"/>.
+    /// </summary>
     internal static void PreDecode(ref Instruction ins, ref MicroOp op, ulong ipMask)
     {
         op = default;
+        op.Ins = (Instruction*)Unsafe.AsPointer(ref ins);
         op.NextIp = ins.NextIP & ipMask;
         op.Kind = MicroKind.Generic;
+        op.Run = &HGeneric;
+        op.Single = &HGeneric;
         if (ins.HasLockPrefix || ins.HasRepPrefix || ins.HasRepnePrefix || ins.Encoding != EncodingKind.Legacy)
         {
             return;
         }
 
         op.Kind = Classify(ref ins, ref op);
+        op.Run = HandlerOf(ref op);
+        op.Single = op.Run;
     }
 
     private static MicroKind Classify(ref Instruction ins, ref MicroOp op)
@@ -402,7 +412,8 @@ internal sealed partial class TcgCpu
     // a run of blocks and the delivery of a fault. Outside ExecuteBlocks the lazy state is always empty, so the rest
     // of the CPU (and Execute(ref Instruction), which computes flags eagerly) reads S.Rflags as before.
 
-    private const byte LazyNone = 0, LazyAdd = 1, LazySub = 2, LazyLogic = 3, LazyInc = 4, LazyDec = 5;
+    private const byte LazyNone = 0, LazyAdd = 1, LazySub = 2, LazyLogic = 3, LazyInc = 4, LazyDec = 5, LazyShl = 6, LazyShr = 7,
+        LazySar = 8;
 
     private byte _lazyOp;
     private int _lazyBits;
@@ -431,6 +442,9 @@ internal sealed partial class TcgCpu
                 f = (f & ~Fl.CF) | _lazyB;
                 Inc(_lazyA, bits, ref f);
                 break;
+            case LazyShl: Shl(_lazyA, _lazyB, bits, ref f); break;
+            case LazyShr: Shr(_lazyA, _lazyB, bits, ref f); break;
+            case LazySar: Sar(_lazyA, _lazyB, bits, ref f); break;
             default:
                 f = (f & ~Fl.CF) | _lazyB;
                 Dec(_lazyA, bits, ref f);
@@ -442,6 +456,7 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>CF as the last flag-writing instruction left it (for INC/DEC, which keep it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong CurrentCf()
     {
         switch (_lazyOp)
@@ -451,11 +466,18 @@ internal sealed partial class TcgCpu
             case LazyLogic: return 0;
             case LazyInc:
             case LazyDec: return _lazyB;
-            default:
-                MaterializeFlagsSlow();
-                return S.Rflags & Fl.CF;
+            default: return LazyCarry(_lazyOp);
         }
     }
+
+    /// <summary>CF of a lazy ADD or shift (shift counts are 1 to bits - 1, see <see cref="HShiftLazy{TShift, TS}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong LazyCarry(byte lazy) => lazy switch
+    {
+        LazyAdd => _lazyR < _lazyA ? Fl.CF : 0,
+        LazyShl => (_lazyA >> (_lazyBits - (int)_lazyB)) & 1,
+        _ => (_lazyA >> ((int)_lazyB - 1)) & 1,
+    };
 
     /// <summary>Evaluates a condition code, from the lazy operands when they make it cheap.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -479,6 +501,8 @@ internal sealed partial class TcgCpu
                 case ConditionCode.ge: return sa >= sb;
                 case ConditionCode.le: return sa <= sb;
                 case ConditionCode.g: return sa > sb;
+                case ConditionCode.s: return ((_lazyR >> (_lazyBits - 1)) & 1) != 0;
+                case ConditionCode.ns: return ((_lazyR >> (_lazyBits - 1)) & 1) == 0;
             }
         }
         else if (lazy == LazyLogic)
@@ -502,59 +526,29 @@ internal sealed partial class TcgCpu
             }
         }
 
-        MaterializeFlags();
-        return Condition((ConditionCode)cc);
-    }
-
-    /// <summary>
-    /// A binary ALU micro-op: records lazy flags for ADD/SUB/CMP/logic, computes ADC/SBB eagerly. Returns false when the
-    /// result is not written (CMP, TEST).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool MicroAluLazy(byte sub, ulong a, ulong b, int bits, out ulong r)
-    {
-        ulong m = BitsMask(bits);
-        a &= m;
-        b &= m;
-        switch ((MicroAlu)sub)
+        else if (lazy != LazyNone)
         {
-            case MicroAlu.Add:
-                r = (a + b) & m;
-                SetLazy(LazyAdd, bits, a, b, r);
-                return true;
-            case MicroAlu.Sub:
-                r = (a - b) & m;
-                SetLazy(LazySub, bits, a, b, r);
-                return true;
-            case MicroAlu.Cmp:
-                SetLazy(LazySub, bits, a, b, 0);
-                r = 0;
-                return false;
-            case MicroAlu.And:
-                r = a & b;
-                SetLazy(LazyLogic, bits, 0, 0, r);
-                return true;
-            case MicroAlu.Or:
-                r = a | b;
-                SetLazy(LazyLogic, bits, 0, 0, r);
-                return true;
-            case MicroAlu.Xor:
-                r = a ^ b;
-                SetLazy(LazyLogic, bits, 0, 0, r);
-                return true;
-            case MicroAlu.Test:
-                SetLazy(LazyLogic, bits, 0, 0, a & b);
-                r = 0;
-                return false;
-            default:
+            // ADD, INC, DEC and the shifts: ZF and SF from the result, CF where it is one expression.
+            ulong r = _lazyR;
+            switch ((ConditionCode)cc)
             {
-                MaterializeFlags();
-                ulong f = S.Rflags;
-                bool write = MicroAluOp(sub, a, b, bits, ref f, out r);
-                S.Rflags = f;
-                return write;
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.s: return ((r >> (_lazyBits - 1)) & 1) != 0;
+                case ConditionCode.ns: return ((r >> (_lazyBits - 1)) & 1) == 0;
+                case ConditionCode.b:
+                case ConditionCode.ae:
+                    if (lazy is LazyAdd or LazyShl or LazyShr or LazySar)
+                    {
+                        return (LazyCarry(lazy) != 0) == ((ConditionCode)cc == ConditionCode.b);
+                    }
+
+                    break;
             }
         }
+
+        MaterializeFlags();
+        return Condition((ConditionCode)cc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -568,6 +562,12 @@ internal sealed partial class TcgCpu
     }
 
     // ---------------------------------------------------------------- execution
+    //
+    // Direct-threaded dispatch: every micro-op carries a pointer to a small static handler chosen at decode time for
+    // its form, operation and operand size (generic methods over the size and operation structs below, so each
+    // instantiation is straight-line code without a switch). The handlers reach memory through FastRead/FastWrite,
+    // which use the per-segment checks cached by RefreshFast and the TLB inline, and fall back to ReadMem/WriteMem
+    // (the full segmentation and paging path, which raises the faults) for everything else.
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref ulong Gpr(int index) => ref Unsafe.Add(ref Unsafe.As<GprFile, ulong>(ref S.Gpr), index & 15);
@@ -587,6 +587,25 @@ internal sealed partial class TcgCpu
         {
             ulong m = BitsMask(bits);
             g = (g & ~m) | (value & m);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SetGpr<TS>(int index, ulong value)
+        where TS : struct, IOpSize
+    {
+        ref ulong g = ref Gpr(index);
+        if (TS.Bits == 64)
+        {
+            g = value;
+        }
+        else if (TS.Bits == 32)
+        {
+            g = (uint)value;
+        }
+        else
+        {
+            g = (g & ~TS.Mask) | (value & TS.Mask);
         }
     }
 
@@ -634,237 +653,953 @@ internal sealed partial class TcgCpu
         _ => Shl(a, count, bits, ref f),
     };
 
-    /// <summary>Executes one pre-decoded instruction; <see cref="MicroKind.Generic"/> runs <see cref="Execute"/>.</summary>
-    private void ExecuteMicro(ref MicroOp op, ref Instruction ins)
+    // ---------------------------------------------------------------- cached segment checks
+
+    /// <summary>
+    /// What a data access through one segment needs when the fast path may take it: the base, the wrap of the linear
+    /// address, and one past the last offset a read or a write may reach (0: always take the full path).
+    /// </summary>
+    private struct SegFast
+    {
+        public ulong Base;
+        public ulong LinMask;
+        public ulong ReadEnd;
+        public ulong WriteEnd;
+    }
+
+    [InlineArray(6)]
+    private struct SegFastFile
+    {
+        private SegFast _element;
+    }
+
+    private SegFastFile _segFast;
+    private bool _fastUser;
+    private bool _fastSmapOk;
+    private ulong _fastStackMask;
+    private ulong _fastBranchMax;
+
+    /// <summary>
+    /// Identifies the code-segment/mode/CPL/TLB state blocks are linked under: changes whenever
+    /// <see cref="RefreshFast"/> finds that state different (see <see cref="LinkValid"/>).
+    /// </summary>
+    private uint _contextId = 1;
+    private ulong _ctxCsBase;
+    private uint _ctxCsLimit;
+    private ushort _ctxCsAttributes;
+    private bool _ctxLong;
+    private bool _ctxUser;
+    private uint _ctxEpoch;
+
+    /// <summary>Set by the generic handler: the block ran an instruction that may have changed any state.</summary>
+    private bool _sawGeneric;
+
+    /// <summary>
+    /// Recomputes the cached per-segment checks, the stack and branch limits and the link context from the current
+    /// state. Micro-ops change none of the state these depend on (segments, CR0, CR4, EFER, RFLAGS.VM/AC, DR7, CPL,
+    /// TLB epoch), so this runs when a run of blocks starts and after every instruction that is not a micro-op.
+    /// </summary>
+    private void RefreshFast()
+    {
+        bool is64 = Is64;
+        bool pm = ProtectedMode;
+        bool slow = (S.Rflags & Fl.VM) != 0 || (S.Dr7 & 0xFF) != 0; // virtual-8086 mode, enabled breakpoints
+        for (int seg = 0; seg < 6; seg++)
+        {
+            ref SegmentCache sc = ref S.Seg[seg];
+            ref SegFast f = ref _segFast[seg];
+            if (slow || (!is64 && pm && (sc.Unusable || sc.IsExpandDown)))
+            {
+                f.ReadEnd = 0;
+                f.WriteEnd = 0;
+                continue;
+            }
+
+            if (is64)
+            {
+                f.Base = seg >= Seg.FS ? sc.Base : 0;
+                f.LinMask = ulong.MaxValue;
+                f.ReadEnd = ulong.MaxValue;
+                f.WriteEnd = ulong.MaxValue;
+                continue;
+            }
+
+            int type = sc.Type;
+            ulong end = (ulong)sc.Limit + 1;
+            f.Base = sc.Base;
+            f.LinMask = 0xFFFF_FFFF;
+            f.ReadEnd = !pm || (type & 0xA) != 0x8 ? end : 0;
+            f.WriteEnd = !pm || (type & 0xA) == 0x2 ? end : 0;
+        }
+
+        _fastUser = _cpl == 3;
+        _fastSmapOk = (S.Cr4 & Cr.Cr4Smap) == 0 || (S.Rflags & Fl.AC) != 0;
+        _fastStackMask = StackMask;
+        _fastBranchMax = is64 ? 0x0000_7FFF_FFFF_FFFFUL : S.Seg[Seg.CS].Limit;
+
+        ref SegmentCache cs = ref S.Seg[Seg.CS];
+        bool lma = (S.Efer & Cr.EferLma) != 0;
+        if (cs.Base != _ctxCsBase || cs.Limit != _ctxCsLimit || cs.Attributes != _ctxCsAttributes || lma != _ctxLong ||
+            _fastUser != _ctxUser || _tlb.Epoch != _ctxEpoch)
+        {
+            _ctxCsBase = cs.Base;
+            _ctxCsLimit = cs.Limit;
+            _ctxCsAttributes = cs.Attributes;
+            _ctxLong = lma;
+            _ctxUser = _fastUser;
+            _ctxEpoch = _tlb.Epoch;
+            _contextId++;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref SegFast SegFastOf(int seg) => ref Unsafe.Add(ref Unsafe.As<SegFastFile, SegFast>(ref _segFast), seg);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool FastTlbAllows(ref TlbEntry e) => _fastUser ? e.User : !e.UserPage || _fastSmapOk;
+
+    /// <summary>A data read of <typeparamref name="TS"/>'s size: segment checks and TLB inline, else <see cref="ReadMem"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong FastRead<TS>(int seg, ulong offset)
+        where TS : struct, IOpSize
+    {
+        int size = TS.Bits >> 3;
+        ref SegFast sf = ref SegFastOf(seg);
+        if (offset + (ulong)size <= sf.ReadEnd)
+        {
+            ulong lin = (sf.Base + offset) & sf.LinMask;
+            if ((lin & 0xFFF) <= (ulong)(0x1000 - size) && IsCanonical(lin))
+            {
+                ref TlbEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb.Read), (int)((lin >> 12) & (Tlb.Size - 1)));
+                if (e.Tag == (lin >> 12) + 1 && e.Host != 0 && FastTlbAllows(ref e))
+                {
+                    byte* p = (byte*)e.Host + (lin & 0xFFF);
+                    return TS.Bits switch
+                    {
+                        8 => *p,
+                        16 => Unsafe.ReadUnaligned<ushort>(p),
+                        32 => Unsafe.ReadUnaligned<uint>(p),
+                        _ => Unsafe.ReadUnaligned<ulong>(p),
+                    };
+                }
+            }
+        }
+
+        return ReadMem(seg, offset, size);
+    }
+
+    /// <summary>A data write of <typeparamref name="TS"/>'s size: segment checks and TLB inline, else <see cref="WriteMem"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FastWrite<TS>(int seg, ulong offset, ulong value)
+        where TS : struct, IOpSize
+    {
+        int size = TS.Bits >> 3;
+        ref SegFast sf = ref SegFastOf(seg);
+        if (offset + (ulong)size <= sf.WriteEnd)
+        {
+            ulong lin = (sf.Base + offset) & sf.LinMask;
+            if ((lin & 0xFFF) <= (ulong)(0x1000 - size) && IsCanonical(lin))
+            {
+                ref TlbEntry e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb.Write), (int)((lin >> 12) & (Tlb.Size - 1)));
+                if (e.Tag == (lin >> 12) + 1 && e.Host != 0 && FastTlbAllows(ref e))
+                {
+                    byte* p = (byte*)e.Host + (lin & 0xFFF);
+                    switch (TS.Bits)
+                    {
+                        case 8: *p = (byte)value; break;
+                        case 16: Unsafe.WriteUnaligned(p, (ushort)value); break;
+                        case 32: Unsafe.WriteUnaligned(p, (uint)value); break;
+                        default: Unsafe.WriteUnaligned(p, value); break;
+                    }
+
+                    Physical.NoteWrite(e.PhysPage);
+                    if (e.PhysPage == _currentPage)
+                    {
+                        EndBlock();
+                    }
+
+                    return;
+                }
+            }
+        }
+
+        WriteMem(seg, offset, size, value);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FastBranch(ulong target)
+    {
+        if (target <= _fastBranchMax)
+        {
+            _nextRip = target;
+        }
+        else
+        {
+            BranchNear(target);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FastPush<TS>(ulong value)
+        where TS : struct, IOpSize
+    {
+        ulong mask = _fastStackMask;
+        ulong rsp = Gpr(4);
+        ulong next = (rsp & ~mask) | ((rsp - (ulong)(TS.Bits >> 3)) & mask);
+        FastWrite<TS>(Seg.SS, next & mask, value);
+        Gpr(4) = next;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong FastPop<TS>()
+        where TS : struct, IOpSize
+    {
+        ulong mask = _fastStackMask;
+        ulong rsp = Gpr(4);
+        ulong value = FastRead<TS>(Seg.SS, rsp & mask);
+        Gpr(4) = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
+        return value;
+    }
+
+    // ---------------------------------------------------------------- handler selection
+
+    /// <summary>The handler of a classified micro-op (decode time).</summary>
+    private static delegate*<TcgCpu, ref MicroOp, void> HandlerOf(ref MicroOp op)
     {
         int bits = op.Bits;
         switch (op.Kind)
         {
-            case MicroKind.Nop:
-                return;
-            case MicroKind.MovRR:
-                SetGprBits(op.R0, bits, Gpr(op.R1));
-                return;
-            case MicroKind.MovRI:
-                SetGprBits(op.R0, bits, op.Imm);
-                return;
-            case MicroKind.MovRM:
-                SetGprBits(op.R0, bits, ReadMem(op.Seg, MicroEa(ref op), bits >> 3));
-                return;
-            case MicroKind.MovMR:
-                WriteMem(op.Seg, MicroEa(ref op), bits >> 3, Gpr(op.R1));
-                return;
-            case MicroKind.MovMI:
-                WriteMem(op.Seg, MicroEa(ref op), bits >> 3, op.Imm);
-                return;
-
+            case MicroKind.Nop: return &HNop;
+            case MicroKind.MovRR: return BySize(bits, &HMovRR<S8>, &HMovRR<S16>, &HMovRR<S32>, &HMovRR<S64>);
+            case MicroKind.MovRI: return BySize(bits, &HMovRI<S8>, &HMovRI<S16>, &HMovRI<S32>, &HMovRI<S64>);
+            case MicroKind.MovRM: return BySize(bits, &HMovRM<S8>, &HMovRM<S16>, &HMovRM<S32>, &HMovRM<S64>);
+            case MicroKind.MovMR: return BySize(bits, &HMovMR<S8>, &HMovMR<S16>, &HMovMR<S32>, &HMovMR<S64>);
+            case MicroKind.MovMI: return BySize(bits, &HMovMI<S8>, &HMovMI<S16>, &HMovMI<S32>, &HMovMI<S64>);
             case MicroKind.AluRR:
-                if (MicroAluLazy(op.Sub, Gpr(op.R0), Gpr(op.R1), bits, out ulong rr))
-                {
-                    SetGprBits(op.R0, bits, rr);
-                }
-
-                return;
-
             case MicroKind.AluRI:
-                if (MicroAluLazy(op.Sub, Gpr(op.R0), op.Imm, bits, out ulong ri))
-                {
-                    SetGprBits(op.R0, bits, ri);
-                }
-
-                return;
-
             case MicroKind.AluRM:
-            {
-                ulong b = ReadMem(op.Seg, MicroEa(ref op), bits >> 3);
-                if (MicroAluLazy(op.Sub, Gpr(op.R0), b, bits, out ulong r))
-                {
-                    SetGprBits(op.R0, bits, r);
-                }
-
-                return;
-            }
-
             case MicroKind.AluMR:
             case MicroKind.AluMI:
-            {
-                ulong ea = MicroEa(ref op);
-                ulong a = ReadMem(op.Seg, ea, bits >> 3);
-                ulong b = op.Kind == MicroKind.AluMR ? Gpr(op.R1) : op.Imm;
-                if ((MicroAlu)op.Sub is MicroAlu.Cmp or MicroAlu.Test)
+                return (MicroAlu)op.Sub switch
                 {
-                    MicroAluLazy(op.Sub, a, b, bits, out _);
-                    return;
-                }
-
-                // Flags change only once the write has succeeded (a faulting instruction leaves no partial state).
-                ulong r;
-                if ((MicroAlu)op.Sub is MicroAlu.Adc or MicroAlu.Sbb)
-                {
-                    MaterializeFlags();
-                    ulong f = S.Rflags;
-                    MicroAluOp(op.Sub, a, b, bits, ref f, out r);
-                    WriteMem(op.Seg, ea, bits >> 3, r);
-                    S.Rflags = f;
-                    return;
-                }
-
-                ulong m = BitsMask(bits);
-                r = (MicroAlu)op.Sub switch
-                {
-                    MicroAlu.Add => a + b,
-                    MicroAlu.Sub => a - b,
-                    MicroAlu.And => a & b,
-                    MicroAlu.Or => a | b,
-                    _ => a ^ b,
-                } & m;
-                WriteMem(op.Seg, ea, bits >> 3, r);
-                MicroAluLazy(op.Sub, a, b, bits, out _);
-                return;
-            }
-
-            case MicroKind.IncR:
-            case MicroKind.DecR:
-            {
-                ulong cf = CurrentCf();
-                ulong a = Gpr(op.R0) & BitsMask(bits);
-                bool inc = op.Kind == MicroKind.IncR;
-                SetGprBits(op.R0, bits, inc ? a + 1 : a - 1);
-                SetLazy(inc ? LazyInc : LazyDec, bits, a, cf, 0);
-                return;
-            }
-
-            case MicroKind.IncM:
-            case MicroKind.DecM:
-            {
-                ulong ea = MicroEa(ref op);
-                ulong a = ReadMem(op.Seg, ea, bits >> 3);
-                bool inc = op.Kind == MicroKind.IncM;
-                WriteMem(op.Seg, ea, bits >> 3, inc ? a + 1 : a - 1);
-                ulong cf = CurrentCf();
-                SetLazy(inc ? LazyInc : LazyDec, bits, a & BitsMask(bits), cf, 0);
-                return;
-            }
-
+                    MicroAlu.Add => AluHandler<OpAdd>(op.Kind, bits),
+                    MicroAlu.Or => AluHandler<OpOr>(op.Kind, bits),
+                    MicroAlu.And => AluHandler<OpAnd>(op.Kind, bits),
+                    MicroAlu.Sub => AluHandler<OpSub>(op.Kind, bits),
+                    MicroAlu.Xor => AluHandler<OpXor>(op.Kind, bits),
+                    MicroAlu.Cmp => AluHandler<OpCmp>(op.Kind, bits),
+                    MicroAlu.Test => AluHandler<OpTest>(op.Kind, bits),
+                    _ => &HAluCarry,
+                };
+            case MicroKind.IncR: return BySize(bits, &HIncDecR<S8, OpInc>, &HIncDecR<S16, OpInc>, &HIncDecR<S32, OpInc>, &HIncDecR<S64, OpInc>);
+            case MicroKind.DecR: return BySize(bits, &HIncDecR<S8, OpDec>, &HIncDecR<S16, OpDec>, &HIncDecR<S32, OpDec>, &HIncDecR<S64, OpDec>);
+            case MicroKind.IncM: return BySize(bits, &HIncDecM<S8, OpInc>, &HIncDecM<S16, OpInc>, &HIncDecM<S32, OpInc>, &HIncDecM<S64, OpInc>);
+            case MicroKind.DecM: return BySize(bits, &HIncDecM<S8, OpDec>, &HIncDecM<S16, OpDec>, &HIncDecM<S32, OpDec>, &HIncDecM<S64, OpDec>);
             case MicroKind.ShiftRI:
+            {
+                int n = (int)op.Imm & (bits == 64 ? 63 : 31);
+                if (n == 0 || n >= bits || (MicroAlu)op.Sub is MicroAlu.Rol or MicroAlu.Ror)
+                {
+                    return &HShift;
+                }
+
+                op.Imm = (ulong)n;
+                return (MicroAlu)op.Sub switch
+                {
+                    MicroAlu.Shl => BySize(bits, &HShiftLazy<OpShl, S8>, &HShiftLazy<OpShl, S16>, &HShiftLazy<OpShl, S32>, &HShiftLazy<OpShl, S64>),
+                    MicroAlu.Shr => BySize(bits, &HShiftLazy<OpShr, S8>, &HShiftLazy<OpShr, S16>, &HShiftLazy<OpShr, S32>, &HShiftLazy<OpShr, S64>),
+                    _ => BySize(bits, &HShiftLazy<OpSar, S8>, &HShiftLazy<OpSar, S16>, &HShiftLazy<OpSar, S32>, &HShiftLazy<OpSar, S64>),
+                };
+            }
+
             case MicroKind.ShiftRCl:
-            {
-                MaterializeFlags();
-                ulong count = op.Kind == MicroKind.ShiftRI ? op.Imm : Gpr(1) & 0xFF;
-                ulong f = S.Rflags;
-                ulong r = MicroShift(op.Sub, Gpr(op.R0), count, bits, ref f);
-                SetGprBits(op.R0, bits, r);
-                S.Rflags = f;
-                return;
-            }
-
-            case MicroKind.Lea:
-                SetGprBits(op.R0, bits, MicroEa(ref op));
-                return;
-            case MicroKind.MovzxRR:
-                SetGprBits(op.R0, bits, Gpr(op.R1) & BitsMask(op.SrcBits));
-                return;
+                return &HShift;
+            case MicroKind.Lea: return &HLea;
+            case MicroKind.MovzxRR: return &HMovzxRR;
+            case MicroKind.MovsxRR: return &HMovsxRR;
             case MicroKind.MovzxRM:
-                SetGprBits(op.R0, bits, ReadMem(op.Seg, MicroEa(ref op), op.SrcBits >> 3));
-                return;
-            case MicroKind.MovsxRR:
-                SetGprBits(op.R0, bits, (ulong)SignExtend(Gpr(op.R1), op.SrcBits));
-                return;
+                return op.SrcBits switch { 8 => &HMovzxRM<S8>, 16 => &HMovzxRM<S16>, 32 => &HMovzxRM<S32>, _ => &HMovzxRM<S64> };
             case MicroKind.MovsxRM:
-                SetGprBits(op.R0, bits, (ulong)SignExtend(ReadMem(op.Seg, MicroEa(ref op), op.SrcBits >> 3), op.SrcBits));
-                return;
-
-            case MicroKind.Jcc:
-                if (MicroCondition(op.Sub))
-                {
-                    BranchNear(op.Imm);
-                }
-
-                return;
-            case MicroKind.Jmp:
-                BranchNear(op.Imm);
-                return;
-            case MicroKind.CallRel:
-            {
-                ulong ret = _nextRip;
-                BranchNear(op.Imm);
-                Push(ret, bits >> 3);
-                return;
-            }
-
+                return op.SrcBits switch { 8 => &HMovsxRM<S8>, 16 => &HMovsxRM<S16>, 32 => &HMovsxRM<S32>, _ => &HMovsxRM<S64> };
+            case MicroKind.Jcc: return JccHandler(op.Sub);
+            case MicroKind.Jmp: return &HJmp;
+            case MicroKind.CallRel: return BySize(bits, &HGeneric, &HCall<S16>, &HCall<S32>, &HCall<S64>);
             case MicroKind.Ret:
-            {
-                ulong rsp = S.Gpr[4];
-                ulong target = PopFrom(ref rsp, bits >> 3);
-                if (op.Imm != 0)
-                {
-                    ulong mask = StackMask;
-                    rsp = (rsp & ~mask) | ((rsp + op.Imm) & mask);
-                }
-
-                BranchNear(target);
-                S.Gpr[4] = rsp;
-                return;
-            }
-
-            case MicroKind.PushR:
-                Push(Gpr(op.R0) & BitsMask(bits), bits >> 3);
-                return;
-            case MicroKind.PushI:
-                Push(op.Imm, bits >> 3);
-                return;
-            case MicroKind.PopR:
-            {
-                ulong rsp = S.Gpr[4];
-                ulong value = PopFrom(ref rsp, bits >> 3);
-                S.Gpr[4] = rsp;
-                SetGprBits(op.R0, bits, value);
-                return;
-            }
-
-            case MicroKind.Cmov:
-                if (MicroCondition(op.Sub))
-                {
-                    SetGprBits(op.R0, bits, Gpr(op.R1));
-                }
-                else if (bits == 32)
-                {
-                    SetGprBits(op.R0, 32, Gpr(op.R0));
-                }
-
-                return;
-            case MicroKind.SetccR:
-                SetGprBits(op.R0, 8, MicroCondition(op.Sub) ? 1UL : 0UL);
-                return;
-
+                return op.Imm != 0 ? &HRetImm : BySize(bits, &HGeneric, &HRet<S16>, &HRet<S32>, &HRet<S64>);
+            case MicroKind.PushR: return BySize(bits, &HGeneric, &HPushR<S16>, &HPushR<S32>, &HPushR<S64>);
+            case MicroKind.PushI: return BySize(bits, &HGeneric, &HPushI<S16>, &HPushI<S32>, &HPushI<S64>);
+            case MicroKind.PopR: return BySize(bits, &HGeneric, &HPopR<S16>, &HPopR<S32>, &HPopR<S64>);
+            case MicroKind.Cmov: return &HCmov;
+            case MicroKind.SetccR: return &HSetcc;
             case MicroKind.ImulRR:
             case MicroKind.ImulRM:
             case MicroKind.ImulRRI:
-            {
-                ulong a, b;
-                if (op.Kind == MicroKind.ImulRRI)
-                {
-                    a = Gpr(op.R1);
-                    b = op.Imm;
-                }
-                else
-                {
-                    a = Gpr(op.R0);
-                    b = op.Kind == MicroKind.ImulRR ? Gpr(op.R1) : ReadMem(op.Seg, MicroEa(ref op), bits >> 3);
-                }
+                return &HImul;
+            default:
+                return &HGeneric;
+        }
+    }
 
-                MaterializeFlags();
-                ulong f = S.Rflags;
-                ulong r = Imul(a & BitsMask(bits), b & BitsMask(bits), bits, out _, ref f);
-                SetGprBits(op.R0, bits, r);
-                S.Rflags = f;
+    private static delegate*<TcgCpu, ref MicroOp, void> BySize(int bits, delegate*<TcgCpu, ref MicroOp, void> h8,
+        delegate*<TcgCpu, ref MicroOp, void> h16, delegate*<TcgCpu, ref MicroOp, void> h32, delegate*<TcgCpu, ref MicroOp, void> h64) =>
+        bits switch { 8 => h8, 16 => h16, 32 => h32, _ => h64 };
+
+    private static delegate*<TcgCpu, ref MicroOp, void> AluHandler<TOp>(MicroKind kind, int bits)
+        where TOp : struct, IAluOp => kind switch
+    {
+        MicroKind.AluRR => BySize(bits, &HAluRR<TOp, S8>, &HAluRR<TOp, S16>, &HAluRR<TOp, S32>, &HAluRR<TOp, S64>),
+        MicroKind.AluRI => BySize(bits, &HAluRI<TOp, S8>, &HAluRI<TOp, S16>, &HAluRI<TOp, S32>, &HAluRI<TOp, S64>),
+        MicroKind.AluRM => BySize(bits, &HAluRM<TOp, S8>, &HAluRM<TOp, S16>, &HAluRM<TOp, S32>, &HAluRM<TOp, S64>),
+        MicroKind.AluMR => BySize(bits, &HAluMR<TOp, S8>, &HAluMR<TOp, S16>, &HAluMR<TOp, S32>, &HAluMR<TOp, S64>),
+        _ => BySize(bits, &HAluMI<TOp, S8>, &HAluMI<TOp, S16>, &HAluMI<TOp, S32>, &HAluMI<TOp, S64>),
+    };
+
+    private static delegate*<TcgCpu, ref MicroOp, void> JccHandler(byte cc) => (ConditionCode)cc switch
+    {
+        ConditionCode.o => &HJcc<CcO>,
+        ConditionCode.no => &HJcc<CcNo>,
+        ConditionCode.b => &HJcc<CcB>,
+        ConditionCode.ae => &HJcc<CcAe>,
+        ConditionCode.e => &HJcc<CcE>,
+        ConditionCode.ne => &HJcc<CcNe>,
+        ConditionCode.be => &HJcc<CcBe>,
+        ConditionCode.a => &HJcc<CcA>,
+        ConditionCode.s => &HJcc<CcS>,
+        ConditionCode.ns => &HJcc<CcNs>,
+        ConditionCode.p => &HJcc<CcP>,
+        ConditionCode.np => &HJcc<CcNp>,
+        ConditionCode.l => &HJcc<CcL>,
+        ConditionCode.ge => &HJcc<CcGe>,
+        ConditionCode.le => &HJcc<CcLe>,
+        _ => &HJcc<CcG>,
+    };
+
+    // ---------------------------------------------------------------- handlers
+
+    private static void HGeneric(TcgCpu c, ref MicroOp op)
+    {
+        c.MaterializeFlags();
+        c._sawGeneric = true;
+        c.Execute(ref *op.Ins);
+        c.RefreshFast();
+    }
+
+    private static void HNop(TcgCpu c, ref MicroOp op)
+    {
+    }
+
+    private static void HMovRR<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, c.Gpr(op.R1));
+
+    private static void HMovRI<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, op.Imm);
+
+    private static void HMovRM<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, c.FastRead<TS>(op.Seg, c.MicroEa(ref op)));
+
+    private static void HMovMR<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.FastWrite<TS>(op.Seg, c.MicroEa(ref op), c.Gpr(op.R1));
+
+    private static void HMovMI<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.FastWrite<TS>(op.Seg, c.MicroEa(ref op), op.Imm);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AluLazy<TOp, TS>(ulong a, ulong b, out ulong r)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+    {
+        r = TOp.Compute(a, b) & TS.Mask;
+        _lazyOp = TOp.Lazy;
+        _lazyBits = TS.Bits;
+        _lazyA = a;
+        _lazyB = b;
+        _lazyR = r;
+    }
+
+    private static void HAluRR<TOp, TS>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+    {
+        c.AluLazy<TOp, TS>(c.Gpr(op.R0) & TS.Mask, c.Gpr(op.R1) & TS.Mask, out ulong r);
+        if (TOp.Writes)
+        {
+            c.SetGpr<TS>(op.R0, r);
+        }
+    }
+
+    private static void HAluRI<TOp, TS>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+    {
+        c.AluLazy<TOp, TS>(c.Gpr(op.R0) & TS.Mask, op.Imm, out ulong r);
+        if (TOp.Writes)
+        {
+            c.SetGpr<TS>(op.R0, r);
+        }
+    }
+
+    private static void HAluRM<TOp, TS>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+    {
+        ulong b = c.FastRead<TS>(op.Seg, c.MicroEa(ref op));
+        c.AluLazy<TOp, TS>(c.Gpr(op.R0) & TS.Mask, b, out ulong r);
+        if (TOp.Writes)
+        {
+            c.SetGpr<TS>(op.R0, r);
+        }
+    }
+
+    private static void HAluMR<TOp, TS>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize => c.AluMem<TOp, TS>(ref op, c.Gpr(op.R1) & TS.Mask);
+
+    private static void HAluMI<TOp, TS>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize => c.AluMem<TOp, TS>(ref op, op.Imm);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AluMem<TOp, TS>(ref MicroOp op, ulong b)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+    {
+        ulong ea = MicroEa(ref op);
+        ulong a = FastRead<TS>(op.Seg, ea);
+        if (!TOp.Writes)
+        {
+            AluLazy<TOp, TS>(a, b, out _);
+            return;
+        }
+
+        // Flags change only once the write has succeeded (a faulting instruction leaves no partial state).
+        FastWrite<TS>(op.Seg, ea, TOp.Compute(a, b) & TS.Mask);
+        AluLazy<TOp, TS>(a, b, out _);
+    }
+
+    /// <summary>ADC and SBB (register, immediate or memory forms): flags computed eagerly.</summary>
+    private static void HAluCarry(TcgCpu c, ref MicroOp op)
+    {
+        int bits = op.Bits;
+        c.MaterializeFlags();
+        ulong m = BitsMask(bits);
+        ulong f = c.S.Rflags;
+        switch (op.Kind)
+        {
+            case MicroKind.AluRR:
+            case MicroKind.AluRI:
+            case MicroKind.AluRM:
+            {
+                ulong b = op.Kind == MicroKind.AluRR ? c.Gpr(op.R1) : op.Kind == MicroKind.AluRI ? op.Imm : c.ReadMem(op.Seg, c.MicroEa(ref op), bits >> 3);
+                MicroAluOp(op.Sub, c.Gpr(op.R0) & m, b & m, bits, ref f, out ulong r);
+                c.SetGprBits(op.R0, bits, r);
+                c.S.Rflags = f;
                 return;
             }
 
             default:
-                MaterializeFlags();
-                Execute(ref ins);
+            {
+                ulong ea = c.MicroEa(ref op);
+                ulong a = c.ReadMem(op.Seg, ea, bits >> 3);
+                ulong b = op.Kind == MicroKind.AluMR ? c.Gpr(op.R1) : op.Imm;
+                MicroAluOp(op.Sub, a, b & m, bits, ref f, out ulong r);
+                c.WriteMem(op.Seg, ea, bits >> 3, r);
+                c.S.Rflags = f;
                 return;
+            }
         }
     }
+
+    private static void HIncDecR<TS, TOp>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+        where TOp : struct, IIncDec
+    {
+        ulong cf = c.CurrentCf();
+        ulong a = c.Gpr(op.R0) & TS.Mask;
+        ulong r = (TOp.Inc ? a + 1 : a - 1) & TS.Mask;
+        c.SetGpr<TS>(op.R0, r);
+        c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
+    }
+
+    private static void HIncDecM<TS, TOp>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+        where TOp : struct, IIncDec
+    {
+        ulong ea = c.MicroEa(ref op);
+        ulong a = c.FastRead<TS>(op.Seg, ea) & TS.Mask;
+        ulong r = (TOp.Inc ? a + 1 : a - 1) & TS.Mask;
+        c.FastWrite<TS>(op.Seg, ea, r);
+        ulong cf = c.CurrentCf();
+        c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
+    }
+
+    private static void HShift(TcgCpu c, ref MicroOp op)
+    {
+        int bits = op.Bits;
+        c.MaterializeFlags();
+        ulong count = op.Kind == MicroKind.ShiftRI ? op.Imm : c.Gpr(1) & 0xFF;
+        ulong f = c.S.Rflags;
+        ulong r = MicroShift(op.Sub, c.Gpr(op.R0), count, bits, ref f);
+        c.SetGprBits(op.R0, bits, r);
+        c.S.Rflags = f;
+    }
+
+    /// <summary>SHL/SHR/SAR by an immediate count of 1 to bits - 1 (chosen at decode time): flags left lazy.</summary>
+    private static void HShiftLazy<TShift, TS>(TcgCpu c, ref MicroOp op)
+        where TShift : struct, IShiftOp
+        where TS : struct, IOpSize
+    {
+        ulong a = c.Gpr(op.R0) & TS.Mask;
+        int n = (int)op.Imm;
+        ulong r = TShift.Lazy switch
+        {
+            LazyShl => (a << n) & TS.Mask,
+            LazyShr => a >> n,
+            _ => (ulong)(SignExtend(a, TS.Bits) >> n) & TS.Mask,
+        };
+        c.SetGpr<TS>(op.R0, r);
+        c.SetLazy(TShift.Lazy, TS.Bits, a, (ulong)n, r);
+    }
+
+    private static void HLea(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.MicroEa(ref op));
+
+    private static void HMovzxRR(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.Gpr(op.R1) & BitsMask(op.SrcBits));
+
+    private static void HMovsxRR(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, (ulong)SignExtend(c.Gpr(op.R1), op.SrcBits));
+
+    private static void HMovzxRM<TSrc>(TcgCpu c, ref MicroOp op)
+        where TSrc : struct, IOpSize => c.SetGprBits(op.R0, op.Bits, c.FastRead<TSrc>(op.Seg, c.MicroEa(ref op)));
+
+    private static void HMovsxRM<TSrc>(TcgCpu c, ref MicroOp op)
+        where TSrc : struct, IOpSize => c.SetGprBits(op.R0, op.Bits, (ulong)SignExtend(c.FastRead<TSrc>(op.Seg, c.MicroEa(ref op)), TSrc.Bits));
+
+    private static void HJcc<TCc>(TcgCpu c, ref MicroOp op)
+        where TCc : struct, ICondition
+    {
+        if (c.MicroCondition(TCc.Code))
+        {
+            c.FastBranch(op.Imm);
+        }
+    }
+
+    private static void HJmp(TcgCpu c, ref MicroOp op) => c.FastBranch(op.Imm);
+
+    private static void HCall<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+    {
+        ulong ret = c._nextRip;
+        c.FastBranch(op.Imm);
+        c.FastPush<TS>(ret);
+    }
+
+    private static void HRet<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+    {
+        ulong mask = c._fastStackMask;
+        ulong rsp = c.Gpr(4);
+        ulong target = c.FastRead<TS>(Seg.SS, rsp & mask);
+        c.FastBranch(target);
+        c.Gpr(4) = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
+    }
+
+    private static void HRetImm(TcgCpu c, ref MicroOp op)
+    {
+        int bits = op.Bits;
+        ulong rsp = c.S.Gpr[4];
+        ulong target = c.PopFrom(ref rsp, bits >> 3);
+        ulong mask = c.StackMask;
+        rsp = (rsp & ~mask) | ((rsp + op.Imm) & mask);
+        c.BranchNear(target);
+        c.S.Gpr[4] = rsp;
+    }
+
+    private static void HPushR<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.FastPush<TS>(c.Gpr(op.R0) & TS.Mask);
+
+    private static void HPushI<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize => c.FastPush<TS>(op.Imm);
+
+    private static void HPopR<TS>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+    {
+        ulong value = c.FastPop<TS>();
+        c.SetGpr<TS>(op.R0, value);
+    }
+
+    private static void HCmov(TcgCpu c, ref MicroOp op)
+    {
+        int bits = op.Bits;
+        if (c.MicroCondition(op.Sub))
+        {
+            c.SetGprBits(op.R0, bits, c.Gpr(op.R1));
+        }
+        else if (bits == 32)
+        {
+            c.SetGprBits(op.R0, 32, c.Gpr(op.R0));
+        }
+    }
+
+    private static void HSetcc(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, 8, c.MicroCondition(op.Sub) ? 1UL : 0UL);
+
+    private static void HImul(TcgCpu c, ref MicroOp op)
+    {
+        int bits = op.Bits;
+        ulong a, b;
+        if (op.Kind == MicroKind.ImulRRI)
+        {
+            a = c.Gpr(op.R1);
+            b = op.Imm;
+        }
+        else
+        {
+            a = c.Gpr(op.R0);
+            b = op.Kind == MicroKind.ImulRR ? c.Gpr(op.R1) : c.ReadMem(op.Seg, c.MicroEa(ref op), bits >> 3);
+        }
+
+        c.MaterializeFlags();
+        ulong f = c.S.Rflags;
+        ulong r = Imul(a & BitsMask(bits), b & BitsMask(bits), bits, out _, ref f);
+        c.SetGprBits(op.R0, bits, r);
+        c.S.Rflags = f;
+    }
+
+    // ---------------------------------------------------------------- fused compare-and-branch
+
+    /// <summary>
+    /// When a block ends with a Jcc right after a flag-setting ALU micro-op that cannot write memory (CMP, TEST, the
+    /// register forms of ADD/SUB/AND/OR/XOR, INC/DEC of a register), the ALU op's <see cref="MicroOp.Run"/> becomes a
+    /// handler that also takes the branch: one dispatch for the pair. It retires both (RIP and count as if run one at
+    /// a time) and ends the block; when the branch would fault it leaves the Jcc to run on its own.
+    /// </summary>
+    private static void FuseClosingBranch(DecodedBlock b)
+    {
+        int n = b.Count;
+        if (n < 2 || b.Ops[n - 1].Kind != MicroKind.Jcc)
+        {
+            return;
+        }
+
+        ref MicroOp op = ref b.Ops[n - 2];
+        int bits = op.Bits;
+        bool noWrite = (MicroAlu)op.Sub is MicroAlu.Cmp or MicroAlu.Test;
+        delegate*<TcgCpu, ref MicroOp, void> h = null;
+        switch (op.Kind)
+        {
+            case MicroKind.AluRR:
+            case MicroKind.AluRI:
+            case MicroKind.AluRM:
+            case MicroKind.AluMI when noWrite:
+            case MicroKind.AluMR when noWrite:
+                h = (MicroAlu)op.Sub switch
+                {
+                    MicroAlu.Add => FusedAlu<OpAdd>(op.Kind, bits),
+                    MicroAlu.Or => FusedAlu<OpOr>(op.Kind, bits),
+                    MicroAlu.And => FusedAlu<OpAnd>(op.Kind, bits),
+                    MicroAlu.Sub => FusedAlu<OpSub>(op.Kind, bits),
+                    MicroAlu.Xor => FusedAlu<OpXor>(op.Kind, bits),
+                    MicroAlu.Cmp => FusedAlu<OpCmp>(op.Kind, bits),
+                    MicroAlu.Test => FusedAlu<OpTest>(op.Kind, bits),
+                    _ => null,
+                };
+                break;
+            case MicroKind.IncR:
+                h = BySize(bits, &HFuseIncDec<S8, OpInc>, &HFuseIncDec<S16, OpInc>, &HFuseIncDec<S32, OpInc>, &HFuseIncDec<S64, OpInc>);
+                break;
+            case MicroKind.DecR:
+                h = BySize(bits, &HFuseIncDec<S8, OpDec>, &HFuseIncDec<S16, OpDec>, &HFuseIncDec<S32, OpDec>, &HFuseIncDec<S64, OpDec>);
+                break;
+        }
+
+        if (h != null)
+        {
+            op.Run = h;
+        }
+    }
+
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedAlu<TOp>(MicroKind kind, int bits)
+        where TOp : struct, IAluOp => kind switch
+    {
+        MicroKind.AluRR => BySize(bits, &HFuseAlu<TOp, S8, FormRR>, &HFuseAlu<TOp, S16, FormRR>, &HFuseAlu<TOp, S32, FormRR>, &HFuseAlu<TOp, S64, FormRR>),
+        MicroKind.AluRI => BySize(bits, &HFuseAlu<TOp, S8, FormRI>, &HFuseAlu<TOp, S16, FormRI>, &HFuseAlu<TOp, S32, FormRI>, &HFuseAlu<TOp, S64, FormRI>),
+        MicroKind.AluRM => BySize(bits, &HFuseAlu<TOp, S8, FormRM>, &HFuseAlu<TOp, S16, FormRM>, &HFuseAlu<TOp, S32, FormRM>, &HFuseAlu<TOp, S64, FormRM>),
+        _ when TOp.Writes => null, // a memory destination is written: never fused
+        MicroKind.AluMR => BySize(bits, &HFuseAlu<TOp, S8, FormMR>, &HFuseAlu<TOp, S16, FormMR>, &HFuseAlu<TOp, S32, FormMR>, &HFuseAlu<TOp, S64, FormMR>),
+        _ => BySize(bits, &HFuseAlu<TOp, S8, FormMI>, &HFuseAlu<TOp, S16, FormMI>, &HFuseAlu<TOp, S32, FormMI>, &HFuseAlu<TOp, S64, FormMI>),
+    };
+
+    private static void HFuseAlu<TOp, TS, TForm>(TcgCpu c, ref MicroOp op)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+        where TForm : struct, IAluForm
+    {
+        ulong a, b;
+        if (TForm.MemoryFirst)
+        {
+            a = c.FastRead<TS>(op.Seg, c.MicroEa(ref op));
+            b = TForm.Immediate ? op.Imm : c.Gpr(op.R1) & TS.Mask;
+        }
+        else
+        {
+            a = c.Gpr(op.R0) & TS.Mask;
+            b = TForm.Immediate ? op.Imm : TForm.Memory ? c.FastRead<TS>(op.Seg, c.MicroEa(ref op)) : c.Gpr(op.R1) & TS.Mask;
+        }
+
+        c.AluLazy<TOp, TS>(a, b, out ulong r);
+        if (TOp.Writes && !TForm.MemoryFirst)
+        {
+            c.SetGpr<TS>(op.R0, r);
+        }
+
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+    }
+
+    private static void HFuseIncDec<TS, TOp>(TcgCpu c, ref MicroOp op)
+        where TS : struct, IOpSize
+        where TOp : struct, IIncDec
+    {
+        HIncDecR<TS, TOp>(c, ref op);
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+    }
+
+    /// <summary>The Jcc half of a fused pair: RIP and count of the Jcc, then the block ends.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void TakeFusedBranch(ref MicroOp jcc)
+    {
+        ulong target = jcc.NextIp;
+        if (MicroCondition(jcc.Sub))
+        {
+            target = jcc.Imm;
+            if (target > _fastBranchMax)
+            {
+                return; // the Jcc runs by itself and raises the fault
+            }
+        }
+
+        _nextRip = target;
+        _lastExecuted++;
+        _endBlock = true;
+    }
+
+    /// <summary>The operand form of a fused ALU op as a type.</summary>
+    private interface IAluForm
+    {
+        static abstract bool Immediate { get; }
+
+        static abstract bool Memory { get; }
+
+        static abstract bool MemoryFirst { get; }
+    }
+
+    private struct FormRR : IAluForm
+    {
+        public static bool Immediate => false;
+
+        public static bool Memory => false;
+
+        public static bool MemoryFirst => false;
+    }
+
+    private struct FormRI : IAluForm
+    {
+        public static bool Immediate => true;
+
+        public static bool Memory => false;
+
+        public static bool MemoryFirst => false;
+    }
+
+    private struct FormRM : IAluForm
+    {
+        public static bool Immediate => false;
+
+        public static bool Memory => true;
+
+        public static bool MemoryFirst => false;
+    }
+
+    private struct FormMR : IAluForm
+    {
+        public static bool Immediate => false;
+
+        public static bool Memory => true;
+
+        public static bool MemoryFirst => true;
+    }
+
+    private struct FormMI : IAluForm
+    {
+        public static bool Immediate => true;
+
+        public static bool Memory => true;
+
+        public static bool MemoryFirst => true;
+    }
+
+    // ---------------------------------------------------------------- specialisation types
+
+    /// <summary>An operand size as a type, so that generic handlers are compiled once per size.</summary>
+    private interface IOpSize
+    {
+        static abstract int Bits { get; }
+
+        static abstract ulong Mask { get; }
+    }
+
+    private struct S8 : IOpSize
+    {
+        public static int Bits => 8;
+
+        public static ulong Mask => 0xFF;
+    }
+
+    private struct S16 : IOpSize
+    {
+        public static int Bits => 16;
+
+        public static ulong Mask => 0xFFFF;
+    }
+
+    private struct S32 : IOpSize
+    {
+        public static int Bits => 32;
+
+        public static ulong Mask => 0xFFFF_FFFF;
+    }
+
+    private struct S64 : IOpSize
+    {
+        public static int Bits => 64;
+
+        public static ulong Mask => ulong.MaxValue;
+    }
+
+    /// <summary>A lazily-flagged binary ALU operation as a type.</summary>
+    private interface IAluOp
+    {
+        static abstract bool Writes { get; }
+
+        static abstract byte Lazy { get; }
+
+        static abstract ulong Compute(ulong a, ulong b);
+    }
+
+    private struct OpAdd : IAluOp
+    {
+        public static bool Writes => true;
+
+        public static byte Lazy => LazyAdd;
+
+        public static ulong Compute(ulong a, ulong b) => a + b;
+    }
+
+    private struct OpSub : IAluOp
+    {
+        public static bool Writes => true;
+
+        public static byte Lazy => LazySub;
+
+        public static ulong Compute(ulong a, ulong b) => a - b;
+    }
+
+    private struct OpCmp : IAluOp
+    {
+        public static bool Writes => false;
+
+        public static byte Lazy => LazySub;
+
+        public static ulong Compute(ulong a, ulong b) => a - b;
+    }
+
+    private struct OpAnd : IAluOp
+    {
+        public static bool Writes => true;
+
+        public static byte Lazy => LazyLogic;
+
+        public static ulong Compute(ulong a, ulong b) => a & b;
+    }
+
+    private struct OpTest : IAluOp
+    {
+        public static bool Writes => false;
+
+        public static byte Lazy => LazyLogic;
+
+        public static ulong Compute(ulong a, ulong b) => a & b;
+    }
+
+    private struct OpOr : IAluOp
+    {
+        public static bool Writes => true;
+
+        public static byte Lazy => LazyLogic;
+
+        public static ulong Compute(ulong a, ulong b) => a | b;
+    }
+
+    private struct OpXor : IAluOp
+    {
+        public static bool Writes => true;
+
+        public static byte Lazy => LazyLogic;
+
+        public static ulong Compute(ulong a, ulong b) => a ^ b;
+    }
+
+    private interface IShiftOp
+    {
+        static abstract byte Lazy { get; }
+    }
+
+    private struct OpShl : IShiftOp
+    {
+        public static byte Lazy => LazyShl;
+    }
+
+    private struct OpShr : IShiftOp
+    {
+        public static byte Lazy => LazyShr;
+    }
+
+    private struct OpSar : IShiftOp
+    {
+        public static byte Lazy => LazySar;
+    }
+
+    private interface IIncDec
+    {
+        static abstract bool Inc { get; }
+    }
+
+    private struct OpInc : IIncDec
+    {
+        public static bool Inc => true;
+    }
+
+    private struct OpDec : IIncDec
+    {
+        public static bool Inc => false;
+    }
+
+    /// <summary>A condition code as a type (Jcc handlers).</summary>
+    private interface ICondition
+    {
+        static abstract byte Code { get; }
+    }
+
+    private struct CcO : ICondition { public static byte Code => (byte)ConditionCode.o; }
+    private struct CcNo : ICondition { public static byte Code => (byte)ConditionCode.no; }
+    private struct CcB : ICondition { public static byte Code => (byte)ConditionCode.b; }
+    private struct CcAe : ICondition { public static byte Code => (byte)ConditionCode.ae; }
+    private struct CcE : ICondition { public static byte Code => (byte)ConditionCode.e; }
+    private struct CcNe : ICondition { public static byte Code => (byte)ConditionCode.ne; }
+    private struct CcBe : ICondition { public static byte Code => (byte)ConditionCode.be; }
+    private struct CcA : ICondition { public static byte Code => (byte)ConditionCode.a; }
+    private struct CcS : ICondition { public static byte Code => (byte)ConditionCode.s; }
+    private struct CcNs : ICondition { public static byte Code => (byte)ConditionCode.ns; }
+    private struct CcP : ICondition { public static byte Code => (byte)ConditionCode.p; }
+    private struct CcNp : ICondition { public static byte Code => (byte)ConditionCode.np; }
+    private struct CcL : ICondition { public static byte Code => (byte)ConditionCode.l; }
+    private struct CcGe : ICondition { public static byte Code => (byte)ConditionCode.ge; }
+    private struct CcLe : ICondition { public static byte Code => (byte)ConditionCode.le; }
+    private struct CcG : ICondition { public static byte Code => (byte)ConditionCode.g; }
 }

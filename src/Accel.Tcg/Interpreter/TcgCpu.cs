@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Hypervisor.Accel.Tcg.Decoding;
 using Hypervisor.Accel.Tcg.Mmu;
 using Hypervisor.Accel.Tcg.State;
@@ -368,19 +369,58 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// something the run loop must see happens (kick, interrupt window, HLT, shutdown, single-step, trace, a block that
     /// is not cached). The number retired is in <see cref="_lastExecuted"/> (also when a fault ends the run).
     /// </summary>
-    private void ExecuteBlocks(long budget)
+    private unsafe void ExecuteBlocks(long budget)
     {
         _lastExecuted = 0;
+        RefreshFast();
         DecodedBlock block = GetBlock();
+
+        // Without the JIT and a trace hook, a whole block runs here (ExecuteBlock handles the rest: JIT, trace,
+        // single-step, interrupt shadow, a block longer than the budget, a fetch fault).
+        bool plain = Jit is null && TraceHook is null;
         while (true)
         {
-            ExecuteBlock(block, budget - _lastExecuted);
-            if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap || _breakpointsEnabled ||
-                _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
+            int count = block.Count;
+            if (plain && count != 0 && count <= budget - _lastExecuted && !_inhibitOnce && (S.Rflags & Fl.TF) == 0)
+            {
+                _sawGeneric = false;
+                _currentPage = block.Page;
+                ref MicroOp op = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+                ref MicroOp end = ref Unsafe.Add(ref op, count);
+                do
+                {
+                    _nextRip = op.NextIp;
+                    op.Run(this, ref op);
+                    S.Rip = _nextRip;
+                    _lastExecuted++;
+                    if (_endBlock)
+                    {
+                        _endBlock = false;
+                        break;
+                    }
+
+                    op = ref Unsafe.Add(ref op, 1);
+                }
+                while (Unsafe.IsAddressLessThan(ref op, ref end));
+            }
+            else
+            {
+                ExecuteBlock(block, budget - _lastExecuted);
+            }
+
+            // After a block of micro-ops only (no generic instruction, trace, single-step or shadow), nothing but
+            // another thread's request can have changed what the checks below look at.
+            // An interrupt request while IF is clear, or a local-APIC hint without a local APIC, needs nothing here.
+            if (_sawGeneric || _lastExecuted >= budget || !block.Cached || _kick != 0 || _nmiPending || _breakpointsEnabled ||
                 (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
             {
-                MaterializeFlags();
-                return;
+                if (_lastExecuted >= budget || !block.Cached || _kick != 0 || _halted || _inhibitOnce || _singleStepTrap ||
+                    _breakpointsEnabled || _shutdownDetail is not null || TraceHook is not null || (S.Rflags & Fl.TF) != 0 || _nmiPending ||
+                    (_lapicHint != 0 && _lapic is not null) || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0))
+                {
+                    MaterializeFlags();
+                    return;
+                }
             }
 
             block = NextBlock(block);
@@ -388,7 +428,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     }
 
     /// <summary>Executes up to one block (bounded by <paramref name="budget"/>), adding to <see cref="_lastExecuted"/>.</summary>
-    private void ExecuteBlock(DecodedBlock block, long budget)
+    private unsafe void ExecuteBlock(DecodedBlock block, long budget)
     {
         int count = block.Count;
         if (count == 0)
@@ -400,9 +440,11 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         _inhibitOnce = false;
         Action<TcgCpu>? trace = TraceHook;
         bool singleStep = (S.Rflags & Fl.TF) != 0;
+        _sawGeneric = false;
         if (inhibit || trace is not null || singleStep)
         {
             count = 1;
+            _sawGeneric = true;
         }
 
         if (count > budget)
@@ -417,11 +459,12 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             MaterializeFlags();
             if (RunJit(block, budget))
             {
+                _sawGeneric = true;
+                RefreshFast();
                 return;
             }
         }
 
-        Instruction[] instructions = block.Instructions;
         MicroOp[] ops = block.Ops;
         if (trace is null && !singleStep)
         {
@@ -429,7 +472,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             {
                 ref MicroOp op = ref ops[i];
                 _nextRip = op.NextIp;
-                ExecuteMicro(ref op, ref instructions[i]);
+                op.Single(this, ref op);
                 S.Rip = _nextRip;
                 _lastExecuted++;
                 if (_endBlock)
@@ -445,8 +488,13 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             {
                 ref MicroOp op = ref ops[i];
                 _nextRip = op.NextIp;
-                trace?.Invoke(this);
-                ExecuteMicro(ref op, ref instructions[i]);
+                if (trace is not null)
+                {
+                    trace(this);
+                    RefreshFast(); // the hook may change registers
+                }
+
+                op.Single(this, ref op);
                 S.Rip = _nextRip;
                 _lastExecuted++;
                 if (singleStep)
@@ -506,10 +554,8 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool LinkValid(DecodedBlock b, ulong rip)
     {
-        ref SegmentCache cs = ref S.Seg[Seg.CS];
-        return b.Rip == rip && b.TlbEpoch == _tlb.Epoch && b.CsBase == cs.Base && b.CsLimit == cs.Limit &&
-               b.CsAttributes == cs.Attributes && b.LongMode == ((S.Efer & Cr.EferLma) != 0) && b.User == (_cpl == 3) &&
-               b.Generation == Physical.Generation(b.Page) && b.Cached;
+        // _contextId stands for CS, EFER.LMA, CPL and the TLB epoch (RefreshFast keeps it current).
+        return b.Rip == rip && b.ContextId == _contextId && b.Generation == Physical.Generation(b.Page) && b.Cached;
     }
 
     /// <summary>Ends the current block after this instruction (mode change, self-modifying code, interrupt window).</summary>
@@ -553,7 +599,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         if (b is not null && b.PhysicalAddress == phys && b.Rip == rip && b.Bitness == bitness &&
             b.Generation == Physical.Generation(page))
         {
-            SetLinkKey(b, ref cs);
+            SetLinkKey(b);
             return b;
         }
 
@@ -572,11 +618,12 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         uint generation = Physical.Generation(page);
         Physical.MarkCode(page);
         Decode(b, bitness, rip, linear, phys, page, bitness == 64 ? ulong.MaxValue : cs.Limit);
+        FuseClosingBranch(b);
         b.Generation = generation;
         b.Cached = cacheable;
         b.Link0 = null;
         b.Link1 = null;
-        SetLinkKey(b, ref cs);
+        SetLinkKey(b);
         if (!cacheable)
         {
             b.Generation = uint.MaxValue;
@@ -586,14 +633,9 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     }
 
     /// <summary>Records the state a block was last found valid in, which <see cref="LinkValid"/> compares.</summary>
-    private void SetLinkKey(DecodedBlock b, ref SegmentCache cs)
+    private void SetLinkKey(DecodedBlock b)
     {
-        b.TlbEpoch = _tlb.Epoch;
-        b.CsBase = cs.Base;
-        b.CsLimit = cs.Limit;
-        b.CsAttributes = cs.Attributes;
-        b.LongMode = (S.Efer & Cr.EferLma) != 0;
-        b.User = _cpl == 3;
+        b.ContextId = _contextId;
     }
 
     private void Decode(DecodedBlock b, int bitness, ulong rip, ulong linear, ulong phys, ulong page, ulong limit)
