@@ -185,6 +185,10 @@ internal sealed class JitTranslator
         region.ExitSlots = t._exitSlots;
         region.Code = t._method.CreateDelegate<JitRegionCode>();
         region.CostBytes = 1024 + (t._il.ILOffset * 6);
+
+        // A negative budget returns at once: this call makes the runtime compile the method now, on this thread (the
+        // background compiler's), instead of on the vCPU at the region's first run.
+        region.Code(region, null!, -1);
         return region;
     }
 
@@ -384,7 +388,15 @@ internal sealed class JitTranslator
             _blockLabels[b] = il.DefineLabel();
         }
 
-        // Prologue: state pointer, registers, flags, TLB arrays and the privilege of this entry.
+        // Prologue: a negative budget is the compile-only call of Translate; then the state pointer, registers, flags,
+        // TLB arrays and the privilege of this entry.
+        Label run = il.DefineLabel();
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Ldc_I8, 0L);
+        il.Emit(OpCodes.Bge, run);
+        il.Emit(OpCodes.Ldc_I8, 0L);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(run);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldflda, s_state);
         il.Emit(OpCodes.Stloc, _state);

@@ -38,6 +38,9 @@ internal sealed partial class TcgCpu
             return false;
         }
 
+        // Translated code reads and writes S.Rflags directly: settle the fast path's lazy flags first.
+        MaterializeFlags();
+
         long total = 0, runs = 0;
         while (true)
         {
@@ -138,7 +141,8 @@ internal sealed partial class TcgCpu
 
     /// <summary>
     /// The blocks of a new region: <paramref name="entry"/> and the blocks on its page that direct branches reach
-    /// (breadth first, bounded), decoded the way GetBlock decodes them. Blocks that spill into the next page stay out.
+    /// (breadth first, bounded), decoded the way GetBlock decodes them. Blocks that spill into the next page stay out,
+    /// and so do blocks that have hardly run in the interpreter (<see cref="JitEngine.IsWarm"/>).
     /// </summary>
     internal List<DecodedBlock> JitFormRegion(DecodedBlock entry)
     {
@@ -169,8 +173,14 @@ internal sealed partial class TcgCpu
                 continue;
             }
 
+            ulong phys = (entry.Page << 12) | (linear & 0xFFF);
+            if (Jit is { } jit && !jit.IsWarm(phys, rip, bitness))
+            {
+                continue; // never ran (or hardly): it would only make the region slower to compile
+            }
+
             var b = new DecodedBlock();
-            Decode(b, bitness, rip, linear, (entry.Page << 12) | (linear & 0xFFF), entry.Page, limit);
+            Decode(b, bitness, rip, linear, phys, entry.Page, limit);
             if (b.Count == 0)
             {
                 continue;
