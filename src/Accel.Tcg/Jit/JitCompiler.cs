@@ -49,7 +49,7 @@ internal static class JitCompiler
     }
 
     /// <summary>One region to translate: written by the compiler thread, read by the vCPU once <see cref="Done"/> is set.</summary>
-    internal sealed class Job(List<DecodedBlock> blocks, JitEngine engine)
+    internal sealed class Job(List<DecodedBlock> blocks, int stackBits, JitEngine engine)
     {
         private volatile bool _done;
         private volatile bool _cancelled;
@@ -73,7 +73,7 @@ internal static class JitCompiler
                 if (!_cancelled)
                 {
                     long start = Stopwatch.GetTimestamp();
-                    Result = JitTranslator.Translate(blocks);
+                    Result = JitTranslator.Translate(blocks, stackBits);
                     Ticks = Stopwatch.GetTimestamp() - start;
                 }
             }

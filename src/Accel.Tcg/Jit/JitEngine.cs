@@ -157,7 +157,8 @@ internal sealed class JitEngine
 
         // A block with no native instruction would only add spills around interpreter calls: it stays interpreted
         // (except with threshold 0, the eager mode the test suites use to run everything through translated code).
-        if (block.Count == 0 || (Options.Threshold > 0 && JitTranslator.NativeCount(block) == 0))
+        int stackBits = cpu.JitStackBits;
+        if (block.Count == 0 || (Options.Threshold > 0 && JitTranslator.NativeCount(block, stackBits) == 0))
         {
             e.Declined = true;
             return null;
@@ -173,7 +174,7 @@ internal sealed class JitEngine
         if (!background)
         {
             long start = Stopwatch.GetTimestamp();
-            JitRegion region = JitTranslator.Translate(blocks);
+            JitRegion region = JitTranslator.Translate(blocks, stackBits);
             Interlocked.Add(ref _ticks, Stopwatch.GetTimestamp() - start);
             return Add(e, region);
         }
@@ -181,7 +182,7 @@ internal sealed class JitEngine
         // The entry block belongs to the decoded-block cache, which may reuse it while the compiler reads it.
         blocks[0] = Snapshot(blocks[0]);
         Interlocked.Increment(ref _queued);
-        e.Pending = new JitCompiler.Job(blocks, this);
+        e.Pending = new JitCompiler.Job(blocks, stackBits, this);
         JitCompiler.Enqueue(e.Pending);
         return null;
     }

@@ -53,6 +53,7 @@ internal sealed class JitTranslator
     /// <summary>PhysicalMemory's per-page "holds code" bytes, read inline so that writes to data pages make no call (null: always call).</summary>
     private static readonly FieldInfo? s_holdsCode = typeof(PhysicalMemory).GetField("_holdsCode", Any) is { FieldType: var ft } f && ft == typeof(byte[]) ? f : null;
     private static readonly MethodInfo s_gp0 = Method(typeof(TcgCpu), nameof(TcgCpu.JitFaultGp0));
+    private static readonly MethodInfo s_csLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitCsLimit));
     private static readonly MethodInfo s_materialize = Method(typeof(JitFlags), nameof(JitFlags.Materialize));
     private static readonly MethodInfo s_condition = Method(typeof(JitFlags), nameof(JitFlags.Condition));
     private static readonly MethodInfo s_shift = Method(typeof(JitFlags), nameof(JitFlags.Shift));
@@ -77,6 +78,10 @@ internal sealed class JitTranslator
     private readonly Instruction[] _ins;
     private readonly int _count;
     private readonly int _bitness;
+
+    /// <summary>Stack address size the region was translated for (SS.B outside 64-bit mode; 0: unknown, stack instructions call the interpreter).</summary>
+    private readonly int _stackBits;
+    private readonly ulong _stackMask;
     private readonly ulong _ripMask;
     private readonly bool[] _native;
     private readonly int[] _blockStart;
@@ -88,6 +93,10 @@ internal sealed class JitTranslator
     private int _block;
     private int _local;
     private readonly bool[] _used = new bool[16];
+    private bool _usesStack;
+
+    /// <summary>Registers whose local may differ from CpuState.Gpr here (a call into the interpreter spills only these).</summary>
+    private readonly bool[] _dirty = new bool[16];
     private readonly DynamicMethod _method;
     private readonly ILGenerator _il;
     private readonly LocalBuilder[] _gpr = new LocalBuilder[16];
@@ -96,15 +105,18 @@ internal sealed class JitTranslator
     private LocalBuilder _state = null!, _fl = null!, _lop = null!, _la = null!, _lb = null!, _lc = null!, _exec = null!;
     private LocalBuilder _tlbRead = null!, _tlbWrite = null!, _sup = null!, _exitIdx = null!, _exitDone = null!, _entry = null!;
     private LocalBuilder _holds = null!, _smc = null!;
-    private Label _faultExit;
+    private Label _faultExit, _commonExit;
+    private LocalBuilder _exitRip = null!;
     private int _pending = JitFlags.None;
     private int _pendingBits = 64;
     private int _pendingCount;
     private int _current;
 
-    private JitTranslator(IReadOnlyList<DecodedBlock> blocks)
+    private JitTranslator(IReadOnlyList<DecodedBlock> blocks, int stackBits)
     {
         DecodedBlock entry = blocks[0];
+        _stackBits = entry.Bitness == 64 ? 64 : stackBits;
+        _stackMask = _stackBits switch { 64 => ulong.MaxValue, 32 => 0xFFFF_FFFFUL, _ => 0xFFFFUL };
         _blockStart = new int[blocks.Count];
         _blockCount = new int[blocks.Count];
         _blockTargeted = new bool[blocks.Count];
@@ -150,12 +162,12 @@ internal sealed class JitTranslator
     }
 
     /// <summary>How many instructions of a block have a native translation (the rest call the interpreter).</summary>
-    public static int NativeCount(DecodedBlock block)
+    public static int NativeCount(DecodedBlock block, int stackBits)
     {
         int n = 0;
         for (int i = 0; i < block.Count; i++)
         {
-            if (IsNative(ref block.Instructions[i], block.Bitness))
+            if (IsNative(ref block.Instructions[i], block.Bitness, stackBits))
             {
                 n++;
             }
@@ -168,21 +180,22 @@ internal sealed class JitTranslator
     /// Translates a region: <paramref name="blocks"/>[0] is its entry, the others are blocks of the same page that
     /// direct branches of the region reach (each must hold at least one instruction).
     /// </summary>
-    public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks)
+    public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks, int stackBits)
     {
-        var t = new JitTranslator(blocks);
+        var t = new JitTranslator(blocks, stackBits);
         var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
         t.Emit(region);
         while (t._il.ILOffset > MaxIlBytes && blocks.Count > 1)
         {
             // RyuJIT compiles very large methods without optimisation (MinOpts): keep regions well below that.
             blocks = [.. blocks.Take(blocks.Count / 2)];
-            t = new JitTranslator(blocks);
+            t = new JitTranslator(blocks, stackBits);
             region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
             t.Emit(region);
         }
 
         region.ExitSlots = t._exitSlots;
+        region.StackBits = t._usesStack && t._bitness != 64 ? t._stackBits : 0;
         region.Code = t._method.CreateDelegate<JitRegionCode>();
         region.CostBytes = 1024 + (t._il.ILOffset * 6);
 
@@ -194,7 +207,7 @@ internal sealed class JitTranslator
 
     // ------------------------------------------------------------------ selection
 
-    private bool IsNative(ref Instruction ins) => IsNative(ref ins, _bitness);
+    private bool IsNative(ref Instruction ins) => IsNative(ref ins, _bitness, _stackBits);
 
     private static bool IsGpr(Register r) => r != Register.None && r.IsGPR();
 
@@ -232,9 +245,13 @@ internal sealed class JitTranslator
         }
     }
 
-    /// <summary>Whether <paramref name="ins"/> gets a native translation in code of <paramref name="bitness"/> bits (else it calls the interpreter).</summary>
-    internal static bool IsNative(ref Instruction ins, int bitness)
+    /// <summary>
+    /// Whether <paramref name="ins"/> gets a native translation in code of <paramref name="bitness"/> bits with a stack
+    /// of <paramref name="stackBits"/> bits (SS.B; 0 when unknown) (else it calls the interpreter).
+    /// </summary>
+    internal static bool IsNative(ref Instruction ins, int bitness, int stackBits)
     {
+        bool stackKnown = bitness == 64 || stackBits is 16 or 32;
         if (ins.HasLockPrefix || ins.IsInvalid)
         {
             return false;
@@ -333,13 +350,20 @@ internal sealed class JitTranslator
                 // Outside 64-bit mode the CS limit is checked once per region entry (JitRegion.MaxBranchTarget).
                 return IsDirectBranch(ref ins) && (bitness != 64 || TcgCpu.IsCanonical(ins.NearBranchTarget));
             case Mnemonic.Call:
-                return bitness == 64 && ins.Op0Kind == OpKind.NearBranch64 && TcgCpu.IsCanonical(ins.NearBranchTarget);
+                // Outside 64-bit mode the target is within the CS limit (checked at region entry, MaxBranchTarget).
+                return bitness == 64
+                    ? ins.Op0Kind == OpKind.NearBranch64 && TcgCpu.IsCanonical(ins.NearBranchTarget)
+                    : stackKnown && ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32;
             case Mnemonic.Ret:
-                return bitness == 64 && ins.Code is Code.Retnq or Code.Retnq_imm16;
+                return bitness == 64
+                    ? ins.Code is Code.Retnq or Code.Retnq_imm16
+                    : stackKnown && ins.Code is Code.Retnw or Code.Retnw_imm16 or Code.Retnd or Code.Retnd_imm16;
             case Mnemonic.Push:
-                return bitness == 64 && ins.StackPointerIncrement is -8 or -2 && OperandOk(ref ins, 0, true);
+                return stackKnown && (bitness == 64 ? ins.StackPointerIncrement is -8 or -2 : ins.StackPointerIncrement is -4 or -2) &&
+                       OperandOk(ref ins, 0, true);
             case Mnemonic.Pop:
-                return bitness == 64 && ins.StackPointerIncrement is 8 or 2 && ins.Op0Kind == OpKind.Register && IsGpr(ins.Op0Register);
+                return stackKnown && (bitness == 64 ? ins.StackPointerIncrement is 8 or 2 : ins.StackPointerIncrement is 4 or 2) &&
+                       ins.Op0Kind == OpKind.Register && IsGpr(ins.Op0Register);
             default:
                 return false;
         }
@@ -382,6 +406,8 @@ internal sealed class JitTranslator
         }
 
         _faultExit = il.DefineLabel();
+        _commonExit = il.DefineLabel();
+        _exitRip = il.DeclareLocal(typeof(ulong));
         _blockLabels = new Label[_blockStart.Length];
         for (int b = 0; b < _blockLabels.Length; b++)
         {
@@ -439,6 +465,7 @@ internal sealed class JitTranslator
             _block = b;
             il.MarkLabel(_blockLabels[b]);
             _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
+            Array.Fill(_dirty, b != 0 || _blockTargeted[0]); // reached by branches: any register may be ahead of CpuState
             bool reachable = true;
             for (int j = 0; j < _blockCount[b]; j++)
             {
@@ -466,6 +493,7 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Br, _faultExit);
         }
 
+        EmitCommonExit();
         il.MarkLabel(_faultExit);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Ldloc, _lop);
@@ -518,6 +546,7 @@ internal sealed class JitTranslator
         if (ins.Mnemonic is Mnemonic.Push or Mnemonic.Pop or Mnemonic.Call or Mnemonic.Ret)
         {
             _used[4] = true;
+            _usesStack = true;
         }
     }
 
@@ -541,11 +570,11 @@ internal sealed class JitTranslator
         }
     }
 
-    private void StoreRegisters()
+    private void StoreRegisters(bool dirtyOnly = false)
     {
         for (int r = 0; r < 16; r++)
         {
-            if (_used[r])
+            if (_used[r] && (!dirtyOnly || _dirty[r]))
             {
                 _il.Emit(OpCodes.Ldloc, _state);
                 _il.Emit(OpCodes.Ldflda, s_gpr);
@@ -561,28 +590,48 @@ internal sealed class JitTranslator
         }
     }
 
-    /// <summary>Materialises the flags, writes registers, RFLAGS and RIP back and returns the count of instructions done.</summary>
+    /// <summary>
+    /// Leaves the region through the shared exit, which materialises the flags from the dynamic lazy-flag locals,
+    /// writes registers, RFLAGS and RIP back, records the exit slot and returns the count of instructions done. One
+    /// exit for all keeps the IL (and so the runtime's compile time) small; exits run once per region entry.
+    /// </summary>
     private void EmitExit(int completed, Action pushRip, int chainSlot)
     {
-        MaterializeStatic();
-        StoreRegisters();
-        _il.Emit(OpCodes.Ldloc, _state);
-        _il.Emit(OpCodes.Ldloc, _fl);
-        _il.Emit(OpCodes.Stfld, s_rflags);
-        _il.Emit(OpCodes.Ldloc, _state);
         pushRip();
-        _il.Emit(OpCodes.Stfld, s_rip);
-        if (chainSlot >= 0)
-        {
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldc_I4, chainSlot);
-            _il.Emit(OpCodes.Stfld, s_exitSlot);
-        }
+        _il.Emit(OpCodes.Stloc, _exitRip);
+        _il.Emit(OpCodes.Ldc_I4, chainSlot);
+        _il.Emit(OpCodes.Stloc, _exitIdx);
+        _il.Emit(OpCodes.Ldc_I4, completed);
+        _il.Emit(OpCodes.Stloc, _exitDone);
+        _il.Emit(OpCodes.Br, _commonExit);
+    }
 
-        _il.Emit(OpCodes.Ldloc, _exec);
-        _il.Emit(OpCodes.Ldc_I8, (long)completed);
-        _il.Emit(OpCodes.Add);
-        _il.Emit(OpCodes.Ret);
+    private void EmitCommonExit()
+    {
+        ILGenerator il = _il;
+        il.MarkLabel(_commonExit);
+        il.Emit(OpCodes.Ldloc, _fl);
+        il.Emit(OpCodes.Ldloc, _lop);
+        il.Emit(OpCodes.Ldloc, _la);
+        il.Emit(OpCodes.Ldloc, _lb);
+        il.Emit(OpCodes.Ldloc, _lc);
+        il.Emit(OpCodes.Call, s_materialize);
+        il.Emit(OpCodes.Stloc, _fl);
+        StoreRegisters();
+        il.Emit(OpCodes.Ldloc, _state);
+        il.Emit(OpCodes.Ldloc, _fl);
+        il.Emit(OpCodes.Stfld, s_rflags);
+        il.Emit(OpCodes.Ldloc, _state);
+        il.Emit(OpCodes.Ldloc, _exitRip);
+        il.Emit(OpCodes.Stfld, s_rip);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, _exitIdx);
+        il.Emit(OpCodes.Stfld, s_exitSlot);
+        il.Emit(OpCodes.Ldloc, _exec);
+        il.Emit(OpCodes.Ldloc, _exitDone);
+        il.Emit(OpCodes.Conv_I8);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ret);
     }
 
     /// <summary>The fault exit of the current instruction (RIP of it, instructions before it in its block counted).</summary>
@@ -652,12 +701,69 @@ internal sealed class JitTranslator
         _pendingBits = bits;
     }
 
+    /// <summary>
+    /// RSP after adding <paramref name="delta"/> within the stack's address size (the bits above SP/ESP are kept, as
+    /// the interpreter's PushTo/PopFrom keep them) into <paramref name="rsp"/>, and its offset in SS into
+    /// <paramref name="offset"/> when asked.
+    /// </summary>
+    private void EmitStackStep(long delta, LocalBuilder rsp, LocalBuilder? offset)
+    {
+        ILGenerator il = _il;
+        if (_stackMask == ulong.MaxValue)
+        {
+            il.Emit(OpCodes.Ldloc, _gpr[4]);
+            il.Emit(OpCodes.Ldc_I8, delta);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stloc, rsp);
+            if (offset is not null)
+            {
+                il.Emit(OpCodes.Ldloc, rsp);
+                il.Emit(OpCodes.Stloc, offset);
+            }
+
+            return;
+        }
+
+        il.Emit(OpCodes.Ldloc, _gpr[4]);
+        il.Emit(OpCodes.Ldc_I8, delta);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldc_I8, (long)_stackMask);
+        il.Emit(OpCodes.And);
+        if (offset is not null)
+        {
+            il.Emit(OpCodes.Dup);
+            il.Emit(OpCodes.Stloc, offset);
+        }
+
+        il.Emit(OpCodes.Ldloc, _gpr[4]);
+        il.Emit(OpCodes.Ldc_I8, (long)~_stackMask);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Or);
+        il.Emit(OpCodes.Stloc, rsp);
+    }
+
+    /// <summary>A local holding the offset of the top of the stack in SS (RSP itself in 64-bit mode).</summary>
+    private LocalBuilder StackOffset()
+    {
+        if (_stackMask == ulong.MaxValue)
+        {
+            return _gpr[4];
+        }
+
+        LocalBuilder t = Temp();
+        _il.Emit(OpCodes.Ldloc, _gpr[4]);
+        _il.Emit(OpCodes.Ldc_I8, (long)_stackMask);
+        _il.Emit(OpCodes.And);
+        _il.Emit(OpCodes.Stloc, t);
+        return t;
+    }
+
     /// <summary>Runs instruction <paramref name="i"/> in the interpreter with the registers spilled around it.</summary>
     private bool EmitFallback(int i)
     {
         ILGenerator il = _il;
         MaterializeStatic();
-        StoreRegisters();
+        StoreRegisters(dirtyOnly: true);
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Stfld, s_rflags);
@@ -689,6 +795,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ret);
         il.MarkLabel(cont);
         LoadRegisters();
+        Array.Clear(_dirty);
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldfld, s_rflags);
         il.Emit(OpCodes.Stloc, _fl);
@@ -757,6 +864,7 @@ internal sealed class JitTranslator
     {
         RegInfo info = Info(r);
         LocalBuilder g = _gpr[info.Index];
+        _dirty[info.Index] = true;
         switch (info.Size)
         {
             case 8:
@@ -1627,14 +1735,13 @@ internal sealed class JitTranslator
                 int sz = -ins.StackPointerIncrement;
                 LocalBuilder? ea = EaIfMemory(ref ins);
                 LocalBuilder v = ReadOperand(ref ins, 0, sz, ea);
-                LocalBuilder rsp = Temp();
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, (long)sz);
-                il.Emit(OpCodes.Sub);
-                il.Emit(OpCodes.Stloc, rsp);
-                EmitWrite(State.Seg.SS, rsp, sz, v);
+                LocalBuilder rsp = Temp(), offset = Temp();
+                EmitStackStep(-sz, rsp, offset);
+                EmitWrite(State.Seg.SS, offset, sz, v);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                Free(offset);
+                _dirty[4] = true;
                 wroteMemory = true;
                 Free(v);
                 Free(rsp);
@@ -1645,11 +1752,19 @@ internal sealed class JitTranslator
             case Mnemonic.Pop:
             {
                 int sz = ins.StackPointerIncrement;
-                LocalBuilder v = EmitRead(State.Seg.SS, _gpr[4], sz);
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, (long)sz);
-                il.Emit(OpCodes.Add);
+                LocalBuilder top = StackOffset();
+                LocalBuilder v = EmitRead(State.Seg.SS, top, sz);
+                if (top != _gpr[4])
+                {
+                    Free(top);
+                }
+
+                LocalBuilder rsp = Temp();
+                EmitStackStep(sz, rsp, null);
+                il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                Free(rsp);
+                _dirty[4] = true;
                 il.Emit(OpCodes.Ldloc, v);
                 EmitSetReg(ins.Op0Register);
                 Free(v);
@@ -1658,40 +1773,55 @@ internal sealed class JitTranslator
 
             case Mnemonic.Call:
             {
-                LocalBuilder ret = Temp(), rsp = Temp();
+                int sz = ins.Op0Kind switch { OpKind.NearBranch16 => 2, OpKind.NearBranch32 => 4, _ => 8 };
+                LocalBuilder ret = Temp(), rsp = Temp(), offset = Temp();
                 il.Emit(OpCodes.Ldc_I8, (long)(ins.NextIP & _ripMask));
                 il.Emit(OpCodes.Stloc, ret);
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, 8L);
-                il.Emit(OpCodes.Sub);
-                il.Emit(OpCodes.Stloc, rsp);
-                EmitWrite(State.Seg.SS, rsp, 8, ret);
+                EmitStackStep(-sz, rsp, offset);
+                EmitWrite(State.Seg.SS, offset, sz, ret);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                _dirty[4] = true;
                 EmitGoto(ins.NearBranchTarget, _local + 1);
                 return false;
             }
 
             case Mnemonic.Ret:
             {
-                LocalBuilder target = EmitRead(State.Seg.SS, _gpr[4], 8);
-                // BranchNear: a non-canonical return address is #GP(0) with RSP unchanged.
+                int sz = ins.Code switch { Code.Retnw or Code.Retnw_imm16 => 2, Code.Retnd or Code.Retnd_imm16 => 4, _ => 8 };
+                LocalBuilder top = StackOffset();
+                LocalBuilder target = EmitRead(State.Seg.SS, top, sz);
+                // BranchNear: a non-canonical return address (64-bit) or one beyond the CS limit is #GP(0) with RSP unchanged.
                 Label ok = il.DefineLabel();
-                il.Emit(OpCodes.Ldloc, target);
-                il.Emit(OpCodes.Ldc_I4, 16);
-                il.Emit(OpCodes.Shl);
-                il.Emit(OpCodes.Ldc_I4, 16);
-                il.Emit(OpCodes.Shr);
-                il.Emit(OpCodes.Ldloc, target);
-                il.Emit(OpCodes.Beq, ok);
+                if (sz == 8)
+                {
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Ldc_I4, 16);
+                    il.Emit(OpCodes.Shl);
+                    il.Emit(OpCodes.Ldc_I4, 16);
+                    il.Emit(OpCodes.Shr);
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Beq, ok);
+                }
+                else
+                {
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Ldarg_1);
+                    il.Emit(OpCodes.Call, s_csLimit);
+                    il.Emit(OpCodes.Conv_U8);
+                    il.Emit(OpCodes.Ble_Un, ok);
+                }
+
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Call, s_gp0);
                 il.Emit(OpCodes.Br, FaultStub());
                 il.MarkLabel(ok);
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, 8L + (ins.OpCount == 1 ? ins.Immediate16 : 0));
-                il.Emit(OpCodes.Add);
+                LocalBuilder rsp = Temp();
+                EmitStackStep(sz + (ins.OpCount == 1 ? ins.Immediate16 : 0), rsp, null);
+                il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                Free(rsp);
+                _dirty[4] = true;
                 il.Emit(OpCodes.Ldloc, _exec);
                 il.Emit(OpCodes.Ldc_I8, (long)(_local + 1));
                 il.Emit(OpCodes.Add);

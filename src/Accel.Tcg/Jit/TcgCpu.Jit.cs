@@ -33,7 +33,7 @@ internal sealed partial class TcgCpu
     {
         JitEngine jit = Jit!;
         JitRegion? region = jit.Lookup(this, block);
-        if (region is null || (region.Bitness != 64 && region.MaxBranchTarget > S.Seg[Seg.CS].Limit))
+        if (region is null || !JitCanEnter(region))
         {
             return false;
         }
@@ -86,7 +86,7 @@ internal sealed partial class TcgCpu
                 break;
             }
 
-            if (next.Count > budget - total || (next.Bitness != 64 && next.MaxBranchTarget > S.Seg[Seg.CS].Limit))
+            if (next.Count > budget - total || !JitCanEnter(next))
             {
                 break;
             }
@@ -294,6 +294,20 @@ internal sealed partial class TcgCpu
             EndBlock();
         }
     }
+
+    /// <summary>The CS limit (translated 16/32-bit RET checks its target against it).</summary>
+    internal uint JitCsLimit() => S.Seg[Seg.CS].Limit;
+
+    /// <summary>The stack address size stack instructions use now: 64 in 64-bit mode, else 32 or 16 by SS.B.</summary>
+    internal int JitStackBits => CodeBitness == 64 ? 64 : S.Seg[Seg.SS].Big ? 32 : 16;
+
+    /// <summary>
+    /// Whether <paramref name="region"/> may run in the current state: outside 64-bit mode its static branch targets
+    /// lie within the CS limit and its stack instructions were translated for the current SS.B.
+    /// </summary>
+    private bool JitCanEnter(JitRegion region) =>
+        region.Bitness == 64 ||
+        (region.MaxBranchTarget <= S.Seg[Seg.CS].Limit && (region.StackBits == 0 || region.StackBits == JitStackBits));
 
     /// <summary>Records #GP(0) for the translated code's fault exit.</summary>
     internal void JitFaultGp0() => _jitFault = Gp0();

@@ -34,13 +34,16 @@ internal static class JitCoverage
         _ => throw new ArgumentOutOfRangeException(nameof(engine), engine, "expected interpreter or jit"),
     };
 
-    /// <summary>Whether the first instruction <paramref name="emit"/> assembles is translated natively (not through the interpreter).</summary>
+    /// <summary>
+    /// Whether the first instruction <paramref name="emit"/> assembles is translated natively (not through the
+    /// interpreter), with a stack as wide as the code (as in the test machines' protected and long modes).
+    /// </summary>
     public static bool FirstIsNative(Action<Assembler> emit, int bitness)
     {
         byte[] code = TestMachine.Assemble(bitness, 0x1_0000, emit);
         Decoder d = Decoder.Create(bitness, new ByteArrayCodeReader(code), 0x1_0000);
         d.Decode(out Instruction ins);
-        return JitTranslator.IsNative(ref ins, bitness);
+        return JitTranslator.IsNative(ref ins, bitness, bitness); // the test machines' stacks have the code's width
     }
 }
 
