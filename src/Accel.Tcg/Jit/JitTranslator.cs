@@ -54,6 +54,8 @@ internal sealed class JitTranslator
     private static readonly FieldInfo? s_holdsCode = typeof(PhysicalMemory).GetField("_holdsCode", Any) is { FieldType: var ft } f && ft == typeof(byte[]) ? f : null;
     private static readonly MethodInfo s_gp0 = Method(typeof(TcgCpu), nameof(TcgCpu.JitFaultGp0));
     private static readonly MethodInfo s_csLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitCsLimit));
+    private static readonly MethodInfo s_segBase = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentBase));
+    private static readonly MethodInfo s_segLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentLimit));
     private static readonly MethodInfo s_materialize = Method(typeof(JitFlags), nameof(JitFlags.Materialize));
     private static readonly MethodInfo s_condition = Method(typeof(JitFlags), nameof(JitFlags.Condition));
     private static readonly MethodInfo s_shift = Method(typeof(JitFlags), nameof(JitFlags.Shift));
@@ -459,6 +461,8 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Ldfld, s_holdsCode);
             il.Emit(OpCodes.Stloc, _holds);
         }
+        DeclareSegments();
+
         // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run time.
         for (int b = 0; b < _blockStart.Length; b++)
         {
@@ -773,7 +777,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldc_I4, i);
-        il.Emit(_local == _blockCount[_block] - 1 ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        il.Emit(_local == _blockCount[_block] - 1 || (_bitness != 64 && LoadsSegment(ref _ins[i])) ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Call, s_step);
         int done0 = _local;
         LocalBuilder st = TempInt();
@@ -965,6 +969,101 @@ internal sealed class JitTranslator
 
     private bool InlineMemory(int seg) => _bitness == 64 && seg is not (State.Seg.FS or State.Seg.GS);
 
+    /// <summary>
+    /// Outside 64-bit mode: per segment the region accesses inline, locals with its base and the highest offset an
+    /// inline access may reach (-1: every access takes the interpreter's path), read at region entry
+    /// (<see cref="TcgCpu.JitSegmentLimit"/>). Segment registers cannot change inside a region: instructions that load
+    /// them end it.
+    /// </summary>
+    private readonly LocalBuilder?[] _segBase = new LocalBuilder?[6], _segLimit = new LocalBuilder?[6];
+
+    /// <summary>
+    /// Emits the checks of an inline access and returns the local holding its linear address (the offset itself in
+    /// 64-bit mode), or null when this access always goes through the interpreter's accessors.
+    /// </summary>
+    private LocalBuilder? InlineLinear(int seg, LocalBuilder ea, int size, Label slow)
+    {
+        if (InlineMemory(seg))
+        {
+            return ea;
+        }
+
+        if (_bitness == 64 || _segLimit[seg] is not { } limit)
+        {
+            return null;
+        }
+
+        ILGenerator il = _il;
+        il.Emit(OpCodes.Ldloc, ea);
+        il.Emit(OpCodes.Ldc_I8, (long)(size - 1));
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, limit);
+        il.Emit(OpCodes.Bgt, slow);
+        LocalBuilder lin = Temp();
+        il.Emit(OpCodes.Ldloc, _segBase[seg]!);
+        il.Emit(OpCodes.Ldloc, ea);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldc_I8, 0xFFFF_FFFFL);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Stloc, lin);
+        return lin;
+    }
+
+    /// <summary>Whether instruction <paramref name="ins"/> (run by the interpreter) may load a segment register: the region ends after it.</summary>
+    private static bool LoadsSegment(ref Instruction ins) =>
+        ins.Mnemonic is Mnemonic.Lds or Mnemonic.Les or Mnemonic.Lfs or Mnemonic.Lgs or Mnemonic.Lss ||
+        (ins.OpCount > 0 && ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister());
+
+    private void DeclareSegments()
+    {
+        if (_bitness == 64)
+        {
+            return;
+        }
+
+        for (int i = 0; i < _count; i++)
+        {
+            if (!_native[i])
+            {
+                continue;
+            }
+
+            ref Instruction ins = ref _ins[i];
+            if (ins.Mnemonic is Mnemonic.Push or Mnemonic.Pop or Mnemonic.Call or Mnemonic.Ret)
+            {
+                DeclareSegment(State.Seg.SS);
+            }
+
+            for (int n = 0; n < ins.OpCount; n++)
+            {
+                if (ins.GetOpKind(n) == OpKind.Memory && ins.Mnemonic != Mnemonic.Lea)
+                {
+                    DeclareSegment(SegIndex(ref ins));
+                }
+            }
+        }
+    }
+
+    private void DeclareSegment(int seg)
+    {
+        if (_segLimit[seg] is not null || seg is < 0 or > 5)
+        {
+            return;
+        }
+
+        ILGenerator il = _il;
+        _segBase[seg] = il.DeclareLocal(typeof(ulong));
+        _segLimit[seg] = il.DeclareLocal(typeof(long));
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, seg);
+        il.Emit(OpCodes.Call, s_segBase);
+        il.Emit(OpCodes.Stloc, _segBase[seg]!);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, seg);
+        il.Emit(OpCodes.Call, s_segLimit);
+        il.Emit(OpCodes.Stloc, _segLimit[seg]!);
+    }
+
     /// <summary>Loads the TLB entry for the linear address in <paramref name="lin"/> and branches to <paramref name="slow"/> unless it maps RAM for this access.</summary>
     private void EmitTlbHit(LocalBuilder tlb, LocalBuilder lin, int size, Label slow)
     {
@@ -1026,9 +1125,14 @@ internal sealed class JitTranslator
         ILGenerator il = _il;
         LocalBuilder value = Temp();
         Label slow = il.DefineLabel(), done = il.DefineLabel();
-        if (InlineMemory(seg))
+        if (InlineLinear(seg, ea, size, slow) is { } lin)
         {
-            EmitTlbHit(_tlbRead, ea, size, slow);
+            EmitTlbHit(_tlbRead, lin, size, slow);
+            if (lin != ea)
+            {
+                Free(lin);
+            }
+
             switch (size)
             {
                 case 1: il.Emit(OpCodes.Ldind_U1); break;
@@ -1062,9 +1166,14 @@ internal sealed class JitTranslator
     {
         ILGenerator il = _il;
         Label slow = il.DefineLabel(), done = il.DefineLabel();
-        if (InlineMemory(seg))
+        if (InlineLinear(seg, ea, size, slow) is { } lin)
         {
-            EmitTlbHit(_tlbWrite, ea, size, slow);
+            EmitTlbHit(_tlbWrite, lin, size, slow);
+            if (lin != ea)
+            {
+                Free(lin);
+            }
+
             il.Emit(OpCodes.Ldloc, value);
             switch (size)
             {

@@ -309,6 +309,25 @@ internal sealed partial class TcgCpu
         region.Bitness == 64 ||
         (region.MaxBranchTarget <= S.Seg[Seg.CS].Limit && (region.StackBits == 0 || region.StackBits == JitStackBits));
 
+    /// <summary>Base of segment <paramref name="seg"/> (read at the entry of a 16/32-bit region).</summary>
+    internal ulong JitSegmentBase(int seg) => S.Seg[seg].Base;
+
+    /// <summary>
+    /// The highest offset translated 16/32-bit code may read or write inline in segment <paramref name="seg"/> (its
+    /// limit when it is an expand-up writable data segment, or any segment outside protected mode or in virtual-8086
+    /// mode), else -1: then every access goes through ReadMem/WriteMem, which apply all of Linear's checks.
+    /// </summary>
+    internal long JitSegmentLimit(int seg)
+    {
+        ref SegmentCache sc = ref S.Seg[seg];
+        if (ProtectedMode && ((S.Rflags & Fl.VM) == 0 && (sc.Unusable || (sc.Type & 0xA) != 0x2) || sc.IsExpandDown))
+        {
+            return -1;
+        }
+
+        return sc.Limit;
+    }
+
     /// <summary>Records #GP(0) for the translated code's fault exit.</summary>
     internal void JitFaultGp0() => _jitFault = Gp0();
 }
