@@ -43,6 +43,8 @@ internal sealed class JitTranslator
     private static readonly FieldInfo s_physPage = Field(typeof(TlbEntry), nameof(TlbEntry.PhysPage));
     private static readonly FieldInfo s_host = Field(typeof(TlbEntry), nameof(TlbEntry.Host));
     private static readonly FieldInfo s_user = Field(typeof(TlbEntry), nameof(TlbEntry.User));
+    private static readonly FieldInfo s_userPage = Field(typeof(TlbEntry), nameof(TlbEntry.UserPage));
+    private static readonly MethodInfo s_smapAllows = Method(typeof(TcgCpu), nameof(TcgCpu.JitSmapAllows));
     private static readonly FieldInfo s_rips = Field(typeof(JitRegion), nameof(JitRegion.Rips));
     private static readonly MethodInfo s_step = Method(typeof(TcgCpu), nameof(TcgCpu.JitStep));
     private static readonly MethodInfo s_readSlow = Method(typeof(TcgCpu), nameof(TcgCpu.JitReadSlow));
@@ -107,6 +109,9 @@ internal sealed class JitTranslator
     private LocalBuilder _state = null!, _fl = null!, _lop = null!, _la = null!, _lb = null!, _lc = null!, _exec = null!;
     private LocalBuilder _tlbRead = null!, _tlbWrite = null!, _sup = null!, _exitIdx = null!, _exitDone = null!, _entry = null!;
     private LocalBuilder _holds = null!, _smc = null!;
+
+    /// <summary>Supervisor code whose accesses SMAP does not restrict now (CR4.SMAP clear or EFLAGS.AC set; STAC/CLAC end the region).</summary>
+    private LocalBuilder _supAll = null!;
     private Label _faultExit, _commonExit;
     private LocalBuilder _exitRip = null!;
     private int _pending = JitFlags.None;
@@ -396,6 +401,7 @@ internal sealed class JitTranslator
         _holds = il.DeclareLocal(typeof(byte[]));
         _smc = il.DeclareLocal(typeof(bool));
         _sup = il.DeclareLocal(typeof(bool));
+        _supAll = il.DeclareLocal(typeof(bool));
         _exitIdx = il.DeclareLocal(typeof(int));
         _exitDone = il.DeclareLocal(typeof(int));
         _entry = il.DeclareLocal(typeof(TlbEntry).MakeByRefType());
@@ -443,6 +449,11 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Ceq);
         il.Emit(OpCodes.Stloc, _sup);
+        il.Emit(OpCodes.Ldloc, _sup);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, s_smapAllows);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Stloc, _supAll);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, s_tlb);
         il.Emit(OpCodes.Dup);
@@ -777,7 +788,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldc_I4, i);
-        il.Emit(_local == _blockCount[_block] - 1 || (_bitness != 64 && LoadsSegment(ref _ins[i])) ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        il.Emit(_local == _blockCount[_block] - 1 || ChangesEntryState(ref _ins[i]) ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Call, s_step);
         int done0 = _local;
         LocalBuilder st = TempInt();
@@ -1009,10 +1020,15 @@ internal sealed class JitTranslator
         return lin;
     }
 
-    /// <summary>Whether instruction <paramref name="ins"/> (run by the interpreter) may load a segment register: the region ends after it.</summary>
-    private static bool LoadsSegment(ref Instruction ins) =>
-        ins.Mnemonic is Mnemonic.Lds or Mnemonic.Les or Mnemonic.Lfs or Mnemonic.Lgs or Mnemonic.Lss ||
-        (ins.OpCount > 0 && ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister());
+    /// <summary>
+    /// Whether instruction <paramref name="ins"/> (run by the interpreter) may change what the region read at its
+    /// entry: a segment register outside 64-bit mode, or EFLAGS.AC (SMAP); the region ends after it.
+    /// </summary>
+    private bool ChangesEntryState(ref Instruction ins) =>
+        ins.Mnemonic is Mnemonic.Stac or Mnemonic.Clac ||
+        (_bitness != 64 &&
+         (ins.Mnemonic is Mnemonic.Lds or Mnemonic.Les or Mnemonic.Lfs or Mnemonic.Lgs or Mnemonic.Lss ||
+          (ins.OpCount > 0 && ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister())));
 
     private void DeclareSegments()
     {
@@ -1093,11 +1109,21 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldloc, _entry);
         il.Emit(OpCodes.Ldfld, s_host);
         il.Emit(OpCodes.Brfalse, slow);
+        // Privilege as ReadLinear checks it: CPL 3 needs User; a supervisor access to a user page needs SMAP's consent.
+        Label allowed = il.DefineLabel(), supervisor = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _supAll);
+        il.Emit(OpCodes.Brtrue, allowed);
+        il.Emit(OpCodes.Ldloc, _sup);
+        il.Emit(OpCodes.Brtrue, supervisor);
         il.Emit(OpCodes.Ldloc, _entry);
         il.Emit(OpCodes.Ldfld, s_user);
-        il.Emit(OpCodes.Ldloc, _sup);
-        il.Emit(OpCodes.Or);
         il.Emit(OpCodes.Brfalse, slow);
+        il.Emit(OpCodes.Br, allowed);
+        il.MarkLabel(supervisor);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_userPage);
+        il.Emit(OpCodes.Brtrue, slow);
+        il.MarkLabel(allowed);
         if (size > 1)
         {
             il.Emit(OpCodes.Ldloc, lin);

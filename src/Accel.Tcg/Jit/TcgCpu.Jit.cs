@@ -328,6 +328,9 @@ internal sealed partial class TcgCpu
         return sc.Limit;
     }
 
+    /// <summary>Whether SMAP lets supervisor accesses reach user pages now (read at region entry).</summary>
+    internal bool JitSmapAllows() => SmapAllows();
+
     /// <summary>Records #GP(0) for the translated code's fault exit.</summary>
     internal void JitFaultGp0() => _jitFault = Gp0();
 }
