@@ -32,7 +32,7 @@ public sealed class TcgAccelerator : IAccelerator
     private static readonly IReadOnlyDictionary<string, string> s_options = new Dictionary<string, string>
     {
         ["jit"] = "on|off: compile hot blocks to IL (DynamicMethod); off runs the interpreter alone",
-        ["jit-threshold"] = "guest instructions a block retires in the interpreter before it is translated (default 1000000; 0 translates every block at once)",
+        ["jit-threshold"] = "guest instructions a block retires in the interpreter before it is translated (default 200000; 0 translates every block at once)",
         ["jit-cache-mb"] = "bound of the translation cache in MiB, oldest translations are evicted first (default 64)",
         ["jit-background"] = "on|off: translate on a background thread while the vCPU keeps interpreting (default on)",
     };

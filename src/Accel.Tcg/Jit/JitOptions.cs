@@ -19,7 +19,7 @@ internal sealed record JitOptions(int Threshold, long CacheBytes, bool Backgroun
     /// costs the runtime about as much as interpreting a few hundred thousand instructions, so only code that has
     /// already run this much is likely to repay it.
     /// </summary>
-    public const int DefaultThreshold = 1_000_000;
+    public const int DefaultThreshold = 200_000;
 
     /// <summary>Default bound of the translation cache.</summary>
     public const long DefaultCacheBytes = 64L << 20;
