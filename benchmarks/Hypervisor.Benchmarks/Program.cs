@@ -12,7 +12,8 @@ namespace Hypervisor.Benchmarks;
 /// Entry point. <c>--quick</c> runs the side-by-side quick mode (optionally <c>--workloads a,b</c>); anything else is
 /// passed to BenchmarkDotNet's switcher (for example <c>--filter *</c>); <c>--workloads a,b</c> restricts
 /// either mode to the named workloads, and <c>--accelerator SPEC</c> (repeatable) to the named accelerators.
-/// <c>--linux [--kernel BZIMAGE]</c> times a Linux boot to /init against QEMU TCG.
+/// <c>--linux [--kernel BZIMAGE] [--no-qemu]</c> times a Linux boot to /init on each accelerator (default: jit=off and
+/// jit=on) against QEMU TCG.
 /// </summary>
 public static class Program
 {
@@ -53,7 +54,7 @@ public static class Program
         {
             int kernel = Array.IndexOf(args, "--kernel");
             return Linux.LinuxBootBenchmark.Run(Console.Out, kernel >= 0 && kernel + 1 < args.Length ? args[kernel + 1] : null,
-                accelerators.Count > 0 ? accelerators[0] : "tcg");
+                accelerators.Count > 0 ? accelerators : ["tcg,jit=off", "tcg,jit=on"], !args.Contains("--no-qemu"));
         }
 
         if (args.Contains("--quick"))

@@ -455,8 +455,6 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         _currentPage = block.Page;
         if (Jit is not null && !inhibit && trace is null && !singleStep && block.Cached && count == block.Count && !_breakpointsEnabled)
         {
-            // Translated code reads and writes S.Rflags directly: settle the fast path's lazy flags first.
-            MaterializeFlags();
             if (RunJit(block, budget))
             {
                 _sawGeneric = true;

@@ -12,8 +12,9 @@ namespace Hypervisor.Accel.Tcg.Jit;
 /// <param name="TranslationTicks">Time spent translating, in <see cref="Stopwatch"/> ticks.</param>
 /// <param name="RegionRuns">Region entries (from the dispatcher or through a link).</param>
 /// <param name="JitInstructions">Guest instructions retired inside translated regions.</param>
+/// <param name="Discarded">Background translations thrown away because their code page was written while they compiled.</param>
 internal readonly record struct JitStatistics(long Translations, long Invalidations, long Evictions, long CachedRegions,
-    long CacheBytes, long TranslationTicks, long RegionRuns, long JitInstructions)
+    long CacheBytes, long TranslationTicks, long RegionRuns, long JitInstructions, long Discarded)
 {
     public TimeSpan TranslationTime => Stopwatch.GetElapsedTime(0, TranslationTicks);
 
@@ -28,19 +29,25 @@ internal readonly record struct JitStatistics(long Translations, long Invalidati
         ["jit.translation-microseconds"] = (long)TranslationTime.TotalMicroseconds,
         ["jit.region-runs"] = RegionRuns,
         ["jit.instructions"] = JitInstructions,
+        ["jit.discarded"] = Discarded,
     };
 }
 
 /// <summary>
-/// The translation cache and tiering policy of one vCPU: a direct-mapped table keyed like the decoded-block cache
-/// (guest-physical address, RIP, code size), an execution counter per block, translation at
-/// <see cref="JitOptions.Threshold"/> executions, and FIFO eviction when the estimated size passes
-/// <see cref="JitOptions.CacheBytes"/>. A translation is valid while the generation of its code page is unchanged.
-/// Used from the vCPU thread only; the counters are read from any thread.
+/// The translation cache and tiering policy of one vCPU: a two-way set-associative table keyed like the decoded-block
+/// cache (guest-physical address, RIP, code size), a count of the instructions each block retired in the interpreter,
+/// translation once that passes <see cref="JitOptions.Threshold"/> (more for blocks whose page keeps being written, see
+/// <see cref="ThresholdOf"/>), on the background compiler (<see cref="JitCompiler"/>) while the interpreter keeps
+/// running the block, and FIFO eviction when the estimated size passes <see cref="JitOptions.CacheBytes"/>. A
+/// translation is valid while the generation of its code page is unchanged. Used from the vCPU thread only (the
+/// compiler thread touches only its <see cref="JitCompiler.Job"/>); the counters are read from any thread.
 /// </summary>
 internal sealed class JitEngine
 {
-    private const int Slots = 8192;
+    private const int Sets = 16384;
+
+    /// <summary>Misses of a set whose two ways both hold translations before a new block may evict the older one.</summary>
+    private const int FullSetPatience = 64;
 
     private sealed class Entry
     {
@@ -48,14 +55,20 @@ internal sealed class JitEngine
         public ulong Rip;
         public int Bitness;
         public uint Generation;
-        public int Hits;
+        public long Hits;
         public bool Declined;
+        public int Invalidations;
         public JitRegion? Region;
+        public JitCompiler.Job? Pending;
+
+        public bool Valuable => Region is not null || Pending is not null;
     }
 
-    private readonly Entry?[] _entries = new Entry?[Slots];
+    private readonly Entry?[] _entries = new Entry?[Sets * 2];
+    private readonly byte[] _setMisses = new byte[Sets];
     private readonly Queue<Entry> _fifo = new();
-    private long _translations, _invalidations, _evictions, _cachedRegions, _cacheBytes, _ticks, _runs, _instructions;
+    private long _translations, _invalidations, _evictions, _cachedRegions, _cacheBytes, _ticks, _runs, _instructions, _discarded;
+    private int _queued;
 
     public JitEngine(JitOptions options) => Options = options;
 
@@ -63,19 +76,53 @@ internal sealed class JitEngine
 
     public JitStatistics Statistics => new(Interlocked.Read(ref _translations), Interlocked.Read(ref _invalidations),
         Interlocked.Read(ref _evictions), Interlocked.Read(ref _cachedRegions), Interlocked.Read(ref _cacheBytes),
-        Interlocked.Read(ref _ticks), Interlocked.Read(ref _runs), Interlocked.Read(ref _instructions));
+        Interlocked.Read(ref _ticks), Interlocked.Read(ref _runs), Interlocked.Read(ref _instructions), Interlocked.Read(ref _discarded));
 
-    private static int SlotOf(ulong phys, ulong rip, int bitness) =>
-        (int)((phys ^ (phys >> 13) ^ (rip >> 3) ^ (ulong)bitness) & (Slots - 1));
+    /// <summary>Translations queued on the background compiler and not finished yet.</summary>
+    internal int Queued => Volatile.Read(ref _queued);
 
-    /// <summary>Counts one execution of <paramref name="block"/> and returns its translation when it has (or now gets) one.</summary>
+    private static int SetOf(ulong phys, ulong rip, int bitness) =>
+        (int)((phys ^ (phys >> 14) ^ (rip >> 2) ^ (ulong)bitness) & (Sets - 1));
+
+    /// <summary>
+    /// Instructions a block retires in the interpreter before it is translated: the configured threshold, quadrupled for every time a translation of
+    /// this block was dropped because its page was written (pages written often, such as code next to data or code
+    /// being patched, are translated later and later instead of again and again).
+    /// </summary>
+    private long ThresholdOf(Entry e) => (long)Options.Threshold << Math.Min(2 * e.Invalidations, 24);
+
+    /// <summary>
+    /// Counts one execution of <paramref name="block"/> and returns its translation when it has one; queues the
+    /// translation (or translates at once without a background compiler) when the block has become hot.
+    /// </summary>
     public JitRegion? Lookup(Interpreter.TcgCpu cpu, DecodedBlock block)
     {
-        int slot = SlotOf(block.PhysicalAddress, block.Rip, block.Bitness);
-        Entry? e = _entries[slot];
-        if (e is not null && e.Phys == block.PhysicalAddress && e.Rip == block.Rip && e.Bitness == block.Bitness)
+        int set = SetOf(block.PhysicalAddress, block.Rip, block.Bitness);
+        int way0 = set * 2;
+        Entry? e = _entries[way0];
+        if (e is null || e.Phys != block.PhysicalAddress || e.Rip != block.Rip || e.Bitness != block.Bitness)
         {
-            if (e.Generation != block.Generation)
+            Entry? other = _entries[way0 + 1];
+            if (other is not null && other.Phys == block.PhysicalAddress && other.Rip == block.Rip && other.Bitness == block.Bitness)
+            {
+                // Most recently used first.
+                _entries[way0 + 1] = e;
+                _entries[way0] = other;
+                e = other;
+            }
+            else
+            {
+                e = Insert(set, block);
+                if (e is null)
+                {
+                    return null;
+                }
+            }
+        }
+
+        if (e.Generation != block.Generation)
+        {
+            if (e.Region is not null || e.Pending is not null)
             {
                 if (e.Region is not null)
                 {
@@ -83,21 +130,13 @@ internal sealed class JitEngine
                     Interlocked.Increment(ref _invalidations);
                 }
 
-                e.Generation = block.Generation;
-                e.Hits = 0;
-                e.Declined = false;
-            }
-        }
-        else
-        {
-            if (e?.Region is not null)
-            {
-                Drop(e);
-                Interlocked.Increment(ref _evictions);
+                Cancel(e);
+                e.Invalidations++;
             }
 
-            e = new Entry { Phys = block.PhysicalAddress, Rip = block.Rip, Bitness = block.Bitness, Generation = block.Generation };
-            _entries[slot] = e;
+            e.Generation = block.Generation;
+            e.Hits = 0;
+            e.Declined = false;
         }
 
         if (e.Region is not null)
@@ -105,26 +144,98 @@ internal sealed class JitEngine
             return e.Region;
         }
 
-        if (e.Declined || ++e.Hits <= Options.Threshold)
+        if (e.Pending is { } job)
+        {
+            return job.Done ? Install(e, job) : null;
+        }
+
+        e.Hits += block.Count;
+        if (e.Declined || e.Hits <= ThresholdOf(e))
         {
             return null;
         }
 
-        // A block with no native instruction would only add spills around interpreter calls: it stays interpreted.
-        if (block.Count == 0 || JitTranslator.NativeCount(block) == 0)
+        // A block with no native instruction would only add spills around interpreter calls: it stays interpreted
+        // (except with threshold 0, the eager mode the test suites use to run everything through translated code).
+        int stackBits = cpu.JitStackBits;
+        if (block.Count == 0 || (Options.Threshold > 0 && JitTranslator.NativeCount(block, stackBits) == 0))
         {
             e.Declined = true;
             return null;
         }
 
-        long start = Stopwatch.GetTimestamp();
-        JitRegion region = JitTranslator.Translate(cpu.JitFormRegion(block));
-        Interlocked.Add(ref _ticks, Stopwatch.GetTimestamp() - start);
+        bool background = Options.Background && JitCompiler.Available;
+        if (background && Volatile.Read(ref _queued) >= Options.MaxQueued)
+        {
+            return null; // the compiler is busy: try again at a later execution
+        }
+
+        List<DecodedBlock> blocks = cpu.JitFormRegion(block);
+        if (!background)
+        {
+            long start = Stopwatch.GetTimestamp();
+            JitRegion region = JitTranslator.Translate(blocks, stackBits);
+            Interlocked.Add(ref _ticks, Stopwatch.GetTimestamp() - start);
+            return Add(e, region);
+        }
+
+        // The entry block belongs to the decoded-block cache, which may reuse it while the compiler reads it.
+        blocks[0] = Snapshot(blocks[0]);
+        Interlocked.Increment(ref _queued);
+        e.Pending = new JitCompiler.Job(blocks, stackBits, this);
+        JitCompiler.Enqueue(e.Pending);
+        return null;
+    }
+
+    /// <summary>Called by the compiler thread when a job of this engine finished or was skipped.</summary>
+    internal void JobFinished(long ticks)
+    {
+        Interlocked.Add(ref _ticks, ticks);
+        Interlocked.Decrement(ref _queued);
+    }
+
+    /// <summary>Waits until the background compiler has no job of this engine left (tests; bounded by <paramref name="timeout"/>).</summary>
+    internal bool WaitIdle(TimeSpan timeout)
+    {
+        long end = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (Volatile.Read(ref _queued) > 0)
+        {
+            if (Stopwatch.GetTimestamp() > end)
+            {
+                return false;
+            }
+
+            Thread.Sleep(1);
+        }
+
+        return true;
+    }
+
+    private JitRegion? Install(Entry e, JitCompiler.Job job)
+    {
+        e.Pending = null;
+        job.Error?.Throw();
+        if (job.Result is not { } region)
+        {
+            return null; // cancelled before it started
+        }
+
+        if (region.Generation != e.Generation)
+        {
+            Interlocked.Increment(ref _discarded);
+            return null;
+        }
+
+        return Add(e, region);
+    }
+
+    private JitRegion Add(Entry e, JitRegion region)
+    {
         Interlocked.Increment(ref _translations);
         MakeRoom(region.CostBytes);
         e.Region = region;
         _fifo.Enqueue(e);
-        if (_fifo.Count > 4 * Slots)
+        if (_fifo.Count > 8 * Sets)
         {
             // Entries invalidated or replaced since they were queued: keep the queue proportional to the live cache.
             Entry[] live = [.. _fifo.Where(x => x.Region is not null).Distinct()];
@@ -134,19 +245,105 @@ internal sealed class JitEngine
                 _fifo.Enqueue(x);
             }
         }
+
         Interlocked.Increment(ref _cachedRegions);
         Interlocked.Add(ref _cacheBytes, region.CostBytes);
         return region;
     }
 
+    /// <summary>
+    /// A new entry for <paramref name="block"/> in <paramref name="set"/>, in place of the less valuable way (one
+    /// without translation, else the less recently used); null while both ways hold translations and the set has not
+    /// missed <see cref="FullSetPatience"/> times (a cold block must not throw out hot code on every collision).
+    /// </summary>
+    private Entry? Insert(int set, DecodedBlock block)
+    {
+        int way0 = set * 2;
+        Entry? a = _entries[way0], b = _entries[way0 + 1];
+        if (a?.Valuable == true && b?.Valuable == true && ++_setMisses[set] < FullSetPatience)
+        {
+            return null;
+        }
+
+        _setMisses[set] = 0;
+        Entry? victim = b?.Valuable == true && a?.Valuable != true ? a : b;
+        if (victim is not null)
+        {
+            if (victim.Region is not null)
+            {
+                Drop(victim);
+                Interlocked.Increment(ref _evictions);
+            }
+
+            Cancel(victim);
+        }
+
+        var e = new Entry { Phys = block.PhysicalAddress, Rip = block.Rip, Bitness = block.Bitness, Generation = block.Generation };
+        _entries[way0 + 1] = victim == a ? b : a;
+        _entries[way0] = e;
+        return e;
+    }
+
+    private static void Cancel(Entry e)
+    {
+        if (e.Pending is { } job)
+        {
+            job.Cancel();
+            e.Pending = null;
+        }
+    }
+
+    private static DecodedBlock Snapshot(DecodedBlock b)
+    {
+        var copy = new DecodedBlock
+        {
+            Count = b.Count, Rip = b.Rip, PhysicalAddress = b.PhysicalAddress, Page = b.Page, Generation = b.Generation,
+            Bitness = b.Bitness, Cached = b.Cached,
+        };
+        Array.Copy(b.Instructions, copy.Instructions, b.Count);
+        return copy;
+    }
+
+    /// <summary>
+    /// Whether the block at <paramref name="phys"/>/<paramref name="rip"/> is worth a place in a region being formed:
+    /// it ran in the interpreter since its page last changed, or has a translation (every block when the threshold is
+    /// 0). Paths that never ran stay out, so regions stay small; a bar relative to the threshold was tried and left
+    /// loop exits and outer loops out of the region (sieve-32: 17 times the region entries, 1.5 times the CPU time).
+    /// </summary>
+    public bool IsWarm(ulong phys, ulong rip, int bitness)
+    {
+        if (Options.Threshold == 0)
+        {
+            return true;
+        }
+
+        int way0 = SetOf(phys, rip, bitness) * 2;
+        for (int w = way0; w < way0 + 2; w++)
+        {
+            Entry? e = _entries[w];
+            if (e is not null && e.Phys == phys && e.Rip == rip && e.Bitness == bitness)
+            {
+                return e.Region is not null || e.Pending is not null || e.Hits > 0;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>The live translation of the block at <paramref name="phys"/>/<paramref name="rip"/> if its page is unchanged.</summary>
     public JitRegion? Find(ulong phys, ulong rip, int bitness, uint generation)
     {
-        Entry? e = _entries[SlotOf(phys, rip, bitness)];
-        return e is not null && e.Phys == phys && e.Rip == rip && e.Bitness == bitness && e.Region is { } r &&
-               r.Generation == generation
-            ? r
-            : null;
+        int way0 = SetOf(phys, rip, bitness) * 2;
+        for (int w = way0; w < way0 + 2; w++)
+        {
+            Entry? e = _entries[w];
+            if (e is not null && e.Phys == phys && e.Rip == rip && e.Bitness == bitness)
+            {
+                return e.Region is { } r && r.Generation == generation ? r : null;
+            }
+        }
+
+        return null;
     }
 
     internal void CountRun(long instructions, long runs)
@@ -165,9 +362,15 @@ internal sealed class JitEngine
                 Drop(e);
                 Interlocked.Increment(ref _invalidations);
             }
+
+            if (e is not null)
+            {
+                Cancel(e);
+            }
         }
 
         Array.Clear(_entries);
+        Array.Clear(_setMisses);
         _fifo.Clear();
     }
 

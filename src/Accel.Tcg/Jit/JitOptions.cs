@@ -2,11 +2,24 @@ using Hypervisor.Core.Accelerators;
 
 namespace Hypervisor.Accel.Tcg.Jit;
 
-/// <summary>Settings of the tcg JIT, from the accelerator options (<c>tcg,jit=on,jit-threshold=N,jit-cache-mb=M</c>).</summary>
-internal sealed record JitOptions(int Threshold, long CacheBytes)
+/// <summary>
+/// Settings of the tcg JIT, from the accelerator options
+/// (<c>tcg,jit=on,jit-threshold=N,jit-cache-mb=M,jit-background=on|off</c>).
+/// </summary>
+/// <param name="Threshold">Guest instructions a block retires in the interpreter before it is translated.</param>
+/// <param name="CacheBytes">Bound of the translation cache.</param>
+/// <param name="Background">Translate on the background compiler thread (the vCPU interprets meanwhile) rather than inline.</param>
+internal sealed record JitOptions(int Threshold, long CacheBytes, bool Background = true)
 {
-    /// <summary>Executions of a block in the interpreter before it is translated (default).</summary>
-    public const int DefaultThreshold = 16;
+    /// <summary>Translations one vCPU may have queued on the background compiler (more hot blocks wait their turn in the interpreter).</summary>
+    public int MaxQueued => 16;
+
+    /// <summary>
+    /// Guest instructions a block retires in the interpreter before it is translated (default). Compiling a region
+    /// costs the runtime about as much as interpreting a few hundred thousand instructions, so only code that has
+    /// already run this much is likely to repay it.
+    /// </summary>
+    public const int DefaultThreshold = 200_000;
 
     /// <summary>Default bound of the translation cache.</summary>
     public const long DefaultCacheBytes = 64L << 20;
@@ -24,7 +37,7 @@ internal sealed record JitOptions(int Threshold, long CacheBytes)
 
         int threshold = Parse(options, "jit-threshold", DefaultThreshold, 0, int.MaxValue);
         long mb = Parse(options, "jit-cache-mb", (int)(DefaultCacheBytes >> 20), 1, 4096);
-        return new JitOptions(threshold, mb << 20);
+        return new JitOptions(threshold, mb << 20, options.GetSwitch("jit-background", true));
     }
 
     private static int Parse(AcceleratorOptions options, string key, int fallback, int min, int max)

@@ -73,6 +73,9 @@ internal sealed class JitRegion
     /// <summary>Estimated memory held by the translation (IL and generated code), for the cache bound.</summary>
     public int CostBytes;
 
+    /// <summary>Outside 64-bit mode: the stack address size (16 or 32, SS.B) the region's native stack instructions assume; 0 when it has none.</summary>
+    public int StackBits;
+
     public bool IsLoop;
     public int NativeCount;
 

@@ -43,6 +43,8 @@ internal sealed class JitTranslator
     private static readonly FieldInfo s_physPage = Field(typeof(TlbEntry), nameof(TlbEntry.PhysPage));
     private static readonly FieldInfo s_host = Field(typeof(TlbEntry), nameof(TlbEntry.Host));
     private static readonly FieldInfo s_user = Field(typeof(TlbEntry), nameof(TlbEntry.User));
+    private static readonly FieldInfo s_userPage = Field(typeof(TlbEntry), nameof(TlbEntry.UserPage));
+    private static readonly MethodInfo s_smapAllows = Method(typeof(TcgCpu), nameof(TcgCpu.JitSmapAllows));
     private static readonly FieldInfo s_rips = Field(typeof(JitRegion), nameof(JitRegion.Rips));
     private static readonly MethodInfo s_step = Method(typeof(TcgCpu), nameof(TcgCpu.JitStep));
     private static readonly MethodInfo s_readSlow = Method(typeof(TcgCpu), nameof(TcgCpu.JitReadSlow));
@@ -53,6 +55,9 @@ internal sealed class JitTranslator
     /// <summary>PhysicalMemory's per-page "holds code" bytes, read inline so that writes to data pages make no call (null: always call).</summary>
     private static readonly FieldInfo? s_holdsCode = typeof(PhysicalMemory).GetField("_holdsCode", Any) is { FieldType: var ft } f && ft == typeof(byte[]) ? f : null;
     private static readonly MethodInfo s_gp0 = Method(typeof(TcgCpu), nameof(TcgCpu.JitFaultGp0));
+    private static readonly MethodInfo s_csLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitCsLimit));
+    private static readonly MethodInfo s_segBase = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentBase));
+    private static readonly MethodInfo s_segLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentLimit));
     private static readonly MethodInfo s_materialize = Method(typeof(JitFlags), nameof(JitFlags.Materialize));
     private static readonly MethodInfo s_condition = Method(typeof(JitFlags), nameof(JitFlags.Condition));
     private static readonly MethodInfo s_shift = Method(typeof(JitFlags), nameof(JitFlags.Shift));
@@ -77,6 +82,10 @@ internal sealed class JitTranslator
     private readonly Instruction[] _ins;
     private readonly int _count;
     private readonly int _bitness;
+
+    /// <summary>Stack address size the region was translated for (SS.B outside 64-bit mode; 0: unknown, stack instructions call the interpreter).</summary>
+    private readonly int _stackBits;
+    private readonly ulong _stackMask;
     private readonly ulong _ripMask;
     private readonly bool[] _native;
     private readonly int[] _blockStart;
@@ -88,6 +97,10 @@ internal sealed class JitTranslator
     private int _block;
     private int _local;
     private readonly bool[] _used = new bool[16];
+    private bool _usesStack;
+
+    /// <summary>Registers whose local may differ from CpuState.Gpr here (a call into the interpreter spills only these).</summary>
+    private readonly bool[] _dirty = new bool[16];
     private readonly DynamicMethod _method;
     private readonly ILGenerator _il;
     private readonly LocalBuilder[] _gpr = new LocalBuilder[16];
@@ -96,15 +109,21 @@ internal sealed class JitTranslator
     private LocalBuilder _state = null!, _fl = null!, _lop = null!, _la = null!, _lb = null!, _lc = null!, _exec = null!;
     private LocalBuilder _tlbRead = null!, _tlbWrite = null!, _sup = null!, _exitIdx = null!, _exitDone = null!, _entry = null!;
     private LocalBuilder _holds = null!, _smc = null!;
-    private Label _faultExit;
+
+    /// <summary>Supervisor code whose accesses SMAP does not restrict now (CR4.SMAP clear or EFLAGS.AC set; STAC/CLAC end the region).</summary>
+    private LocalBuilder _supAll = null!;
+    private Label _faultExit, _commonExit;
+    private LocalBuilder _exitRip = null!;
     private int _pending = JitFlags.None;
     private int _pendingBits = 64;
     private int _pendingCount;
     private int _current;
 
-    private JitTranslator(IReadOnlyList<DecodedBlock> blocks)
+    private JitTranslator(IReadOnlyList<DecodedBlock> blocks, int stackBits)
     {
         DecodedBlock entry = blocks[0];
+        _stackBits = entry.Bitness == 64 ? 64 : stackBits;
+        _stackMask = _stackBits switch { 64 => ulong.MaxValue, 32 => 0xFFFF_FFFFUL, _ => 0xFFFFUL };
         _blockStart = new int[blocks.Count];
         _blockCount = new int[blocks.Count];
         _blockTargeted = new bool[blocks.Count];
@@ -150,12 +169,12 @@ internal sealed class JitTranslator
     }
 
     /// <summary>How many instructions of a block have a native translation (the rest call the interpreter).</summary>
-    public static int NativeCount(DecodedBlock block)
+    public static int NativeCount(DecodedBlock block, int stackBits)
     {
         int n = 0;
         for (int i = 0; i < block.Count; i++)
         {
-            if (IsNative(ref block.Instructions[i], block.Bitness))
+            if (IsNative(ref block.Instructions[i], block.Bitness, stackBits))
             {
                 n++;
             }
@@ -168,29 +187,34 @@ internal sealed class JitTranslator
     /// Translates a region: <paramref name="blocks"/>[0] is its entry, the others are blocks of the same page that
     /// direct branches of the region reach (each must hold at least one instruction).
     /// </summary>
-    public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks)
+    public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks, int stackBits)
     {
-        var t = new JitTranslator(blocks);
+        var t = new JitTranslator(blocks, stackBits);
         var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
         t.Emit(region);
         while (t._il.ILOffset > MaxIlBytes && blocks.Count > 1)
         {
             // RyuJIT compiles very large methods without optimisation (MinOpts): keep regions well below that.
             blocks = [.. blocks.Take(blocks.Count / 2)];
-            t = new JitTranslator(blocks);
+            t = new JitTranslator(blocks, stackBits);
             region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
             t.Emit(region);
         }
 
         region.ExitSlots = t._exitSlots;
+        region.StackBits = t._usesStack && t._bitness != 64 ? t._stackBits : 0;
         region.Code = t._method.CreateDelegate<JitRegionCode>();
         region.CostBytes = 1024 + (t._il.ILOffset * 6);
+
+        // A negative budget returns at once: this call makes the runtime compile the method now, on this thread (the
+        // background compiler's), instead of on the vCPU at the region's first run.
+        region.Code(region, null!, -1);
         return region;
     }
 
     // ------------------------------------------------------------------ selection
 
-    private bool IsNative(ref Instruction ins) => IsNative(ref ins, _bitness);
+    private bool IsNative(ref Instruction ins) => IsNative(ref ins, _bitness, _stackBits);
 
     private static bool IsGpr(Register r) => r != Register.None && r.IsGPR();
 
@@ -228,9 +252,13 @@ internal sealed class JitTranslator
         }
     }
 
-    /// <summary>Whether <paramref name="ins"/> gets a native translation in code of <paramref name="bitness"/> bits (else it calls the interpreter).</summary>
-    internal static bool IsNative(ref Instruction ins, int bitness)
+    /// <summary>
+    /// Whether <paramref name="ins"/> gets a native translation in code of <paramref name="bitness"/> bits with a stack
+    /// of <paramref name="stackBits"/> bits (SS.B; 0 when unknown) (else it calls the interpreter).
+    /// </summary>
+    internal static bool IsNative(ref Instruction ins, int bitness, int stackBits)
     {
+        bool stackKnown = bitness == 64 || stackBits is 16 or 32;
         if (ins.HasLockPrefix || ins.IsInvalid)
         {
             return false;
@@ -329,13 +357,20 @@ internal sealed class JitTranslator
                 // Outside 64-bit mode the CS limit is checked once per region entry (JitRegion.MaxBranchTarget).
                 return IsDirectBranch(ref ins) && (bitness != 64 || TcgCpu.IsCanonical(ins.NearBranchTarget));
             case Mnemonic.Call:
-                return bitness == 64 && ins.Op0Kind == OpKind.NearBranch64 && TcgCpu.IsCanonical(ins.NearBranchTarget);
+                // Outside 64-bit mode the target is within the CS limit (checked at region entry, MaxBranchTarget).
+                return bitness == 64
+                    ? ins.Op0Kind == OpKind.NearBranch64 && TcgCpu.IsCanonical(ins.NearBranchTarget)
+                    : stackKnown && ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32;
             case Mnemonic.Ret:
-                return bitness == 64 && ins.Code is Code.Retnq or Code.Retnq_imm16;
+                return bitness == 64
+                    ? ins.Code is Code.Retnq or Code.Retnq_imm16
+                    : stackKnown && ins.Code is Code.Retnw or Code.Retnw_imm16 or Code.Retnd or Code.Retnd_imm16;
             case Mnemonic.Push:
-                return bitness == 64 && ins.StackPointerIncrement is -8 or -2 && OperandOk(ref ins, 0, true);
+                return stackKnown && (bitness == 64 ? ins.StackPointerIncrement is -8 or -2 : ins.StackPointerIncrement is -4 or -2) &&
+                       OperandOk(ref ins, 0, true);
             case Mnemonic.Pop:
-                return bitness == 64 && ins.StackPointerIncrement is 8 or 2 && ins.Op0Kind == OpKind.Register && IsGpr(ins.Op0Register);
+                return stackKnown && (bitness == 64 ? ins.StackPointerIncrement is 8 or 2 : ins.StackPointerIncrement is 4 or 2) &&
+                       ins.Op0Kind == OpKind.Register && IsGpr(ins.Op0Register);
             default:
                 return false;
         }
@@ -366,6 +401,7 @@ internal sealed class JitTranslator
         _holds = il.DeclareLocal(typeof(byte[]));
         _smc = il.DeclareLocal(typeof(bool));
         _sup = il.DeclareLocal(typeof(bool));
+        _supAll = il.DeclareLocal(typeof(bool));
         _exitIdx = il.DeclareLocal(typeof(int));
         _exitDone = il.DeclareLocal(typeof(int));
         _entry = il.DeclareLocal(typeof(TlbEntry).MakeByRefType());
@@ -378,13 +414,23 @@ internal sealed class JitTranslator
         }
 
         _faultExit = il.DefineLabel();
+        _commonExit = il.DefineLabel();
+        _exitRip = il.DeclareLocal(typeof(ulong));
         _blockLabels = new Label[_blockStart.Length];
         for (int b = 0; b < _blockLabels.Length; b++)
         {
             _blockLabels[b] = il.DefineLabel();
         }
 
-        // Prologue: state pointer, registers, flags, TLB arrays and the privilege of this entry.
+        // Prologue: a negative budget is the compile-only call of Translate; then the state pointer, registers, flags,
+        // TLB arrays and the privilege of this entry.
+        Label run = il.DefineLabel();
+        il.Emit(OpCodes.Ldarg_2);
+        il.Emit(OpCodes.Ldc_I8, 0L);
+        il.Emit(OpCodes.Bge, run);
+        il.Emit(OpCodes.Ldc_I8, 0L);
+        il.Emit(OpCodes.Ret);
+        il.MarkLabel(run);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldflda, s_state);
         il.Emit(OpCodes.Stloc, _state);
@@ -403,6 +449,11 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Ceq);
         il.Emit(OpCodes.Stloc, _sup);
+        il.Emit(OpCodes.Ldloc, _sup);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Call, s_smapAllows);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Stloc, _supAll);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldfld, s_tlb);
         il.Emit(OpCodes.Dup);
@@ -421,12 +472,15 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Ldfld, s_holdsCode);
             il.Emit(OpCodes.Stloc, _holds);
         }
+        DeclareSegments();
+
         // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run time.
         for (int b = 0; b < _blockStart.Length; b++)
         {
             _block = b;
             il.MarkLabel(_blockLabels[b]);
             _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
+            Array.Fill(_dirty, b != 0 || _blockTargeted[0]); // reached by branches: any register may be ahead of CpuState
             bool reachable = true;
             for (int j = 0; j < _blockCount[b]; j++)
             {
@@ -454,6 +508,7 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Br, _faultExit);
         }
 
+        EmitCommonExit();
         il.MarkLabel(_faultExit);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Ldloc, _lop);
@@ -506,6 +561,7 @@ internal sealed class JitTranslator
         if (ins.Mnemonic is Mnemonic.Push or Mnemonic.Pop or Mnemonic.Call or Mnemonic.Ret)
         {
             _used[4] = true;
+            _usesStack = true;
         }
     }
 
@@ -529,11 +585,11 @@ internal sealed class JitTranslator
         }
     }
 
-    private void StoreRegisters()
+    private void StoreRegisters(bool dirtyOnly = false)
     {
         for (int r = 0; r < 16; r++)
         {
-            if (_used[r])
+            if (_used[r] && (!dirtyOnly || _dirty[r]))
             {
                 _il.Emit(OpCodes.Ldloc, _state);
                 _il.Emit(OpCodes.Ldflda, s_gpr);
@@ -549,28 +605,48 @@ internal sealed class JitTranslator
         }
     }
 
-    /// <summary>Materialises the flags, writes registers, RFLAGS and RIP back and returns the count of instructions done.</summary>
+    /// <summary>
+    /// Leaves the region through the shared exit, which materialises the flags from the dynamic lazy-flag locals,
+    /// writes registers, RFLAGS and RIP back, records the exit slot and returns the count of instructions done. One
+    /// exit for all keeps the IL (and so the runtime's compile time) small; exits run once per region entry.
+    /// </summary>
     private void EmitExit(int completed, Action pushRip, int chainSlot)
     {
-        MaterializeStatic();
-        StoreRegisters();
-        _il.Emit(OpCodes.Ldloc, _state);
-        _il.Emit(OpCodes.Ldloc, _fl);
-        _il.Emit(OpCodes.Stfld, s_rflags);
-        _il.Emit(OpCodes.Ldloc, _state);
         pushRip();
-        _il.Emit(OpCodes.Stfld, s_rip);
-        if (chainSlot >= 0)
-        {
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldc_I4, chainSlot);
-            _il.Emit(OpCodes.Stfld, s_exitSlot);
-        }
+        _il.Emit(OpCodes.Stloc, _exitRip);
+        _il.Emit(OpCodes.Ldc_I4, chainSlot);
+        _il.Emit(OpCodes.Stloc, _exitIdx);
+        _il.Emit(OpCodes.Ldc_I4, completed);
+        _il.Emit(OpCodes.Stloc, _exitDone);
+        _il.Emit(OpCodes.Br, _commonExit);
+    }
 
-        _il.Emit(OpCodes.Ldloc, _exec);
-        _il.Emit(OpCodes.Ldc_I8, (long)completed);
-        _il.Emit(OpCodes.Add);
-        _il.Emit(OpCodes.Ret);
+    private void EmitCommonExit()
+    {
+        ILGenerator il = _il;
+        il.MarkLabel(_commonExit);
+        il.Emit(OpCodes.Ldloc, _fl);
+        il.Emit(OpCodes.Ldloc, _lop);
+        il.Emit(OpCodes.Ldloc, _la);
+        il.Emit(OpCodes.Ldloc, _lb);
+        il.Emit(OpCodes.Ldloc, _lc);
+        il.Emit(OpCodes.Call, s_materialize);
+        il.Emit(OpCodes.Stloc, _fl);
+        StoreRegisters();
+        il.Emit(OpCodes.Ldloc, _state);
+        il.Emit(OpCodes.Ldloc, _fl);
+        il.Emit(OpCodes.Stfld, s_rflags);
+        il.Emit(OpCodes.Ldloc, _state);
+        il.Emit(OpCodes.Ldloc, _exitRip);
+        il.Emit(OpCodes.Stfld, s_rip);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldloc, _exitIdx);
+        il.Emit(OpCodes.Stfld, s_exitSlot);
+        il.Emit(OpCodes.Ldloc, _exec);
+        il.Emit(OpCodes.Ldloc, _exitDone);
+        il.Emit(OpCodes.Conv_I8);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ret);
     }
 
     /// <summary>The fault exit of the current instruction (RIP of it, instructions before it in its block counted).</summary>
@@ -640,12 +716,69 @@ internal sealed class JitTranslator
         _pendingBits = bits;
     }
 
+    /// <summary>
+    /// RSP after adding <paramref name="delta"/> within the stack's address size (the bits above SP/ESP are kept, as
+    /// the interpreter's PushTo/PopFrom keep them) into <paramref name="rsp"/>, and its offset in SS into
+    /// <paramref name="offset"/> when asked.
+    /// </summary>
+    private void EmitStackStep(long delta, LocalBuilder rsp, LocalBuilder? offset)
+    {
+        ILGenerator il = _il;
+        if (_stackMask == ulong.MaxValue)
+        {
+            il.Emit(OpCodes.Ldloc, _gpr[4]);
+            il.Emit(OpCodes.Ldc_I8, delta);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stloc, rsp);
+            if (offset is not null)
+            {
+                il.Emit(OpCodes.Ldloc, rsp);
+                il.Emit(OpCodes.Stloc, offset);
+            }
+
+            return;
+        }
+
+        il.Emit(OpCodes.Ldloc, _gpr[4]);
+        il.Emit(OpCodes.Ldc_I8, delta);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldc_I8, (long)_stackMask);
+        il.Emit(OpCodes.And);
+        if (offset is not null)
+        {
+            il.Emit(OpCodes.Dup);
+            il.Emit(OpCodes.Stloc, offset);
+        }
+
+        il.Emit(OpCodes.Ldloc, _gpr[4]);
+        il.Emit(OpCodes.Ldc_I8, (long)~_stackMask);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Or);
+        il.Emit(OpCodes.Stloc, rsp);
+    }
+
+    /// <summary>A local holding the offset of the top of the stack in SS (RSP itself in 64-bit mode).</summary>
+    private LocalBuilder StackOffset()
+    {
+        if (_stackMask == ulong.MaxValue)
+        {
+            return _gpr[4];
+        }
+
+        LocalBuilder t = Temp();
+        _il.Emit(OpCodes.Ldloc, _gpr[4]);
+        _il.Emit(OpCodes.Ldc_I8, (long)_stackMask);
+        _il.Emit(OpCodes.And);
+        _il.Emit(OpCodes.Stloc, t);
+        return t;
+    }
+
     /// <summary>Runs instruction <paramref name="i"/> in the interpreter with the registers spilled around it.</summary>
     private bool EmitFallback(int i)
     {
         ILGenerator il = _il;
         MaterializeStatic();
-        StoreRegisters();
+        StoreRegisters(dirtyOnly: true);
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Stfld, s_rflags);
@@ -655,7 +788,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldc_I4, i);
-        il.Emit(_local == _blockCount[_block] - 1 ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        il.Emit(_local == _blockCount[_block] - 1 || ChangesEntryState(ref _ins[i]) ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Call, s_step);
         int done0 = _local;
         LocalBuilder st = TempInt();
@@ -677,6 +810,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ret);
         il.MarkLabel(cont);
         LoadRegisters();
+        Array.Clear(_dirty);
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldfld, s_rflags);
         il.Emit(OpCodes.Stloc, _fl);
@@ -745,6 +879,7 @@ internal sealed class JitTranslator
     {
         RegInfo info = Info(r);
         LocalBuilder g = _gpr[info.Index];
+        _dirty[info.Index] = true;
         switch (info.Size)
         {
             case 8:
@@ -845,6 +980,106 @@ internal sealed class JitTranslator
 
     private bool InlineMemory(int seg) => _bitness == 64 && seg is not (State.Seg.FS or State.Seg.GS);
 
+    /// <summary>
+    /// Outside 64-bit mode: per segment the region accesses inline, locals with its base and the highest offset an
+    /// inline access may reach (-1: every access takes the interpreter's path), read at region entry
+    /// (<see cref="TcgCpu.JitSegmentLimit"/>). Segment registers cannot change inside a region: instructions that load
+    /// them end it.
+    /// </summary>
+    private readonly LocalBuilder?[] _segBase = new LocalBuilder?[6], _segLimit = new LocalBuilder?[6];
+
+    /// <summary>
+    /// Emits the checks of an inline access and returns the local holding its linear address (the offset itself in
+    /// 64-bit mode), or null when this access always goes through the interpreter's accessors.
+    /// </summary>
+    private LocalBuilder? InlineLinear(int seg, LocalBuilder ea, int size, Label slow)
+    {
+        if (InlineMemory(seg))
+        {
+            return ea;
+        }
+
+        if (_bitness == 64 || _segLimit[seg] is not { } limit)
+        {
+            return null;
+        }
+
+        ILGenerator il = _il;
+        il.Emit(OpCodes.Ldloc, ea);
+        il.Emit(OpCodes.Ldc_I8, (long)(size - 1));
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, limit);
+        il.Emit(OpCodes.Bgt, slow);
+        LocalBuilder lin = Temp();
+        il.Emit(OpCodes.Ldloc, _segBase[seg]!);
+        il.Emit(OpCodes.Ldloc, ea);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldc_I8, 0xFFFF_FFFFL);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Stloc, lin);
+        return lin;
+    }
+
+    /// <summary>
+    /// Whether instruction <paramref name="ins"/> (run by the interpreter) may change what the region read at its
+    /// entry: a segment register outside 64-bit mode, or EFLAGS.AC (SMAP); the region ends after it.
+    /// </summary>
+    private bool ChangesEntryState(ref Instruction ins) =>
+        ins.Mnemonic is Mnemonic.Stac or Mnemonic.Clac ||
+        (_bitness != 64 &&
+         (ins.Mnemonic is Mnemonic.Lds or Mnemonic.Les or Mnemonic.Lfs or Mnemonic.Lgs or Mnemonic.Lss ||
+          (ins.OpCount > 0 && ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister())));
+
+    private void DeclareSegments()
+    {
+        if (_bitness == 64)
+        {
+            return;
+        }
+
+        for (int i = 0; i < _count; i++)
+        {
+            if (!_native[i])
+            {
+                continue;
+            }
+
+            ref Instruction ins = ref _ins[i];
+            if (ins.Mnemonic is Mnemonic.Push or Mnemonic.Pop or Mnemonic.Call or Mnemonic.Ret)
+            {
+                DeclareSegment(State.Seg.SS);
+            }
+
+            for (int n = 0; n < ins.OpCount; n++)
+            {
+                if (ins.GetOpKind(n) == OpKind.Memory && ins.Mnemonic != Mnemonic.Lea)
+                {
+                    DeclareSegment(SegIndex(ref ins));
+                }
+            }
+        }
+    }
+
+    private void DeclareSegment(int seg)
+    {
+        if (_segLimit[seg] is not null || seg is < 0 or > 5)
+        {
+            return;
+        }
+
+        ILGenerator il = _il;
+        _segBase[seg] = il.DeclareLocal(typeof(ulong));
+        _segLimit[seg] = il.DeclareLocal(typeof(long));
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, seg);
+        il.Emit(OpCodes.Call, s_segBase);
+        il.Emit(OpCodes.Stloc, _segBase[seg]!);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, seg);
+        il.Emit(OpCodes.Call, s_segLimit);
+        il.Emit(OpCodes.Stloc, _segLimit[seg]!);
+    }
+
     /// <summary>Loads the TLB entry for the linear address in <paramref name="lin"/> and branches to <paramref name="slow"/> unless it maps RAM for this access.</summary>
     private void EmitTlbHit(LocalBuilder tlb, LocalBuilder lin, int size, Label slow)
     {
@@ -874,11 +1109,21 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldloc, _entry);
         il.Emit(OpCodes.Ldfld, s_host);
         il.Emit(OpCodes.Brfalse, slow);
+        // Privilege as ReadLinear checks it: CPL 3 needs User; a supervisor access to a user page needs SMAP's consent.
+        Label allowed = il.DefineLabel(), supervisor = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _supAll);
+        il.Emit(OpCodes.Brtrue, allowed);
+        il.Emit(OpCodes.Ldloc, _sup);
+        il.Emit(OpCodes.Brtrue, supervisor);
         il.Emit(OpCodes.Ldloc, _entry);
         il.Emit(OpCodes.Ldfld, s_user);
-        il.Emit(OpCodes.Ldloc, _sup);
-        il.Emit(OpCodes.Or);
         il.Emit(OpCodes.Brfalse, slow);
+        il.Emit(OpCodes.Br, allowed);
+        il.MarkLabel(supervisor);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_userPage);
+        il.Emit(OpCodes.Brtrue, slow);
+        il.MarkLabel(allowed);
         if (size > 1)
         {
             il.Emit(OpCodes.Ldloc, lin);
@@ -906,9 +1151,14 @@ internal sealed class JitTranslator
         ILGenerator il = _il;
         LocalBuilder value = Temp();
         Label slow = il.DefineLabel(), done = il.DefineLabel();
-        if (InlineMemory(seg))
+        if (InlineLinear(seg, ea, size, slow) is { } lin)
         {
-            EmitTlbHit(_tlbRead, ea, size, slow);
+            EmitTlbHit(_tlbRead, lin, size, slow);
+            if (lin != ea)
+            {
+                Free(lin);
+            }
+
             switch (size)
             {
                 case 1: il.Emit(OpCodes.Ldind_U1); break;
@@ -942,9 +1192,14 @@ internal sealed class JitTranslator
     {
         ILGenerator il = _il;
         Label slow = il.DefineLabel(), done = il.DefineLabel();
-        if (InlineMemory(seg))
+        if (InlineLinear(seg, ea, size, slow) is { } lin)
         {
-            EmitTlbHit(_tlbWrite, ea, size, slow);
+            EmitTlbHit(_tlbWrite, lin, size, slow);
+            if (lin != ea)
+            {
+                Free(lin);
+            }
+
             il.Emit(OpCodes.Ldloc, value);
             switch (size)
             {
@@ -1615,14 +1870,13 @@ internal sealed class JitTranslator
                 int sz = -ins.StackPointerIncrement;
                 LocalBuilder? ea = EaIfMemory(ref ins);
                 LocalBuilder v = ReadOperand(ref ins, 0, sz, ea);
-                LocalBuilder rsp = Temp();
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, (long)sz);
-                il.Emit(OpCodes.Sub);
-                il.Emit(OpCodes.Stloc, rsp);
-                EmitWrite(State.Seg.SS, rsp, sz, v);
+                LocalBuilder rsp = Temp(), offset = Temp();
+                EmitStackStep(-sz, rsp, offset);
+                EmitWrite(State.Seg.SS, offset, sz, v);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                Free(offset);
+                _dirty[4] = true;
                 wroteMemory = true;
                 Free(v);
                 Free(rsp);
@@ -1633,11 +1887,19 @@ internal sealed class JitTranslator
             case Mnemonic.Pop:
             {
                 int sz = ins.StackPointerIncrement;
-                LocalBuilder v = EmitRead(State.Seg.SS, _gpr[4], sz);
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, (long)sz);
-                il.Emit(OpCodes.Add);
+                LocalBuilder top = StackOffset();
+                LocalBuilder v = EmitRead(State.Seg.SS, top, sz);
+                if (top != _gpr[4])
+                {
+                    Free(top);
+                }
+
+                LocalBuilder rsp = Temp();
+                EmitStackStep(sz, rsp, null);
+                il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                Free(rsp);
+                _dirty[4] = true;
                 il.Emit(OpCodes.Ldloc, v);
                 EmitSetReg(ins.Op0Register);
                 Free(v);
@@ -1646,40 +1908,55 @@ internal sealed class JitTranslator
 
             case Mnemonic.Call:
             {
-                LocalBuilder ret = Temp(), rsp = Temp();
+                int sz = ins.Op0Kind switch { OpKind.NearBranch16 => 2, OpKind.NearBranch32 => 4, _ => 8 };
+                LocalBuilder ret = Temp(), rsp = Temp(), offset = Temp();
                 il.Emit(OpCodes.Ldc_I8, (long)(ins.NextIP & _ripMask));
                 il.Emit(OpCodes.Stloc, ret);
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, 8L);
-                il.Emit(OpCodes.Sub);
-                il.Emit(OpCodes.Stloc, rsp);
-                EmitWrite(State.Seg.SS, rsp, 8, ret);
+                EmitStackStep(-sz, rsp, offset);
+                EmitWrite(State.Seg.SS, offset, sz, ret);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                _dirty[4] = true;
                 EmitGoto(ins.NearBranchTarget, _local + 1);
                 return false;
             }
 
             case Mnemonic.Ret:
             {
-                LocalBuilder target = EmitRead(State.Seg.SS, _gpr[4], 8);
-                // BranchNear: a non-canonical return address is #GP(0) with RSP unchanged.
+                int sz = ins.Code switch { Code.Retnw or Code.Retnw_imm16 => 2, Code.Retnd or Code.Retnd_imm16 => 4, _ => 8 };
+                LocalBuilder top = StackOffset();
+                LocalBuilder target = EmitRead(State.Seg.SS, top, sz);
+                // BranchNear: a non-canonical return address (64-bit) or one beyond the CS limit is #GP(0) with RSP unchanged.
                 Label ok = il.DefineLabel();
-                il.Emit(OpCodes.Ldloc, target);
-                il.Emit(OpCodes.Ldc_I4, 16);
-                il.Emit(OpCodes.Shl);
-                il.Emit(OpCodes.Ldc_I4, 16);
-                il.Emit(OpCodes.Shr);
-                il.Emit(OpCodes.Ldloc, target);
-                il.Emit(OpCodes.Beq, ok);
+                if (sz == 8)
+                {
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Ldc_I4, 16);
+                    il.Emit(OpCodes.Shl);
+                    il.Emit(OpCodes.Ldc_I4, 16);
+                    il.Emit(OpCodes.Shr);
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Beq, ok);
+                }
+                else
+                {
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Ldarg_1);
+                    il.Emit(OpCodes.Call, s_csLimit);
+                    il.Emit(OpCodes.Conv_U8);
+                    il.Emit(OpCodes.Ble_Un, ok);
+                }
+
                 il.Emit(OpCodes.Ldarg_1);
                 il.Emit(OpCodes.Call, s_gp0);
                 il.Emit(OpCodes.Br, FaultStub());
                 il.MarkLabel(ok);
-                il.Emit(OpCodes.Ldloc, _gpr[4]);
-                il.Emit(OpCodes.Ldc_I8, 8L + (ins.OpCount == 1 ? ins.Immediate16 : 0));
-                il.Emit(OpCodes.Add);
+                LocalBuilder rsp = Temp();
+                EmitStackStep(sz + (ins.OpCount == 1 ? ins.Immediate16 : 0), rsp, null);
+                il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
+                Free(rsp);
+                _dirty[4] = true;
                 il.Emit(OpCodes.Ldloc, _exec);
                 il.Emit(OpCodes.Ldc_I8, (long)(_local + 1));
                 il.Emit(OpCodes.Add);

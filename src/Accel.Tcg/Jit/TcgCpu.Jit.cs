@@ -33,10 +33,13 @@ internal sealed partial class TcgCpu
     {
         JitEngine jit = Jit!;
         JitRegion? region = jit.Lookup(this, block);
-        if (region is null || (region.Bitness != 64 && region.MaxBranchTarget > S.Seg[Seg.CS].Limit))
+        if (region is null || !JitCanEnter(region))
         {
             return false;
         }
+
+        // Translated code reads and writes S.Rflags directly: settle the fast path's lazy flags first.
+        MaterializeFlags();
 
         long total = 0, runs = 0;
         while (true)
@@ -83,7 +86,7 @@ internal sealed partial class TcgCpu
                 break;
             }
 
-            if (next.Count > budget - total || (next.Bitness != 64 && next.MaxBranchTarget > S.Seg[Seg.CS].Limit))
+            if (next.Count > budget - total || !JitCanEnter(next))
             {
                 break;
             }
@@ -138,7 +141,8 @@ internal sealed partial class TcgCpu
 
     /// <summary>
     /// The blocks of a new region: <paramref name="entry"/> and the blocks on its page that direct branches reach
-    /// (breadth first, bounded), decoded the way GetBlock decodes them. Blocks that spill into the next page stay out.
+    /// (breadth first, bounded), decoded the way GetBlock decodes them. Blocks that spill into the next page stay out,
+    /// and so do blocks that have hardly run in the interpreter (<see cref="JitEngine.IsWarm"/>).
     /// </summary>
     internal List<DecodedBlock> JitFormRegion(DecodedBlock entry)
     {
@@ -169,8 +173,14 @@ internal sealed partial class TcgCpu
                 continue;
             }
 
+            ulong phys = (entry.Page << 12) | (linear & 0xFFF);
+            if (Jit is { } jit && !jit.IsWarm(phys, rip, bitness))
+            {
+                continue; // never ran (or hardly): it would only make the region slower to compile
+            }
+
             var b = new DecodedBlock();
-            Decode(b, bitness, rip, linear, (entry.Page << 12) | (linear & 0xFFF), entry.Page, limit);
+            Decode(b, bitness, rip, linear, phys, entry.Page, limit);
             if (b.Count == 0)
             {
                 continue;
@@ -284,6 +294,42 @@ internal sealed partial class TcgCpu
             EndBlock();
         }
     }
+
+    /// <summary>The CS limit (translated 16/32-bit RET checks its target against it).</summary>
+    internal uint JitCsLimit() => S.Seg[Seg.CS].Limit;
+
+    /// <summary>The stack address size stack instructions use now: 64 in 64-bit mode, else 32 or 16 by SS.B.</summary>
+    internal int JitStackBits => CodeBitness == 64 ? 64 : S.Seg[Seg.SS].Big ? 32 : 16;
+
+    /// <summary>
+    /// Whether <paramref name="region"/> may run in the current state: outside 64-bit mode its static branch targets
+    /// lie within the CS limit and its stack instructions were translated for the current SS.B.
+    /// </summary>
+    private bool JitCanEnter(JitRegion region) =>
+        region.Bitness == 64 ||
+        (region.MaxBranchTarget <= S.Seg[Seg.CS].Limit && (region.StackBits == 0 || region.StackBits == JitStackBits));
+
+    /// <summary>Base of segment <paramref name="seg"/> (read at the entry of a 16/32-bit region).</summary>
+    internal ulong JitSegmentBase(int seg) => S.Seg[seg].Base;
+
+    /// <summary>
+    /// The highest offset translated 16/32-bit code may read or write inline in segment <paramref name="seg"/> (its
+    /// limit when it is an expand-up writable data segment, or any segment outside protected mode or in virtual-8086
+    /// mode), else -1: then every access goes through ReadMem/WriteMem, which apply all of Linear's checks.
+    /// </summary>
+    internal long JitSegmentLimit(int seg)
+    {
+        ref SegmentCache sc = ref S.Seg[seg];
+        if (ProtectedMode && ((S.Rflags & Fl.VM) == 0 && (sc.Unusable || (sc.Type & 0xA) != 0x2) || sc.IsExpandDown))
+        {
+            return -1;
+        }
+
+        return sc.Limit;
+    }
+
+    /// <summary>Whether SMAP lets supervisor accesses reach user pages now (read at region entry).</summary>
+    internal bool JitSmapAllows() => SmapAllows();
 
     /// <summary>Records #GP(0) for the translated code's fault exit.</summary>
     internal void JitFaultGp0() => _jitFault = Gp0();

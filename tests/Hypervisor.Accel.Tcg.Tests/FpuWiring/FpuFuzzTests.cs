@@ -2,6 +2,7 @@ using Hypervisor.Accel.Tcg.Tests.Guests;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -11,8 +12,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// defined exit (an exception handler's HLT, the instruction's own HLT, a limit, or a kick out of STI; HLT), never in a
 /// host error.
 /// </summary>
-[TestFixture]
-public sealed class FpuFuzzTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class FpuFuzzTests(string engine)
 {
     private const ulong Code = 0x8000, Handler = 0x9000;
 
@@ -21,7 +23,7 @@ public sealed class FpuFuzzTests
     public void RandomFpuAndSseEncodingsEndInDefinedExits(int seed)
     {
         var random = new Random(seed);
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(Code);
         for (int v = 0; v < 32; v++)
         {

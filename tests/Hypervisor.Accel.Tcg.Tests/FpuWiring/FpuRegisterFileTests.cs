@@ -1,17 +1,19 @@
 using Hypervisor.Accel.Tcg.Tests.Guests;
 using Hypervisor.Core.Registers;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
 /// <summary>The x87/SSE register file of the tcg CPU as IVcpu exposes it (Get/SetFpuRegisters).</summary>
-[TestFixture]
-public sealed class FpuRegisterFileTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class FpuRegisterFileTests(string engine)
 {
     /// <summary>SDM Vol. 3A, Table 10-1: after power-up FCW = 0040H, FSW = 0, all tags empty, MXCSR = 1F80H, XMM = 0.</summary>
     [Test]
     public void PowerUpStateFollowsTheSdm()
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         FpuRegisters r = m.Vcpu.GetFpuRegisters();
         Assert.Multiple(() =>
         {
@@ -30,7 +32,7 @@ public sealed class FpuRegisterFileTests
     [Test]
     public void SetThenGetRoundTrips()
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         var random = new Random(7);
         var r = new FpuRegisters { Fcw = 0x027F, Fsw = (ushort)(5 << 11) | 0x0021, Ftw = 0b1010_0111, Mxcsr = 0x9FC0 };
         for (int i = 0; i < 8; i++)

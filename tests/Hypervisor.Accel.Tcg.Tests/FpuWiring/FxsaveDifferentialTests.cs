@@ -6,6 +6,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -14,8 +15,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// the interpreter, and MXCSR, MXCSR_MASK (bytes 24-31, low 16 bits), the XMM area (160-415) and the software-available bytes the
 /// processor must not write (464-511) must match. The x87 part is not compared: the host's x87 state is the runtime's.
 /// </summary>
-[TestFixture]
-public sealed class FxsaveDifferentialTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class FxsaveDifferentialTests(string engine)
 {
     private const ulong Code = 0x8000;
     private const ulong GuestBuffer = 0x6000;
@@ -74,7 +76,7 @@ public sealed class FxsaveDifferentialTests
 
         byte[] host = pinned.AsSpan(offset, BufferBytes).ToArray();
 
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(Code);
         SystemRegisters s = m.Vcpu.GetSystemRegisters();
         s.Cr4 |= 0x600;

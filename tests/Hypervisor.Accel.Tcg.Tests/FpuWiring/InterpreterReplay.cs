@@ -11,6 +11,7 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// <summary>
 /// Replays on the interpreter a snippet that already ran natively from the same register file, and describes every
 /// difference in the scratch block, RAX (and optionally RCX) and the status flags. Shared by the SSE and x87 suites.
+/// On a machine with the JIT (the suites' <c>jit</c> fixtures) the snippet must also have run as translated code.
 /// </summary>
 internal static class InterpreterReplay
 {
@@ -29,11 +30,17 @@ internal static class InterpreterReplay
         g.Rflags = input.Rflags;
         machine.Memory.Write(new GuestAddress(guestScratch), input.Scratch);
         machine.Vcpu.SetGeneralRegisters(g);
+        long jitBefore = machine.Cpu.Jit?.Statistics.JitInstructions ?? 0;
         VcpuExit exit = machine.Run(64);
         GeneralRegisters guest = machine.Vcpu.GetGeneralRegisters();
         if (exit.Reason != VcpuExitReason.Halted || guest.Rip != haltedAt)
         {
             return $" the interpreter stopped with {exit.Reason} at RIP {guest.Rip:X} ({exit})";
+        }
+
+        if (machine.Cpu.Jit is { } jit && jit.Statistics.JitInstructions == jitBefore)
+        {
+            return " the snippet did not run as translated code (jit=on, threshold 0)";
         }
 
         var scratch = new byte[64];

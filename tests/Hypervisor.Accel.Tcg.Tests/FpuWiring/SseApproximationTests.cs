@@ -6,6 +6,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -16,8 +17,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// 1.5 * 2^-12 of the exact value, on the host (which checks the bound used) and in the interpreter; the untouched
 /// upper lanes of the scalar forms, MXCSR (no flags) and EFLAGS must equal the host's.
 /// </summary>
-[TestFixture]
-public sealed class SseApproximationTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class SseApproximationTests(string engine)
 {
     private const ulong Code = 0x10_0000;
     private const ulong GuestScratch = 0x9_0000;
@@ -44,7 +46,7 @@ public sealed class SseApproximationTests
         }
 
         using var cpu = new NativeCpu();
-        using var machine = new TestMachine();
+        using var machine = new TestMachine(options: JitCoverage.For(engine));
         machine.StartLong64(Code, GuestStack);
         SystemRegisters s = machine.Vcpu.GetSystemRegisters();
         s.Cr4 |= 0x600;

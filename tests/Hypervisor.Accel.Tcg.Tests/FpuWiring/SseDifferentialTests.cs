@@ -8,6 +8,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -19,8 +20,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// rounding mode and DAZ/FTZ setting (exceptions masked: an unmasked one would kill the host process; those are checked
 /// against the SDM in <see cref="SseFaultTests"/>).
 /// </summary>
-[TestFixture]
-public sealed class SseDifferentialTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class SseDifferentialTests(string engine)
 {
     private const int Inputs = 300;
     private const ulong CodeBase = 0x10_0000; // 1 MiB: room for every form (128 bytes each) below the 2 MiB identity map
@@ -42,7 +44,7 @@ public sealed class SseDifferentialTests
         }
 
         _cpu = new NativeCpu();
-        _machine = new TestMachine();
+        _machine = new TestMachine(options: JitCoverage.For(engine));
         _machine.StartLong64(CodeBase, GuestStack);
         SystemRegisters s = _machine.Vcpu.GetSystemRegisters();
         s.Cr4 |= 0x600; // OSFXSR | OSXMMEXCPT

@@ -3,6 +3,7 @@ using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -13,17 +14,18 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// #UD for an unmasked SIMD floating-point exception per CR4.OSXMMEXCPT with the destination unwritten (SDM Vol. 1,
 /// 11.5.1), #GP(0) for reserved MXCSR bits on LDMXCSR and FXRSTOR.
 /// </summary>
-[TestFixture]
-public sealed class SseFaultTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class SseFaultTests(string engine)
 {
     private const ulong Code = 0x8000;
     private const ulong Data = 0x6000; // 16-byte aligned
     private const ulong Cr0Em = 1UL << 2, Cr0Ts = 1UL << 3, Cr4Osfxsr = 1UL << 9, Cr4Osxmmexcpt = 1UL << 10;
 
     /// <summary>A long-mode machine whose handlers for #UD, #NM, #GP and #XM put the vector in EBX and halt.</summary>
-    private static TestMachine Start(ulong cr0Set, ulong cr4Set, Action<Assembler> body)
+    private TestMachine Start(ulong cr0Set, ulong cr4Set, Action<Assembler> body)
     {
-        var m = new TestMachine();
+        var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(Code);
         foreach (int vector in new[] { 6, 7, 13, 19 })
         {

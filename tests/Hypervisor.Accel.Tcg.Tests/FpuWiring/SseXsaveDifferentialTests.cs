@@ -6,6 +6,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -17,8 +18,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// <see cref="CompareImage"/>) and MXCSR_MASK bits above 15 (AMD's MM bit, see
 /// <see cref="FxsaveDifferentialTests"/>). The native side ends with FNINIT and the caller's MXCSR.
 /// </summary>
-[TestFixture]
-public sealed class SseXsaveDifferentialTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class SseXsaveDifferentialTests(string engine)
 {
     private const ulong Code = 0x10_0000;
     private const ulong GuestBuffer = 0x8_0000; // 64-byte aligned
@@ -146,9 +148,9 @@ public sealed class SseXsaveDifferentialTests
         return pinned.AsSpan(offset, BufferBytes).ToArray();
     }
 
-    private static byte[] RunGuest(Action<Assembler> body, byte[] input)
+    private byte[] RunGuest(Action<Assembler> body, byte[] input)
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(Code);
         SystemRegisters s = m.Vcpu.GetSystemRegisters();
         s.Cr4 |= 0x600 | (1UL << 18); // OSFXSR, OSXMMEXCPT, OSXSAVE

@@ -4,6 +4,7 @@ using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -12,17 +13,18 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// natively (SDM Vol. 2, each instruction's "Protected Mode Exceptions"; Vol. 1, 13.8.1 for XRSTOR's header checks).
 /// Feature bit positions are checked against the host CPU's own CPUID, which has all of them.
 /// </summary>
-[TestFixture]
-public sealed class SseXsaveFaultTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class SseXsaveFaultTests(string engine)
 {
     private const ulong Code = 0x8000;
     private const ulong Data = 0x6000; // 64-byte aligned
     private const ulong Cr0Em = 1UL << 2, Cr0Ts = 1UL << 3, Cr4Osfxsr = 1UL << 9, Cr4Osxsave = 1UL << 18;
 
     /// <summary>A long-mode machine whose #UD, #NM and #GP handlers put the vector in EBX and halt; EBX 0 means no fault.</summary>
-    private static TestMachine Start(ulong cr0Set, ulong cr4Set, Action<Assembler> body)
+    private TestMachine Start(ulong cr0Set, ulong cr4Set, Action<Assembler> body)
     {
-        var m = new TestMachine();
+        var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(Code);
         foreach (int vector in new[] { 6, 7, 13 })
         {

@@ -6,6 +6,7 @@ using Hypervisor.Accel.Tcg.Tests.Native;
 using Hypervisor.Core.Memory;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -20,8 +21,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// (34-43), FSW (44), tag word (46); the memory operand (48-63). Each form also runs after FINCSTP (ST(7) occupied: push
 /// overflow) and after FDECSTP (ST(0) empty: underflow). RAX and the status flags are compared too.
 /// </summary>
-[TestFixture]
-public sealed class X87CompletionDifferentialTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class X87CompletionDifferentialTests(string engine)
 {
     private const int Inputs = 400;
     private const ulong CodeBase = 0x10_0000;
@@ -156,7 +158,7 @@ public sealed class X87CompletionDifferentialTests
         }
 
         _cpu = new NativeCpu();
-        _machine = new TestMachine();
+        _machine = new TestMachine(options: JitCoverage.For(engine));
         _machine.StartLong64(CodeBase, GuestStack);
     }
 

@@ -8,6 +8,7 @@ using Hypervisor.Core.Memory;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -18,8 +19,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// FSW (26-27), the memory operand area (48-63), RAX and the status flags must agree bit for bit, over edge and random
 /// doubles under every rounding and precision control (exceptions masked: unmasked ones would kill the host process).
 /// </summary>
-[TestFixture]
-public sealed class X87DifferentialTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class X87DifferentialTests(string engine)
 {
     private const int Inputs = 300;
     private const ulong CodeBase = 0x4_0000;
@@ -115,7 +117,7 @@ public sealed class X87DifferentialTests
         }
 
         _cpu = new NativeCpu();
-        _machine = new TestMachine();
+        _machine = new TestMachine(options: JitCoverage.For(engine));
         _machine.StartLong64(CodeBase, GuestStack);
     }
 

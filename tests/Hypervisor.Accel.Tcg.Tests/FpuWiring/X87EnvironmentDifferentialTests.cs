@@ -8,6 +8,7 @@ using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -19,8 +20,9 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// FDS on each side (FDP is relative to the buffer). Everything else, FOP included, must be equal. The images from
 /// FLDENV/FRSTOR of random bytes are compared without any adjustment.
 /// </summary>
-[TestFixture]
-public sealed class X87EnvironmentDifferentialTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class X87EnvironmentDifferentialTests(string engine)
 {
     private const ulong Code = 0x8000;
     private const ulong GuestBuffer = 0x6_0000;
@@ -299,7 +301,7 @@ public sealed class X87EnvironmentDifferentialTests
 
         const ulong code = 0x10_0000, scratch = 0x9_0000, stack = 0x8_F000;
         using var cpu = new NativeCpu();
-        using var machine = new TestMachine();
+        using var machine = new TestMachine(options: JitCoverage.For(engine));
         machine.StartProtected32((uint)code, (uint)stack);
         ulong halted = machine.Load(32, code, a =>
         {

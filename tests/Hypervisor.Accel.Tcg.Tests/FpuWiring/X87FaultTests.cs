@@ -3,6 +3,7 @@ using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -11,14 +12,15 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// unmasked exception sets FSW.ES and is delivered as #MF by the next waiting instruction with CR0.NE set, while the
 /// non-waiting FNSTSW still runs (SDM Vol. 1, 8.6 and 8.7).
 /// </summary>
-[TestFixture]
-public sealed class X87FaultTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class X87FaultTests(string engine)
 {
     private const ulong Code = 0x8000, Data = 0x6000;
 
-    private static TestMachine Start(ulong cr0Set, Action<Assembler> body)
+    private TestMachine Start(ulong cr0Set, Action<Assembler> body)
     {
-        var m = new TestMachine();
+        var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(Code);
         foreach (int vector in new[] { 6, 7, 16 })
         {
@@ -90,7 +92,7 @@ public sealed class X87FaultTests
         a.fidiv(__dword_ptr[rsi + 4]);
     }
 
-    private static TestMachine StartPending(ulong cr0Set, Action<Assembler> after)
+    private TestMachine StartPending(ulong cr0Set, Action<Assembler> after)
     {
         TestMachine m = Start(cr0Set, a =>
         {

@@ -3,6 +3,7 @@ using Hypervisor.Core.Machine;
 using Hypervisor.Core.Memory;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 
 namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 
@@ -13,16 +14,17 @@ namespace Hypervisor.Accel.Tcg.Tests.FpuWiring;
 /// a dword or word with the 11-bit opcode. Code runs at CS 0800h (base 8000h) and the operand is addressed through DS
 /// 1234h, so that both bases matter. Reserved fields are not compared.
 /// </summary>
-[TestFixture]
-public sealed class X87RealModeEnvironmentTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public sealed class X87RealModeEnvironmentTests(string engine)
 {
     private const ushort CodeSegment = 0x0800, CodeOffset = 0x1000, DataSegment = 0x1234;
     private const ulong CodeLinear = (CodeSegment * 16UL) + CodeOffset;
     private const ulong DataBase = DataSegment * 16UL;
 
-    private static TestMachine Run(Action<Assembler> body)
+    private TestMachine Run(Action<Assembler> body)
     {
-        var m = new TestMachine();
+        var m = new TestMachine(options: JitCoverage.For(engine));
         m.Load(16, 0x8000, a => a.jmp(CodeSegment, CodeOffset));
         m.Load(16, CodeLinear, a =>
         {

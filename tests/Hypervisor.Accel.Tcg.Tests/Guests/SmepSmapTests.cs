@@ -12,7 +12,10 @@ namespace Hypervisor.Accel.Tcg.Tests.Guests;
 /// bit 11 makes SGDT/SIDT/SLDT/SMSW/STR raise #GP(0) at CPL &gt; 0). STAC/CLAC (SDM Vol. 2) set and clear AC and raise
 /// #UD at CPL &gt; 0. CPUID.(EAX=7,ECX=0): EBX bit 7 SMEP, EBX bit 20 SMAP, ECX bit 2 UMIP.
 /// </summary>
-public class SmepSmapTests
+/// <remarks>Runs on the interpreter and, with every block translated, on the JIT (its inline memory path applies SMAP too).</remarks>
+[TestFixture(Jit.JitCoverage.Interpreter)]
+[TestFixture(Jit.JitCoverage.Jit)]
+public class SmepSmapTests(string engine)
 {
     private const ulong Record = 0x6000;
     private const ulong Smep = 1UL << 20, Smap = 1UL << 21, Umip = 1UL << 11, Ac = 1UL << 18;
@@ -76,7 +79,7 @@ public class SmepSmapTests
     [TestCase(true)]
     public void SmepForbidsSupervisorFetchFromUserPage(bool smep)
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         SupervisorPagesExcept(m, 0x52000);
@@ -110,7 +113,7 @@ public class SmepSmapTests
     [Test]
     public void SmapForbidsSupervisorReadOfUserPageUnlessAcIsSet()
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         SupervisorPagesExcept(m, 0x51000);
@@ -141,7 +144,7 @@ public class SmepSmapTests
     [TestCase(true)]
     public void SmapForbidsSupervisorWriteToUserPage(bool smap)
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         SupervisorPagesExcept(m, 0x51000);
@@ -173,7 +176,7 @@ public class SmepSmapTests
         // Descriptor-table reads are implicit supervisor accesses: with the LDT on a user page, loading DS from it
         // faults under SMAP even though AC is set (SDM Vol. 3A, 4.6.1). (The GDT stays supervisor: event delivery
         // needs it.)
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         SupervisorPagesExcept(m, 0x52000);
@@ -204,7 +207,7 @@ public class SmepSmapTests
     [Test]
     public void StacAndClacSetAndClearAcAtCpl0AndRaiseUdInRing3()
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         m.Load(64, 0xA000, a =>
@@ -241,7 +244,7 @@ public class SmepSmapTests
     [TestCase(true)]
     public void UmipMakesSgdtAtCpl3RaiseGp(bool umip)
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         m.Load(64, 0xA000, a =>
@@ -276,7 +279,7 @@ public class SmepSmapTests
     [Test]
     public void CpuidLeaf7AdvertisesSmepSmapUmipAndCr4AcceptsThem()
     {
-        using var m = new TestMachine();
+        using var m = new TestMachine(options: Jit.JitCoverage.For(engine));
         m.StartLong64(0x8000);
         InstallRecorders(m);
         SupervisorPagesExcept(m); // with SMEP on, the supervisor may not run from user pages

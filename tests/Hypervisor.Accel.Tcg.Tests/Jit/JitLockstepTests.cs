@@ -27,19 +27,21 @@ public sealed class JitLockstepTests
     [TestCase(32, 1)]
     [TestCase(32, 2)]
     [TestCase(32, 3)]
+    [TestCase(16, 1)]
+    [TestCase(16, 2)]
     public void RandomProgramAgreesWithTheInterpreterAtEveryRegionExit(int bitness, int seed)
     {
         var random = new Random((seed * 7919) + bitness);
         // Odd seeds: a loop body that spans pages (exits across pages, links through the fetch TLB).
         int length = seed % 2 == 1 ? 1500 : 80;
-        byte[] code = TestMachine.Assemble(bitness, CodeBase, a => RandomIntegerProgram.Emit(a, bitness, random, length, length > 100 ? 15 : 100));
+        byte[] code = TestMachine.Assemble(bitness, bitness == 16 ? 0 : CodeBase, a => RandomIntegerProgram.Emit(a, bitness, random, length, length > 100 ? 15 : 100));
         var scratch = new byte[128];
         random.NextBytes(scratch);
         var regs = new ulong[16];
         for (int i = 0; i < 16; i++)
         {
             regs[i] = random.Next(3) == 0 ? (ulong)random.Next(-3, 3) : (ulong)random.NextInt64() * 3;
-            if (bitness == 32)
+            if (bitness != 64)
             {
                 regs[i] &= 0xFFFF_FFFF;
             }
@@ -97,9 +99,19 @@ public sealed class JitLockstepTests
         {
             m.StartLong64(CodeBase);
         }
-        else
+        else if (bitness == 32)
         {
             m.StartProtected32((uint)CodeBase);
+        }
+        else
+        {
+            // Real mode: CS:IP = 1000:0 (the code), DS = 9000 (the scratch block at offset 0), SS:SP = 0:7000 (16-bit
+            // stack: PUSH/POP/CALL/RET translated for SS.B = 0).
+            m.StartReal(0);
+            SystemRegisters s = m.Vcpu.GetSystemRegisters();
+            s.Cs = SegmentRegister.RealMode((ushort)(CodeBase >> 4), type: 0xB);
+            s.Ds = SegmentRegister.RealMode((ushort)(Scratch >> 4));
+            m.Vcpu.SetSystemRegisters(s);
         }
 
         m.Memory.Write(new GuestAddress(CodeBase), code);
@@ -113,7 +125,7 @@ public sealed class JitLockstepTests
             }
         }
 
-        g.Rbx = Scratch;
+        g.Rbx = bitness == 16 ? 0 : Scratch;
         g.Rflags = 2 | (regs[3] & 0x8D5);
         m.Vcpu.SetGeneralRegisters(g);
         return m;
