@@ -162,6 +162,24 @@ internal static class SystemGuests
             A.mov(__dword_ptr[Recovery], eax);
         }
 
+        /// <summary>Prints EFLAGS.NT (bit 14) as one hex digit.</summary>
+        public void PrintNt()
+        {
+            A.pushfd();
+            A.pop(eax);
+            A.shr(eax, 14);
+            A.and(eax, 1);
+            Hex(1);
+        }
+
+        /// <summary>Prints the task register's selector (STR) as four hex digits.</summary>
+        public void PrintTr()
+        {
+            A.str(ax);
+            A.movzx(eax, ax);
+            Hex(4);
+        }
+
         /// <summary>Prints the busy bit (type bit 1) of the TSS descriptor <paramref name="selector"/>.</summary>
         public void PrintBusy(ushort selector)
         {
@@ -241,11 +259,7 @@ internal static class SystemGuests
         g.Print("call ");
         k.CallFar(0x20);
         g.Print("back nt=");
-        a.pushfd();
-        a.pop(eax);
-        a.shr(eax, 14);
-        a.and(eax, 1);
-        k.Hex(1);
+        k.PrintNt();
         g.Print("busyA=");
         k.PrintBusy(0x18);
         g.Print("busyB=");
@@ -303,9 +317,7 @@ internal static class SystemGuests
         g.Print("busyG=");
         k.PrintBusy(0x60);
         g.Print("tr=");
-        a.str(ax);
-        a.movzx(eax, ax);
-        k.Hex(4);
+        k.PrintTr();
         g.Mark(ref afterBadCs);
         a.jmp(done);
 
@@ -316,18 +328,12 @@ internal static class SystemGuests
         a.mov(eax, ebp);
         k.Hex();
         g.Print("nt=");
-        a.pushfd();
-        a.pop(eax);
-        a.shr(eax, 14);
-        a.and(eax, 1);
-        k.Hex(1);
+        k.PrintNt();
         g.Print("link=");
         a.movzx(eax, __word_ptr[TssB]);
         k.Hex(4);
         g.Print("tr=");
-        a.str(ax);
-        a.movzx(eax, ax);
-        k.Hex(4);
+        k.PrintTr();
         g.Print("busyA=");
         k.PrintBusy(0x18);
         g.Print("savedEip=");
@@ -335,11 +341,7 @@ internal static class SystemGuests
         k.Hex();
         a.iretd();
         g.Print("B2 nt=");
-        a.pushfd();
-        a.pop(eax);
-        a.shr(eax, 14);
-        a.and(eax, 1);
-        k.Hex(1);
+        k.PrintNt();
         g.Print("busyA=");
         k.PrintBusy(0x18);
         k.JmpFar(0x18);
@@ -388,15 +390,9 @@ internal static class SystemGuests
         a.mov(eax, ebp);
         k.Hex(4);
         g.Print("nt=");
-        a.pushfd();
-        a.pop(eax);
-        a.shr(eax, 14);
-        a.and(eax, 1);
-        k.Hex(1);
+        k.PrintNt();
         g.Print("tr=");
-        a.str(ax);
-        a.movzx(eax, ax);
-        k.Hex(4);
+        k.PrintTr();
         a.iretd();
 
         // ---- task G: #TS through a task gate. From task A (bad TSS) it returns to the recovery point; from task F
@@ -532,11 +528,7 @@ internal static class SystemGuests
         a.mov(eax, __dword_ptr[0x30000]);
         k.Hex();
         g.Print("nt=");
-        a.pushfd();
-        a.pop(eax);
-        a.shr(eax, 14);
-        a.and(eax, 1);
-        k.Hex(1);
+        k.PrintNt();
         g.Print("link=");
         a.movzx(eax, __word_ptr[TssC]);
         k.Hex(4);
@@ -872,9 +864,7 @@ internal static class SystemGuests
         k.JmpFar(0x20);
         a.Label(ref final);
         g.Print("exit tr=");
-        a.str(ax);
-        a.movzx(eax, ax);
-        k.Hex(4);
+        k.PrintTr();
         g.Print("frame=");
         for (int i = 0; i < 9; i++)
         {
