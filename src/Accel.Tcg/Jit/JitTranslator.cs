@@ -510,28 +510,14 @@ internal sealed class JitTranslator
 
         EmitCommonExit();
         il.MarkLabel(_faultExit);
-        il.Emit(OpCodes.Ldloc, _fl);
-        il.Emit(OpCodes.Ldloc, _lop);
-        il.Emit(OpCodes.Ldloc, _la);
-        il.Emit(OpCodes.Ldloc, _lb);
-        il.Emit(OpCodes.Ldloc, _lc);
-        il.Emit(OpCodes.Call, s_materialize);
-        il.Emit(OpCodes.Stloc, _fl);
-        StoreRegisters();
-        il.Emit(OpCodes.Ldloc, _state);
-        il.Emit(OpCodes.Ldloc, _fl);
-        il.Emit(OpCodes.Stfld, s_rflags);
+        EmitSettleState();
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldfld, s_rips);
         il.Emit(OpCodes.Ldloc, _exitIdx);
         il.Emit(OpCodes.Ldelem_I8);
         il.Emit(OpCodes.Stfld, s_rip);
-        il.Emit(OpCodes.Ldloc, _exec);
-        il.Emit(OpCodes.Ldloc, _exitDone);
-        il.Emit(OpCodes.Conv_I8);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ret);
+        EmitReturnRetired();
         region.IsLoop = _blockTargeted.Any(t => t);
         region.NativeCount = _native.Count(n => n);
     }
@@ -621,10 +607,10 @@ internal sealed class JitTranslator
         _il.Emit(OpCodes.Br, _commonExit);
     }
 
-    private void EmitCommonExit()
+    /// <summary>Materialises the lazy flags into RFLAGS and writes the guest registers and RFLAGS back to the state.</summary>
+    private void EmitSettleState()
     {
         ILGenerator il = _il;
-        il.MarkLabel(_commonExit);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Ldloc, _lop);
         il.Emit(OpCodes.Ldloc, _la);
@@ -636,17 +622,31 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Stfld, s_rflags);
+    }
+
+    /// <summary>Returns the instructions retired: those before this exit plus the ones its block completed.</summary>
+    private void EmitReturnRetired()
+    {
+        ILGenerator il = _il;
+        il.Emit(OpCodes.Ldloc, _exec);
+        il.Emit(OpCodes.Ldloc, _exitDone);
+        il.Emit(OpCodes.Conv_I8);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ret);
+    }
+
+    private void EmitCommonExit()
+    {
+        ILGenerator il = _il;
+        il.MarkLabel(_commonExit);
+        EmitSettleState();
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldloc, _exitRip);
         il.Emit(OpCodes.Stfld, s_rip);
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldloc, _exitIdx);
         il.Emit(OpCodes.Stfld, s_exitSlot);
-        il.Emit(OpCodes.Ldloc, _exec);
-        il.Emit(OpCodes.Ldloc, _exitDone);
-        il.Emit(OpCodes.Conv_I8);
-        il.Emit(OpCodes.Add);
-        il.Emit(OpCodes.Ret);
+        EmitReturnRetired();
     }
 
     /// <summary>The fault exit of the current instruction (RIP of it, instructions before it in its block counted).</summary>
