@@ -24,27 +24,15 @@ namespace Hypervisor.Accel.Kvm;
 internal static class KvmCpuid
 {
     /// <summary>
-    /// Features KVM may support that this adapter cannot back: x2APIC and the TSC-deadline timer (the machine's
-    /// userspace local APIC, Devices/Apic, implements neither), and the local APIC itself on a machine without one,
-    /// because the adapter creates no in-kernel irqchip: interrupts then come with <c>KVM_INTERRUPT</c> from the
-    /// machine's PIC and nothing answers at the APIC's MMIO page.
-    /// </summary>
-    private static readonly CpuFeature[] s_withheld = [CpuFeatures.X2Apic, CpuFeatures.TscDeadline];
-
-    /// <summary>
-    /// What this adapter can do on this host: KVM's supported feature bits minus <see cref="s_withheld"/>, and minus the
-    /// APIC unless <paramref name="localApic"/> (the machine gives every vCPU a userspace local APIC).
+    /// What this adapter can do on this host: KVM's supported feature bits limited to what the machine's userspace local
+    /// APIC backs (<see cref="CpuFeatureSet.LimitedToDeviceModelApic"/>). Without a local APIC the adapter creates no
+    /// in-kernel irqchip either: interrupts then come with <c>KVM_INTERRUPT</c> from the machine's PIC and nothing
+    /// answers at the APIC's MMIO page, so the APIC is not offered.
     /// </summary>
     internal static CpuFeatureSet Available(ReadOnlySpan<kvm_cpuid_entry2> supported, bool localApic = false)
     {
         kvm_cpuid_entry2[] copy = supported.ToArray();
-        CpuFeatureSet available = CpuFeatureSet.FromCpuid((leaf, subleaf) => Find(copy, leaf, subleaf));
-        foreach (CpuFeature feature in s_withheld)
-        {
-            available = available.Without(feature);
-        }
-
-        return localApic ? available : available.Without(CpuFeatures.Apic);
+        return CpuFeatureSet.FromCpuid((leaf, subleaf) => Find(copy, leaf, subleaf)).LimitedToDeviceModelApic(localApic);
     }
 
     /// <summary>The model's table for this host's KVM (with the APIC if <paramref name="localApic"/>).</summary>

@@ -22,19 +22,11 @@ internal static class WhpxCpuid
 {
     private const uint HypervisorLeaves = 0x4000_0000;
 
-    private static readonly CpuFeature[] s_withheld = [CpuFeatures.X2Apic, CpuFeatures.TscDeadline];
-
     /// <summary>The table the partition's vCPUs answer from: the model minus what the adapter cannot back.</summary>
     internal static CpuidTable Table(bool localApic)
     {
         CpuModel model = CpuModel.Default;
-        CpuFeatureSet available = model.Features;
-        foreach (CpuFeature feature in s_withheld)
-        {
-            available = available.Without(feature);
-        }
-
-        return model.Present(localApic ? available : available.Without(CpuFeatures.Apic));
+        return model.Present(model.Features.LimitedToDeviceModelApic(localApic));
     }
 
     /// <summary>The leaves that exit: all basic and extended leaves up to the model's highest, and 40000000H-40000001H.</summary>

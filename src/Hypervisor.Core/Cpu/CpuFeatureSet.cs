@@ -104,6 +104,18 @@ public sealed class CpuFeatureSet : IEquatable<CpuFeatureSet>
     /// <param name="feature">The feature.</param>
     public CpuFeatureSet Without(CpuFeature feature) => With(feature, false);
 
+    /// <summary>
+    /// This set limited to what the shared device model's local APIC (Devices/Apic) can back, for accelerators that use
+    /// it instead of one of their own: without x2APIC and the TSC-deadline timer, which it does not implement, and
+    /// without the APIC itself when the machine has none.
+    /// </summary>
+    /// <param name="localApic">Whether the machine gives every vCPU a local APIC.</param>
+    public CpuFeatureSet LimitedToDeviceModelApic(bool localApic)
+    {
+        CpuFeatureSet limited = Without(CpuFeatures.X2Apic).Without(CpuFeatures.TscDeadline);
+        return localApic ? limited : limited.Without(CpuFeatures.Apic);
+    }
+
     /// <inheritdoc />
     public bool Equals(CpuFeatureSet? other) => other is not null && _masks.AsSpan().SequenceEqual(other._masks);
 
