@@ -333,5 +333,40 @@ public class HpetTimerBlockTests
         Assert.That(_timers.NextDeadline, Is.Null, "a timer that cannot interrupt does not wake the host");
     }
 
+    [Test]
+    public void RandomAccessesNeverThrowAndKeepTheCounterMonotonicWhileRunning()
+    {
+        // A guest can write anything anywhere in the window; the device must stay consistent and the host quiet.
+        var random = new Random(20261128);
+        int[] sizes = [1, 2, 4, 8];
+        for (int i = 0; i < 20_000; i++)
+        {
+            ulong offset = (ulong)random.Next(0x1000);
+            int size = sizes[random.Next(4)];
+            if (random.Next(2) == 0)
+            {
+                _hpet.Write(offset, size, (ulong)random.NextInt64());
+            }
+            else
+            {
+                _hpet.Read(offset, size);
+            }
+
+            _clock.Advance(random.Next(2_000));
+            Assert.That(_timers.RunDue(), Is.LessThan(10_000), "a timer callback kept rescheduling into the past");
+        }
+
+        Write(Counter, 0);
+        Write(Conf, Enable);
+        ulong last = 0;
+        for (int i = 0; i < 100; i++)
+        {
+            _clock.Advance(random.Next(1_000));
+            ulong now = Read(Counter);
+            Assert.That(now, Is.GreaterThanOrEqualTo(last));
+            last = now;
+        }
+    }
+
     private static long TicksToNs(ulong ticks) => (long)ticks * 10;
 }
