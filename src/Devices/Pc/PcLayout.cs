@@ -183,19 +183,21 @@ public static class PcLayout
         // and 1 drive those IRQs and the two devices' outputs are blocked. I/O APIC pin 2, the one route its timers
         // have otherwise, is shared with IRQ 0, so the two drive it through a wired OR.
         HpetTimerBlock? hpet = null;
-        IInterruptLine irq0 = IsaLine(pic, apic, 0);
-        IInterruptLine irq8 = IsaLine(pic, apic, 8);
+        IInterruptLine irq0, irq8 = IsaLine(pic, apic, 8);
         if (apic is not null && options.Hpet)
         {
             var pin2 = new WiredOrLine(apic.IoApic.GetPin(2));
             IInterruptLine legacyIrq0 = new SplitLine(pic.GetLine(0), pin2.NewInput());
-            ApicBus bus = apic;
             hpet = new HpetTimerBlock(builder.Clock, builder.Timers, legacyIrq0, irq8,
-                input => input == 2 ? pin2.NewInput() : bus.IoApic.GetPin(input));
+                input => input == 2 ? pin2.NewInput() : null, HpetTimerBlock.DefaultRouteCapability);
             builder.Memory.AddMmio(new Core.Memory.GuestAddress(HpetTimerBlock.DefaultBase), HpetTimerBlock.WindowSize, hpet, "hpet");
             irq0 = hpet.PitOutput;
             irq8 = hpet.RtcOutput;
             builder.AddDevice(hpet);
+        }
+        else
+        {
+            irq0 = IsaLine(pic, apic, 0);
         }
 
         var pit = new Pit8254(builder.Clock, builder.Timers, irq0);
