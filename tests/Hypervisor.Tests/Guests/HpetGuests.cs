@@ -148,10 +148,12 @@ internal static class HpetGuests
 
         // Legacy replacement: timer 0 periodic (edge, 1 ms) on I/O APIC pin 2, while the 8254 runs at 10 kHz on the
         // same pin. If its ticks got through, 20 interrupts would take 2 ms of counter, not 20.
+        // LEG_RT_CNF goes on before the 8254 is sped up and pin 2 unmasked, so that no 8254 edge can be latched.
+        a.mov(__qword_ptr[r13 + 0xF0], 0);
+        a.mov(__qword_ptr[r13 + 0x10], 2); // LEG_RT_CNF, still halted
+        g.ProgramPitChannel0(119);
         RouteIoApicPin(a, 2, 0x50, levelTriggered: false);
         RouteIoApicPin(a, 8, 0x51, levelTriggered: false);
-        g.ProgramPitChannel0(119);
-        a.mov(__qword_ptr[r13 + 0xF0], 0);
         // The 64-bit comparator as two 32-bit writes, each after Tn_VAL_SET (which clears itself after a write), the
         // sequence Intel's data sheets give for software that cannot write it at once. (QEMU splits a 64-bit access
         // into two 32-bit ones, so a single 64-bit write with one Tn_VAL_SET would set only its low half there.)
@@ -173,16 +175,16 @@ internal static class HpetGuests
         a.setae(al);
         g.PrintDecimalAl();
 
-        // The comparator holds the next match: a whole number of periods, beyond the counter at the 20th interrupt.
+        // The comparator holds the next match: a whole number of periods, at least the 21st (it grew at each match).
         g.Print(" comparator ");
         a.mov(rax, r9);
         a.xor(edx, edx);
         a.mov(ecx, PeriodTicks);
         a.div(rcx);
         a.test(rdx, rdx);
-        a.setz(al);
-        a.cmp(r9, r8);
-        a.seta(cl);
+        a.setz(cl);
+        a.cmp(rax, Ticks + 1);
+        a.setae(al);
         a.and(al, cl);
         g.PrintDecimalAl();
         g.Print("\r\n");
