@@ -24,6 +24,11 @@
 // without LEG_RT_CNF, use Tn_INT_ROUTE_CNF. A route the capability mask does not allow is not taken (the field reads
 // back unchanged, as the spec says a guest detects an unsupported route).
 //
+// A 64-bit access acts at once on the whole register, as the spec allows. (QEMU 7.2 behaves as if it split it into two
+// 32-bit accesses: a single 64-bit comparator write after one Tn_VAL_SET left its periodic accumulator's high half
+// unset in HpetGuests' first version. Software that writes the halves separately, each after Tn_VAL_SET, as Intel's
+// data sheets describe, sees the same on both.)
+//
 // The counter is computed from the machine clock (counter = offset + nanoseconds / 10), not ticked. Matches are found
 // by catching up, on every register access and in the timer callback, over the counter values elapsed since the last
 // look; several periods missed by a late timer become one interrupt (as a level or edge line would show them anyway).
