@@ -20,6 +20,12 @@ internal enum EventKind
 
     /// <summary>INT1 (ICEBP): delivered like a hardware #DB, returns after the instruction.</summary>
     Icebp,
+
+    /// <summary>
+    /// #DB for an instruction breakpoint or a trap-class debug condition (single-step, data or I/O breakpoint, the
+    /// TSS T flag): delivered like a fault, but the EFLAGS image keeps RF as it is (SDM Vol. 3B, 18.3.1.1).
+    /// </summary>
+    Debug,
 }
 
 // Exception and interrupt delivery (Intel SDM Vol. 3A, chapter 6: 6.4, 6.12, 6.14, and 6.15 for double faults).
@@ -104,20 +110,40 @@ internal sealed partial class TcgCpu
     private void Dispatch(int vector, uint error, bool hasError, EventKind kind, ulong returnRip)
     {
         bool software = kind is EventKind.SoftwareInt or EventKind.SoftwareException;
-        uint ext = kind is EventKind.External or EventKind.Fault ? 1u : 0u;
-        if (!ProtectedMode)
+        uint ext = kind is EventKind.External or EventKind.Fault or EventKind.Debug ? 1u : 0u;
+
+        // RF in the EFLAGS image (SDM Vol. 3B, 18.3.1.1): 1 for any fault-class exception except an instruction
+        // breakpoint #DB (EventKind.Debug); otherwise EFLAGS.RF as it is, which a REP string instruction paused after
+        // an iteration that was not its last has set (an interrupt or a data-breakpoint trap between iterations:
+        // ExecString). #DF is an abort, not a fault. The image is built from S.Rflags, so RF is set there for the
+        // delivery and put back if the delivery itself faults (the next event decides again).
+        ulong flags = S.Rflags;
+        if (kind == EventKind.Fault && vector != Vec.DF)
         {
-            DispatchReal(vector, returnRip);
-            return;
+            S.Rflags = flags | Fl.RF;
         }
 
-        if (LongMode)
+        try
         {
-            DispatchLong(vector, error, hasError, software, ext, returnRip);
-            return;
-        }
+            if (!ProtectedMode)
+            {
+                DispatchReal(vector, returnRip);
+                return;
+            }
 
-        DispatchProtected(vector, error, hasError, software, ext, returnRip);
+            if (LongMode)
+            {
+                DispatchLong(vector, error, hasError, software, ext, returnRip);
+                return;
+            }
+
+            DispatchProtected(vector, error, hasError, software, ext, returnRip);
+        }
+        catch (GuestFault)
+        {
+            S.Rflags = flags;
+            throw;
+        }
     }
 
     private void DispatchReal(int vector, ulong returnRip)
