@@ -1,4 +1,5 @@
 using Hypervisor.Accel.Tcg.State;
+using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
@@ -88,7 +89,7 @@ public class TaskSwitchFaultTests
         Assert.That(h.FaultEip, Is.EqualTo((uint)h.InstructionAt(3)));
     }
 
-    [TestCase(0x10, 0x18, 0x08, 10, 0x18, TestName = "SS selector naming the busy TSS: #TS(SS)")]
+    [TestCase(0x10, 0x50, 0x08, 10, 0x50, TestName = "SS DPL not CPL: #TS(SS)")]
     [TestCase(0x10, 0x40, 0x08, 12, 0x40, TestName = "SS descriptor not present: #SS(SS)")]
     [TestCase(0x48, 0x10, 0x08, 11, 0x48, TestName = "DS descriptor not present: #NP(DS)")]
     [TestCase(0x10, 0x13, 0x08, 10, 0x10, TestName = "SS RPL not CPL: #TS(SS)")]
@@ -101,6 +102,10 @@ public class TaskSwitchFaultTests
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.SetDescriptor(0x40, 0x00CF_1300_0000_FFFF); // data, not present
         h.SetDescriptor(0x48, 0x00CF_1300_0000_FFFF);
+        h.SetDescriptor(0x50, 0x00CF_F300_0000_FFFF); // data, DPL 3
+
+        // The #TS, #SS or #NP stub runs in the new task on its stack, which the processor loads even when it faulted
+        // (unchecked, SDM Vol. 3A, 7.3): so every stack case here leaves a writable stack segment.
         h.WriteTss32(SystemHarness.TssB, SystemHarness.Code + 0x100, 0x7000, cs: (ushort)cs, ss: (ushort)ss, ds: (ushort)ds);
         h.Start(a => FarJump(a, 0x20));
         h.Run();
@@ -109,6 +114,35 @@ public class TaskSwitchFaultTests
         Assert.That(h.FaultTr, Is.EqualTo((ushort)0x20), "after the commit point: the new task");
         Assert.That(h.GetDescriptor(0x18) >> 40 & 0xF, Is.EqualTo(9UL), "JMP freed the old task");
         Assert.That(h.GetDescriptor(0x20) >> 40 & 0xF, Is.EqualTo(0xBUL), "the new task is busy");
+    }
+
+    [Test]
+    public void AfterAFaultPastTheCommitPointTheRemainingSegmentRegistersHoldTheNewTasksDescriptorsUnchecked()
+    {
+        // SDM Vol. 3A, 7.3 (note to step 13) and 6.15 (#NP, #TS): past the commit point the processor completes the
+        // switch without further checks, then raises the exception in the new task. DS faults first (#NP); ES, FS
+        // and GS are loaded after it, unchecked: their caches come from the new task's descriptors, not the old task.
+        using var h = new SystemHarness();
+        h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
+        h.SetDescriptor(0x48, 0x00CF_1300_0000_FFFF); // data, not present
+        h.SetDescriptor(0x50, SystemHarness.Descriptor(0x0012_3000, 0xFFFF, 0x93, 0)); // ES: data, base 0x123000
+        h.SetDescriptor(0x58, SystemHarness.Descriptor(0x0045_6000, 0x0FFF, 0xF0, 0)); // FS: read-only, DPL 3, not accessed
+        h.WriteTss32(SystemHarness.TssB, SystemHarness.Code + 0x100, 0x7000, ds: 0x48);
+        h.M.WriteDword(SystemHarness.TssB + 0x48, 0x50); // ES
+        h.M.WriteDword(SystemHarness.TssB + 0x58, 0x58); // FS
+        h.M.WriteDword(SystemHarness.TssB + 0x5C, 0x100); // GS: beyond the GDT limit (0xFF)
+        h.Start(a => FarJump(a, 0x20));
+        h.Run();
+        Assert.That(h.Vector, Is.EqualTo(11));
+        Assert.That(h.ErrorCode, Is.EqualTo(0x48u));
+        Assert.That(h.FaultTr, Is.EqualTo((ushort)0x20));
+
+        SystemRegisters s = h.M.Vcpu.GetSystemRegisters();
+        Assert.That((s.Es.Selector, s.Es.Base, s.Es.Limit, s.Es.Unusable), Is.EqualTo(((ushort)0x50, 0x123000UL, 0xFFFFu, false)));
+        Assert.That((s.Fs.Selector, s.Fs.Base, s.Fs.Limit, s.Fs.Type, s.Fs.Dpl), Is.EqualTo(((ushort)0x58, 0x456000UL, 0xFFFu, (byte)0, (byte)3)),
+            "loaded as the descriptor is: no checks, no accessed bit");
+        Assert.That(h.GetDescriptor(0x58) >> 40 & 1, Is.Zero, "the accessed bit in the GDT is not set by an unchecked load");
+        Assert.That((s.Gs.Selector, s.Gs.Unusable), Is.EqualTo(((ushort)0x100, true)), "no descriptor to load");
     }
 
     [Test]
