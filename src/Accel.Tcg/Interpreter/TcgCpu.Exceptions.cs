@@ -34,9 +34,9 @@ internal sealed partial class TcgCpu
     /// <summary>INT n / INT3 / INTO / INT1 executed by the guest: delivered now, returning after the instruction.</summary>
     private void SoftwareInterrupt(int vector, EventKind kind)
     {
-        if ((S.Rflags & Fl.VM) != 0 && kind == EventKind.SoftwareInt && (S.Rflags & Fl.IOPL) != Fl.IOPL)
+        if ((S.Rflags & Fl.VM) != 0 && kind == EventKind.SoftwareInt && V86SoftwareInterrupt(vector))
         {
-            throw Gp0(); // INT n is IOPL-sensitive in virtual-8086 mode (no VME: SDM Vol. 3B, 20.3.1)
+            return; // redirected to the 8086 program's handler, or #GP(0) (TcgCpu.V86.cs)
         }
 
         Dispatch(vector, 0, false, kind, _nextRip);

@@ -1,4 +1,3 @@
-using Hypervisor.Accel.Tcg.State;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -7,7 +6,7 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// <summary>
 /// Virtual-8086 mode against the Intel SDM (Vol. 3B, chapter 20; Vol. 2, INT n "INTERRUPT-FROM-VIRTUAL-8086-MODE"):
 /// the ring-0 frame of an exception from virtual-8086 mode, limits of 8086 segments, IOPL sensitivity of INT n (not
-/// of INT3), the handler-privilege rule, and no VME (CR4.VME cannot be set; CPUID does not report it).
+/// of INT3) and the handler-privilege rule, all without the virtual-8086 mode extensions (VirtualModeExtensionTests).
 /// </summary>
 public class Virtual8086Tests
 {
@@ -107,23 +106,5 @@ public class Virtual8086Tests
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
         Assert.That(h.ErrorCode, Is.EqualTo(0x28u));
-    }
-
-    [Test]
-    public void VirtualModeExtensionsAreNotOffered()
-    {
-        using var h = new SystemHarness();
-        h.Start(a =>
-        {
-            a.mov(eax, 1);
-            a.cpuid();
-            a.mov(__dword_ptr[0x14000], edx);
-            a.mov(eax, 1); // CR4.VME
-            a.mov(cr4, eax);
-        });
-        h.Run();
-        Assert.That(h.M.ReadQword(0x14000) & 2, Is.Zero, "CPUID.1:EDX.VME");
-        Assert.That(h.Vector, Is.EqualTo(13), "MOV CR4 with VME: #GP(0)");
-        Assert.That(h.M.Vcpu.GetSystemRegisters().Cr4 & Cr.Cr4Vme, Is.Zero);
     }
 }
