@@ -128,6 +128,7 @@ public class ResumeFlagTests
         h.M.Load(32, SystemHarness.Stubs + (1 * 64), a =>
         {
             a.inc(__dword_ptr[0x15000]);
+            a.mov(__dword_ptr[0x15004], ecx);
             a.iretd();
         });
         for (int i = 0; i < 16; i++)
@@ -151,6 +152,7 @@ public class ResumeFlagTests
         h.Run();
         GeneralRegisters r = h.M.Vcpu.GetGeneralRegisters();
         Assert.That(h.M.ReadQword(0x15000) & 0xFFFF_FFFF, Is.EqualTo(1UL), "one #DB");
+        Assert.That(h.M.ReadQword(0x15004) & 0xFFFF_FFFF, Is.EqualTo(11UL), "taken after the fifth compare");
         Assert.That(r.Rcx, Is.EqualTo(3UL), "the instruction went on to the first difference");
         Assert.That(r.Rsi, Is.EqualTo(0x1400DUL));
         Assert.That(r.Rflags & (1UL << 6), Is.Zero, "ZF clear: the bytes differ");
