@@ -50,6 +50,9 @@ internal sealed partial class TcgCpu
             CheckIoPermission((ushort)S.Gpr[2], size);
         }
 
+        // TF when the instruction starts: a single-step trap follows each iteration of a REP string instruction, which
+        // then resumes (the 8086 and its successors; 18.3.1.1 gives such a trap RF = 1 unless it is the last).
+        bool stepping = (S.Rflags & Fl.TF) != 0;
         if (rep)
         {
             // RF is cleared when an instruction starts; a REP instruction resumed after a pause may still carry it.
@@ -161,11 +164,11 @@ internal sealed partial class TcgCpu
                 }
             }
 
-            if (_dataHits != 0 && (S.Gpr[1] & amask) != 0)
+            if ((_dataHits != 0 || stepping) && (S.Gpr[1] & amask) != 0)
             {
                 // A data breakpoint hit by an iteration that is not the last: the #DB trap comes after this iteration,
                 // with RCX/RSI/RDI as it left them, RIP still on the instruction and RF = 1 in the EFLAGS image
-                // (SDM Vol. 3B, 18.3.1.2 and 18.3.1.1). The run loop turns _dataHits into the trap.
+                // (SDM Vol. 3B, 18.3.1.2 and 18.3.1.1). The run loop turns _dataHits (or TF) into the trap.
                 PauseRepString();
                 return;
             }

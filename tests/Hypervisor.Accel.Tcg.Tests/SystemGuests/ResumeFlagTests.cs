@@ -159,6 +159,46 @@ public class ResumeFlagTests
     }
 
     [Test]
+    public void SingleSteppingARepStringTrapsAfterEachIterationWithRfSetButTheLast()
+    {
+        // The #DB handler records ECX, the saved EIP and the EFLAGS image of each trap, and returns.
+        using var h = new SystemHarness();
+        h.M.Load(32, SystemHarness.Stubs + (1 * 64), a =>
+        {
+            a.push(eax);
+            a.mov(eax, __dword_ptr[0x15000]);
+            a.mov(__dword_ptr[(eax * 4) + 0x15100], ecx);
+            a.push(__dword_ptr[esp + 4]); // EIP
+            a.pop(__dword_ptr[(eax * 4) + 0x15200]);
+            a.push(__dword_ptr[esp + 12]); // EFLAGS
+            a.pop(__dword_ptr[(eax * 4) + 0x15300]);
+            a.inc(__dword_ptr[0x15000]);
+            a.pop(eax);
+            a.iretd();
+        });
+        h.Start(a =>
+        {
+            a.mov(edi, 0x14000);
+            a.mov(ecx, 3);
+            a.pushfd();
+            a.or(__dword_ptr[esp], 0x100);
+            a.popfd(); // TF from the next instruction on
+            a.rep.stosb();
+            a.pushfd();
+            a.and(__dword_ptr[esp], ~0x100);
+            a.popfd(); // traced too: TF was set when it began
+            a.hlt();
+        });
+        h.Run();
+        uint Record(uint table, int i) => (uint)h.M.ReadQword(table + (uint)(i * 4));
+        uint rep = (uint)h.InstructionAt(5), after = (uint)h.InstructionAt(6);
+        Assert.That(h.M.ReadQword(0x15000) & 0xFFFF_FFFF, Is.EqualTo(6UL), "three iterations, PUSHFD, AND, POPFD");
+        Assert.That(new[] { Record(0x15100, 0), Record(0x15100, 1), Record(0x15100, 2) }, Is.EqualTo(new uint[] { 2, 1, 0 }), "ECX");
+        Assert.That(new[] { Record(0x15200, 0), Record(0x15200, 1), Record(0x15200, 2) }, Is.EqualTo(new[] { rep, rep, after }), "EIP");
+        Assert.That(new[] { Record(0x15300, 0) & Rf, Record(0x15300, 1) & Rf, Record(0x15300, 2) & Rf }, Is.EqualTo(new[] { Rf, Rf, 0u }), "RF");
+    }
+
+    [Test]
     public void AnInterruptBetweenIterationsOfALongRepStringPushesRfSet()
     {
         var source = new LatchedInterrupt();

@@ -1002,13 +1002,16 @@ internal static class SystemGuests
         a.xor(eax, eax);
         a.mov(dr7, eax);
 
-        // Single-step: TF set by POPFD takes effect after the next instruction.
+        // Single-step: TF set by POPFD takes effect after the next instruction; REP STOSB traps after each iteration.
         g.Print("step\r\n");
         a.pushfd();
         a.or(__dword_ptr[esp], 0x100);
         a.popfd();
         a.nop();
         a.mov(eax, 5);
+        a.mov(edi, repWatched);
+        a.mov(ecx, 3);
+        a.rep.stosb(); // a trap after each iteration, EIP on the REP STOSB until the last
         a.pushfd();
         a.and(__dword_ptr[esp], ~0x100);
         a.popfd();
