@@ -164,7 +164,7 @@ internal sealed partial class TcgCpu
                 }
             }
 
-            if ((_dataHits != 0 || stepping) && (S.Gpr[1] & amask) != 0)
+            if (((_dataHits != 0 && _breakpointsEnabled) || stepping) && (S.Gpr[1] & amask) != 0)
             {
                 // A data breakpoint hit by an iteration that is not the last: the #DB trap comes after this iteration,
                 // with RCX/RSI/RDI as it left them, RIP still on the instruction and RF = 1 in the EFLAGS image

@@ -1,3 +1,4 @@
+using Hypervisor.Accel.Tcg.Tests.Jit;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
@@ -12,14 +13,20 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// for software interrupts. 18.3.1.2: a data breakpoint in a REP string instruction traps after the iteration that hit
 /// it). QEMU does not model RF in the image, so these are checked here rather than in the QEMU comparison.
 /// </summary>
-public class ResumeFlagTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public class ResumeFlagTests(string engine)
 {
+    /// <summary>A harness on the engine of this fixture (the JIT translates every block on first execution; the
+    /// instructions under test go back to the interpreter).</summary>
+    private SystemHarness NewHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null) => new(interrupts, JitCoverage.For(engine));
+
     private const uint Rf = 1u << 16;
 
     [Test]
     public void AnInvalidOpcodeFaultPushesRfSet()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a => a.ud2());
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(6));
@@ -29,7 +36,7 @@ public class ResumeFlagTests
     [Test]
     public void AGeneralProtectionFaultPushesRfSet()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(ax, 0x1234);
@@ -44,7 +51,7 @@ public class ResumeFlagTests
     [Test]
     public void AnInstructionBreakpointPushesRfClear()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0);
@@ -63,7 +70,7 @@ public class ResumeFlagTests
     [Test]
     public void Int3PushesRfClear()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a => a.int3());
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(3));
@@ -73,7 +80,7 @@ public class ResumeFlagTests
     [Test]
     public void ADataBreakpointInsideRepStosTrapsAfterTheIterationThatHitIt()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0x14008);
@@ -99,7 +106,7 @@ public class ResumeFlagTests
     [Test]
     public void ADataBreakpointOnTheLastIterationTrapsAfterTheInstruction()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0x14008);
@@ -124,7 +131,7 @@ public class ResumeFlagTests
     public void ADataBreakpointInsideRepeCmpsbTrapsAndTheInstructionResumesWhereItLeft()
     {
         // Handler for #DB: count, then return (RF in the image resumes the REPE CMPSB without an instruction-breakpoint check).
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.M.Load(32, SystemHarness.Stubs + (1 * 64), a =>
         {
             a.inc(__dword_ptr[0x15000]);
@@ -162,7 +169,7 @@ public class ResumeFlagTests
     public void SingleSteppingARepStringTrapsAfterEachIterationWithRfSetButTheLast()
     {
         // The #DB handler records ECX, the saved EIP and the EFLAGS image of each trap, and returns.
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.M.Load(32, SystemHarness.Stubs + (1 * 64), a =>
         {
             a.push(eax);
@@ -202,7 +209,7 @@ public class ResumeFlagTests
     public void AnInterruptBetweenIterationsOfALongRepStringPushesRfSet()
     {
         var source = new LatchedInterrupt();
-        using var h = new SystemHarness(source);
+        using var h = NewHarness(source);
         h.Start(a =>
         {
             a.mov(edi, 0x100000);

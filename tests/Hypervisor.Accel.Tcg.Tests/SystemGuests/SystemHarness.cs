@@ -1,4 +1,5 @@
 using Hypervisor.Accel.Tcg.Tests.Guests;
+using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
@@ -20,9 +21,9 @@ internal sealed class SystemHarness : IDisposable
 
     private static readonly int[] ErrorVectors = [8, 10, 11, 12, 13, 14, 17];
 
-    public SystemHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null)
+    public SystemHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null, AcceleratorOptions? options = null)
     {
-        M = new TestMachine(interrupts: interrupts);
+        M = new TestMachine(interrupts: interrupts, options: options);
         SetDescriptor(0x08, 0x00CF_9B00_0000_FFFF);
         SetDescriptor(0x10, 0x00CF_9300_0000_FFFF);
         SetDescriptor(0x18, Descriptor(TssA, 0x67, 0x8B, 0)); // task A, busy (TR)

@@ -1,4 +1,5 @@
 using Hypervisor.Accel.Tcg.State;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 using Hypervisor.Core.Registers;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -9,8 +10,14 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// Vol. 2, JMP/CALL/IRET pseudo-code): which exception, which selector in the error code, and whether it is taken in
 /// the old task (before the TR load) or the new one. Also CR0.TS, DR7's local enables and the T flag.
 /// </summary>
-public class TaskSwitchFaultTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public class TaskSwitchFaultTests(string engine)
 {
+    /// <summary>A harness on the engine of this fixture (the JIT translates every block on first execution; the
+    /// instructions under test go back to the interpreter).</summary>
+    private SystemHarness NewHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null) => new(interrupts, JitCoverage.For(engine));
+
     private static void FarJump(Iced.Intel.Assembler a, ushort selector)
     {
         a.db(0xEA);
@@ -28,7 +35,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void JumpToATssBelowTheMinimumLimitRaisesTsWithItsSelectorInTheOldTask()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x66, 0x89, 0));
         h.Start(a => FarJump(a, 0x20));
         h.Run();
@@ -41,7 +48,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void CallToABusyTssRaisesGpWithItsSelector()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a => FarCall(a, 0x1B)); // RPL 3 in the selector; the error code keeps only index and TI
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -51,7 +58,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void JumpToANotPresentTssRaisesNp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x09, 0));
         h.Start(a => FarJump(a, 0x20));
         h.Run();
@@ -62,7 +69,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void TaskGateNamingAnLdtSelectorRaisesGpWithThatSelector()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x28, SystemHarness.TaskGate(0x24));
         h.Start(a => FarJump(a, 0x28));
         h.Run();
@@ -73,7 +80,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void IretWithNtToATssThatIsNotBusyRaisesTsWithTheBackLink()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.M.WriteDword(SystemHarness.TssA, 0x20); // back link
         h.Start(a =>
@@ -98,7 +105,7 @@ public class TaskSwitchFaultTests
     [TestCase(0x10, 0x10, 0x10, 10, 0x10, TestName = "CS naming a data segment: #TS(CS)")]
     public void FaultsAfterTheCommitPointAreTakenInTheNewTask(int ds, int ss, int cs, int vector, int error)
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.SetDescriptor(0x40, 0x00CF_1300_0000_FFFF); // data, not present
         h.SetDescriptor(0x48, 0x00CF_1300_0000_FFFF);
@@ -122,7 +129,7 @@ public class TaskSwitchFaultTests
         // SDM Vol. 3A, 7.3 (note to step 13) and 6.15 (#NP, #TS): past the commit point the processor completes the
         // switch without further checks, then raises the exception in the new task. DS faults first (#NP); ES, FS
         // and GS are loaded after it, unchecked: their caches come from the new task's descriptors, not the old task.
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.SetDescriptor(0x48, 0x00CF_1300_0000_FFFF); // data, not present
         h.SetDescriptor(0x50, SystemHarness.Descriptor(0x0012_3000, 0xFFFF, 0x93, 0)); // ES: data, base 0x123000
@@ -148,7 +155,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void AFaultDeliveredThroughATaskGateReportsTsWithTheExtBit()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x50, 0x89, 0)); // too small
         h.SetIdtEntry(6, SystemHarness.TaskGate(0x20));
         h.Start(a => a.ud2());
@@ -160,7 +167,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void IntNThroughATaskGateWithDplBelowCplRaisesGpWithTheIdtEntry()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.SetDescriptor(0x28, 0x00CF_FB00_0000_FFFF); // ring-3 code
         h.SetDescriptor(0x30, 0x00CF_F300_0000_FFFF); // ring-3 data
@@ -184,7 +191,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void ATaskSwitchSetsCr0TsAndClearsTheLocalBreakpointEnables()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.WriteTss32(SystemHarness.TssB, SystemHarness.Code + 0x100, 0x7000);
         h.M.Load(32, SystemHarness.Code + 0x100, a => a.hlt());
@@ -205,7 +212,7 @@ public class TaskSwitchFaultTests
     [Test]
     public void TheTssTFlagRaisesADebugTrapBeforeTheNewTasksFirstInstruction()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
         h.WriteTss32(SystemHarness.TssB, SystemHarness.Code + 0x100, 0x7000, trap: true);
         h.M.Load(32, SystemHarness.Code + 0x100, a => a.hlt());

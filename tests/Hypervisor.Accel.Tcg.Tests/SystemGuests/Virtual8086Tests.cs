@@ -1,3 +1,4 @@
+using Hypervisor.Accel.Tcg.Tests.Jit;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -8,8 +9,14 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// the ring-0 frame of an exception from virtual-8086 mode, limits of 8086 segments, IOPL sensitivity of INT n (not
 /// of INT3) and the handler-privilege rule, all without the virtual-8086 mode extensions (VirtualModeExtensionTests).
 /// </summary>
-public class Virtual8086Tests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public class Virtual8086Tests(string engine)
 {
+    /// <summary>A harness on the engine of this fixture (the JIT translates every block on first execution; the
+    /// instructions under test go back to the interpreter).</summary>
+    private SystemHarness NewHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null) => new(interrupts, JitCoverage.For(engine));
+
     private const ushort V86Segment = 0x4000;
     private const uint V86Linear = V86Segment << 4;
 
@@ -35,7 +42,7 @@ public class Virtual8086Tests
     [Test]
     public void AnExceptionFromVirtual8086ModePushesTheSegmentsOnTheRing0StackAndNullsThem()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.mov(ax, 0x77);
@@ -61,7 +68,7 @@ public class Virtual8086Tests
     [Test]
     public void AnOffsetBeyond64KiBRaisesGp0()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.mov(ebx, 0xFFFF);
@@ -77,7 +84,7 @@ public class Virtual8086Tests
     [Test]
     public void IntNAtIoplBelow3RaisesGp0()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.@int(0x21), iopl: 2);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -88,7 +95,7 @@ public class Virtual8086Tests
     [Test]
     public void Int3IsNotIoplSensitiveAndGoesThroughItsDpl3Gate()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetGate(3, 0xEE00, (uint)(SystemHarness.Stubs + (3 * 64)));
         StartV86(h, a => a.int3());
         h.Run();
@@ -99,7 +106,7 @@ public class Virtual8086Tests
     [Test]
     public void AnInterruptFromVirtual8086ModeToANonRing0HandlerRaisesGpWithItsSelector()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x28, 0x00CF_FB00_0000_FFFF); // ring-3 code
         h.SetGate(0x21, 0xEE00, 0x1000, selector: 0x2B);
         StartV86(h, a => a.@int(0x21), iopl: 3);

@@ -1,5 +1,6 @@
 using Hypervisor.Accel.Tcg.State;
 using Hypervisor.Accel.Tcg.Tests.Guests;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
@@ -13,8 +14,14 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// PUSHF still raise #GP in virtual-8086 mode with CR4.VME set, and its CPUID does not report VME), so the rules are
 /// checked here instead of in a QEMU comparison.
 /// </summary>
-public class VirtualModeExtensionTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public class VirtualModeExtensionTests(string engine)
 {
+    /// <summary>A harness on the engine of this fixture (the JIT translates every block on first execution; the
+    /// instructions under test go back to the interpreter).</summary>
+    private SystemHarness NewHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null) => new(interrupts, JitCoverage.For(engine));
+
     private const ushort V86Segment = 0x4000;
     private const uint V86Linear = V86Segment << 4;
     private const ulong Vif = 1UL << 19, Vip = 1UL << 20, If = 1UL << 9, Tf = 1UL << 8, Iopl = 3UL << 12;
@@ -79,7 +86,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void CpuidReportsVmeAndCr4AcceptsVmeAndPvi()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 1);
@@ -99,7 +106,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void CliStiAndPushfWorkOnVifBelowIopl3()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.sti(); // VIF = 1
@@ -124,7 +131,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void StiWhileVipIsSetRaisesGp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.sti(), eflags: Vip);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -136,7 +143,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void CliAndStiWithoutVmeStillRaiseGp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.cli(), eflags: 0, cr4: 0);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -146,7 +153,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void PopfLoadsVifFromTheImagesIfAndFaultsOnTf()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.push(0x0201); // IF, CF
@@ -164,7 +171,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void PopfSettingIfWhileVipIsSetRaisesGpButClearingItDoesNot()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.push(0x0000);
@@ -181,7 +188,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void PushfdAndPopfdStillRaiseGpBelowIopl3()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.pushfd(), eflags: 0);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -191,7 +198,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void IretLoadsVifFromTheImageAndFaultsOnTf()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.push(0x0200); // FLAGS: IF
@@ -215,7 +222,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void IntNWithItsRedirectionBitClearBelowIopl3GoesToThe8086HandlerWithVifAsIf()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.M.WriteDword(0x21 * 4, ((uint)V86Segment << 16) | 0x200); // IVT[21H] = 4000:0200
         h.M.Load(16, V86Linear + 0x200, a => a.hlt());
         StartV86(h, a =>
@@ -238,7 +245,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void IntNWithItsRedirectionBitClearAtIopl3ClearsTheRealIf()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.M.WriteDword(0x21 * 4, ((uint)V86Segment << 16) | 0x200);
         h.M.Load(16, V86Linear + 0x200, a => a.hlt());
         StartV86(h, a => a.@int(0x21), eflags: Iopl | If | Vif, redirected: [0x21]);
@@ -252,7 +259,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void IntNWithItsRedirectionBitSetBelowIopl3RaisesGp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.@int(0x21), eflags: 0, redirected: [0x20]);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -263,7 +270,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void IntNWithItsRedirectionBitSetAtIopl3GoesThroughTheIdt()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetGate(0x1E, 0xEE00, (uint)(SystemHarness.Stubs + (0x1E * 64))); // DPL 3
         StartV86(h, a => a.@int(0x1E), eflags: Iopl, redirected: [0x21]);
         h.Run();
@@ -274,7 +281,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void Int3IsNotRedirected()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetGate(3, 0xEE00, (uint)(SystemHarness.Stubs + (3 * 64)));
         StartV86(h, a => a.int3(), eflags: 0, redirected: [3]);
         h.Run();
@@ -284,7 +291,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void ARedirectionBitmapBeyondTheTssLimitRaisesGp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.@int(0x21), eflags: Iopl, redirected: [0x21]);
         h.M.Memory.Write(new Core.Memory.GuestAddress(SystemHarness.TssA + 0x66), [0x00, 0x10]); // map base 1000H
         h.Run();
@@ -312,7 +319,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void PviLetsCliAndStiAtCpl3ChangeVif()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartRing3(h, a =>
         {
             a.push(0x33);
@@ -335,7 +342,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void WithoutPviCliAtCpl3RaisesGp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartRing3(h, a => a.cli(), eflags: 0, cr4: Cr.Cr4Vme);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -345,7 +352,7 @@ public class VirtualModeExtensionTests
     [Test]
     public void PviStiWhileVipIsSetRaisesGp()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartRing3(h, a => a.sti(), eflags: Vip, cr4: Cr.Cr4Pvi);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
