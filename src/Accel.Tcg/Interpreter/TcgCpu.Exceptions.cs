@@ -114,15 +114,9 @@ internal sealed partial class TcgCpu
 
         // RF in the EFLAGS image (SDM Vol. 3B, 18.3.1.1): 1 for any fault-class exception except an instruction
         // breakpoint #DB (EventKind.Debug); otherwise EFLAGS.RF as it is, which a REP string instruction paused after
-        // an iteration that was not its last has set (an interrupt or a data-breakpoint trap between iterations:
-        // ExecString). #DF is an abort, not a fault. The image is built from S.Rflags, so RF is set there for the
-        // delivery and put back if the delivery itself faults (the next event decides again).
-        ulong flags = S.Rflags;
-        if (kind == EventKind.Fault && vector != Vec.DF)
-        {
-            S.Rflags = flags | Fl.RF;
-        }
-
+        // an iteration that was not its last has set (an interrupt or a trap between iterations: ExecString). #DF is
+        // an abort, not a fault. The frame builders (and a task switch saving the old task) add _eventRf to the image.
+        _eventRf = kind == EventKind.Fault && vector != Vec.DF ? Fl.RF : 0;
         try
         {
             if (!ProtectedMode)
@@ -139,12 +133,14 @@ internal sealed partial class TcgCpu
 
             DispatchProtected(vector, error, hasError, software, ext, returnRip);
         }
-        catch (GuestFault)
+        finally
         {
-            S.Rflags = flags;
-            throw;
+            _eventRf = 0;
         }
     }
+
+    /// <summary>RF for the EFLAGS image of the event being delivered (see <see cref="Dispatch"/>); 0 outside a delivery.</summary>
+    private ulong _eventRf;
 
     private void DispatchReal(int vector, ulong returnRip)
     {
@@ -236,7 +232,7 @@ internal sealed partial class TcgCpu
             return;
         }
 
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf;
         ulong oldRsp = S.Gpr[4];
         ushort oldSs = S.Seg[Seg.SS].Selector;
         SegmentCache newSs = S.Seg[Seg.SS];
@@ -415,7 +411,7 @@ internal sealed partial class TcgCpu
 
         rsp &= ~0xFUL;
         ulong oldRsp = S.Gpr[4];
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf;
         ushort oldSs = S.Seg[Seg.SS].Selector;
         ushort oldCs = S.Seg[Seg.CS].Selector;
         int savedCpl = _cpl;

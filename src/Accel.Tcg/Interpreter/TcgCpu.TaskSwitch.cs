@@ -186,7 +186,7 @@ internal sealed partial class TcgCpu
 
         // Save the old task (7.3 steps 6-8): JMP and IRET free the old TSS; IRET saves NT clear.
         MaterializeFlags();
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf; // RF of a fault delivered through a task gate (TcgCpu.Exceptions.cs)
         if (iret)
         {
             oldFlags &= ~Fl.NT;

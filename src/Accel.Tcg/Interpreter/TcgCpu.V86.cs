@@ -265,7 +265,7 @@ internal sealed partial class TcgCpu
         }
 
         int size = is32 ? 4 : 2;
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf;
         ulong oldEsp = S.Gpr[4];
         SegmentCache savedSs = S.Seg[Seg.SS];
         ulong rsp = newSs.Big ? tssSp & 0xFFFF_FFFF : tssSp & 0xFFFF;

@@ -153,6 +153,25 @@ public class TaskSwitchFaultTests(string engine)
     }
 
     [Test]
+    public void AFaultPastTheCommitPointOfATaskGateDeliveryIsTakenWithTheNewTasksFlags()
+    {
+        // #UD through a task gate to task B, whose DS is not present: #NP(DS, EXT) in task B, with task B's EFLAGS
+        // (DF set in its TSS), while task A's saved EFLAGS carries RF (a fault-class exception, SDM Vol. 3B, 18.3.1.1).
+        using var h = NewHarness();
+        h.SetDescriptor(0x20, SystemHarness.Descriptor(SystemHarness.TssB, 0x67, 0x89, 0));
+        h.SetDescriptor(0x48, 0x00CF_1300_0000_FFFF); // data, not present
+        h.WriteTss32(SystemHarness.TssB, SystemHarness.Code + 0x100, 0x7000, ds: 0x48, eflags: 0x402);
+        h.SetIdtEntry(6, SystemHarness.TaskGate(0x20));
+        h.Start(a => a.ud2());
+        h.Run();
+        Assert.That(h.Vector, Is.EqualTo(11));
+        Assert.That(h.ErrorCode, Is.EqualTo(0x49u), "DS with EXT: raised while delivering #UD");
+        Assert.That(h.FaultTr, Is.EqualTo((ushort)0x20));
+        Assert.That(h.FaultEflags & 0x400, Is.EqualTo(0x400u), "task B's DF");
+        Assert.That(h.M.ReadQword(SystemHarness.TssA + 0x24) & (1UL << 16), Is.EqualTo(1UL << 16), "RF in task A's saved EFLAGS");
+    }
+
+    [Test]
     public void AFaultDeliveredThroughATaskGateReportsTsWithTheExtBit()
     {
         using var h = NewHarness();
