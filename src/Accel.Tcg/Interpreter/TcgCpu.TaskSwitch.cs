@@ -351,13 +351,16 @@ internal sealed partial class TcgCpu
             c.Unusable = true;
             if (readable)
             {
+                ulong cr2 = S.Cr2;
                 try
                 {
                     c = ParseDescriptor(s, ReadSystem((inLdt ? S.Ldtr.Base : S.GdtBase) + index, 8));
                 }
                 catch (GuestFault)
                 {
-                    // The table itself cannot be read (a page fault): nothing to load, the register stays unusable.
+                    // The table itself cannot be read (a page fault): nothing to load, the register stays unusable,
+                    // and CR2 keeps what the fault being raised put there.
+                    S.Cr2 = cr2;
                 }
             }
         }
