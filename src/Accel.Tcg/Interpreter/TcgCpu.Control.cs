@@ -152,12 +152,13 @@ internal sealed partial class TcgCpu
 
     private void ExecPushf(ref Instruction ins)
     {
+        int sz = ins.Code == Code.Pushfw ? 2 : ins.Code == Code.Pushfd ? 4 : 8;
         if ((S.Rflags & Fl.VM) != 0 && ((S.Rflags >> 12) & 3) != 3)
         {
-            throw Gp0();
+            PushfV86(sz); // VME, or #GP(0): TcgCpu.V86.cs
+            return;
         }
 
-        int sz = ins.Code == Code.Pushfw ? 2 : ins.Code == Code.Pushfd ? 4 : 8;
         // VM and RF are cleared in the pushed image (SDM Vol. 2, PUSHF).
         Push((S.Rflags & ~(Fl.VM | Fl.RF)) | Fl.Fixed1, sz);
     }
@@ -167,7 +168,8 @@ internal sealed partial class TcgCpu
         int sz = ins.Code == Code.Popfw ? 2 : ins.Code == Code.Popfd ? 4 : 8;
         if ((S.Rflags & Fl.VM) != 0 && ((S.Rflags >> 12) & 3) != 3)
         {
-            throw Gp0();
+            PopfV86(sz); // VME, or #GP(0): TcgCpu.V86.cs
+            return;
         }
 
         ulong rsp = S.Gpr[4];

@@ -45,7 +45,7 @@ internal sealed partial class TcgCpu
         ulong bits = _pendingDr6 == 0 ? Dr6Bs : _pendingDr6;
         _pendingDr6 = 0;
         S.Dr6 |= bits;
-        DeliverEvent(Vec.DB, 0, false, EventKind.Fault, S.Rip);
+        DeliverEvent(Vec.DB, 0, false, EventKind.Debug, S.Rip);
     }
 
     /// <summary>Recomputes what the run loop must check after DR7 changed (MOV DR7, task switch, reset, host).</summary>
@@ -106,7 +106,7 @@ internal sealed partial class TcgCpu
             if (hits != 0)
             {
                 S.Dr6 = (S.Dr6 & ~0xFUL) | (uint)hits;
-                DeliverEvent(Vec.DB, 0, false, EventKind.Fault, S.Rip);
+                DeliverEvent(Vec.DB, 0, false, EventKind.Debug, S.Rip);
                 return true;
             }
         }

@@ -20,6 +20,12 @@ internal enum EventKind
 
     /// <summary>INT1 (ICEBP): delivered like a hardware #DB, returns after the instruction.</summary>
     Icebp,
+
+    /// <summary>
+    /// #DB for an instruction breakpoint or a trap-class debug condition (single-step, data or I/O breakpoint, the
+    /// TSS T flag): delivered like a fault, but the EFLAGS image keeps RF as it is (SDM Vol. 3B, 18.3.1.1).
+    /// </summary>
+    Debug,
 }
 
 // Exception and interrupt delivery (Intel SDM Vol. 3A, chapter 6: 6.4, 6.12, 6.14, and 6.15 for double faults).
@@ -28,9 +34,9 @@ internal sealed partial class TcgCpu
     /// <summary>INT n / INT3 / INTO / INT1 executed by the guest: delivered now, returning after the instruction.</summary>
     private void SoftwareInterrupt(int vector, EventKind kind)
     {
-        if ((S.Rflags & Fl.VM) != 0 && kind == EventKind.SoftwareInt && (S.Rflags & Fl.IOPL) != Fl.IOPL)
+        if ((S.Rflags & Fl.VM) != 0 && kind == EventKind.SoftwareInt && V86SoftwareInterrupt(vector))
         {
-            throw Gp0(); // INT n is IOPL-sensitive in virtual-8086 mode (no VME: SDM Vol. 3B, 20.3.1)
+            return; // redirected to the 8086 program's handler, or #GP(0) (TcgCpu.V86.cs)
         }
 
         Dispatch(vector, 0, false, kind, _nextRip);
@@ -104,21 +110,37 @@ internal sealed partial class TcgCpu
     private void Dispatch(int vector, uint error, bool hasError, EventKind kind, ulong returnRip)
     {
         bool software = kind is EventKind.SoftwareInt or EventKind.SoftwareException;
-        uint ext = kind is EventKind.External or EventKind.Fault ? 1u : 0u;
-        if (!ProtectedMode)
-        {
-            DispatchReal(vector, returnRip);
-            return;
-        }
+        uint ext = kind is EventKind.External or EventKind.Fault or EventKind.Debug ? 1u : 0u;
 
-        if (LongMode)
+        // RF in the EFLAGS image (SDM Vol. 3B, 18.3.1.1): 1 for any fault-class exception except an instruction
+        // breakpoint #DB (EventKind.Debug); otherwise EFLAGS.RF as it is, which a REP string instruction paused after
+        // an iteration that was not its last has set (an interrupt or a trap between iterations: ExecString). #DF is
+        // an abort, not a fault. The frame builders (and a task switch saving the old task) add _eventRf to the image.
+        _eventRf = kind == EventKind.Fault && vector != Vec.DF ? Fl.RF : 0;
+        try
         {
-            DispatchLong(vector, error, hasError, software, ext, returnRip);
-            return;
-        }
+            if (!ProtectedMode)
+            {
+                DispatchReal(vector, returnRip);
+                return;
+            }
 
-        DispatchProtected(vector, error, hasError, software, ext, returnRip);
+            if (LongMode)
+            {
+                DispatchLong(vector, error, hasError, software, ext, returnRip);
+                return;
+            }
+
+            DispatchProtected(vector, error, hasError, software, ext, returnRip);
+        }
+        finally
+        {
+            _eventRf = 0;
+        }
     }
+
+    /// <summary>RF for the EFLAGS image of the event being delivered (see <see cref="Dispatch"/>); 0 outside a delivery.</summary>
+    private ulong _eventRf;
 
     private void DispatchReal(int vector, ulong returnRip)
     {
@@ -210,7 +232,7 @@ internal sealed partial class TcgCpu
             return;
         }
 
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf;
         ulong oldRsp = S.Gpr[4];
         ushort oldSs = S.Seg[Seg.SS].Selector;
         SegmentCache newSs = S.Seg[Seg.SS];
@@ -389,7 +411,7 @@ internal sealed partial class TcgCpu
 
         rsp &= ~0xFUL;
         ulong oldRsp = S.Gpr[4];
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf;
         ushort oldSs = S.Seg[Seg.SS].Selector;
         ushort oldCs = S.Seg[Seg.CS].Selector;
         int savedCpl = _cpl;

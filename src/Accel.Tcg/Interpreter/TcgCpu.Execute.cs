@@ -327,7 +327,8 @@ internal sealed partial class TcgCpu
             case Mnemonic.Cli:
                 if (!IoPrivileged())
                 {
-                    throw Gp0();
+                    SetVirtualInterruptFlag(false); // VME/PVI, or #GP(0): TcgCpu.V86.cs
+                    break;
                 }
 
                 S.Rflags &= ~Fl.IF;
@@ -335,7 +336,8 @@ internal sealed partial class TcgCpu
             case Mnemonic.Sti:
                 if (!IoPrivileged())
                 {
-                    throw Gp0();
+                    SetVirtualInterruptFlag(true); // VME/PVI, or #GP(0): TcgCpu.V86.cs
+                    break;
                 }
 
                 if ((S.Rflags & Fl.IF) == 0)

@@ -50,6 +50,15 @@ internal sealed partial class TcgCpu
             CheckIoPermission((ushort)S.Gpr[2], size);
         }
 
+        // TF when the instruction starts: a single-step trap follows each iteration of a REP string instruction, which
+        // then resumes (the 8086 and its successors; 18.3.1.1 gives such a trap RF = 1 unless it is the last).
+        bool stepping = (S.Rflags & Fl.TF) != 0;
+        if (rep)
+        {
+            // RF is cleared when an instruction starts; a REP instruction resumed after a pause may still carry it.
+            S.Rflags &= ~Fl.RF;
+        }
+
         int iterations = 0;
         while (true)
         {
@@ -62,9 +71,9 @@ internal sealed partial class TcgCpu
 
                 if (iterations == RepChunk)
                 {
-                    // Resume the instruction later (RIP stays on it) so kicks and interrupts are seen.
-                    _nextRip = S.Rip;
-                    EndBlock();
+                    // Resume the instruction later (RIP stays on it) so kicks and interrupts are seen. An interrupt
+                    // taken after an iteration that is not the last pushes RF = 1 (SDM Vol. 3B, 18.3.1.1).
+                    PauseRepString();
                     return;
                 }
             }
@@ -154,7 +163,24 @@ internal sealed partial class TcgCpu
                     return;
                 }
             }
+
+            if (((_dataHits != 0 && _breakpointsEnabled) || stepping) && (S.Gpr[1] & amask) != 0)
+            {
+                // A data breakpoint hit by an iteration that is not the last: the #DB trap comes after this iteration,
+                // with RCX/RSI/RDI as it left them, RIP still on the instruction and RF = 1 in the EFLAGS image
+                // (SDM Vol. 3B, 18.3.1.2 and 18.3.1.1). The run loop turns _dataHits (or TF) into the trap.
+                PauseRepString();
+                return;
+            }
         }
+    }
+
+    /// <summary>Ends a REP string instruction between two iterations: RIP stays on it and RF is set until it resumes.</summary>
+    private void PauseRepString()
+    {
+        _nextRip = S.Rip;
+        S.Rflags |= Fl.RF;
+        EndBlock();
     }
 
     private void AdvanceIndex(int reg, int asz, ulong step) => SetGpr(reg, asz, S.Gpr[reg] + step);

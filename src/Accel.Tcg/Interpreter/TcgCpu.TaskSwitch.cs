@@ -186,7 +186,7 @@ internal sealed partial class TcgCpu
 
         // Save the old task (7.3 steps 6-8): JMP and IRET free the old TSS; IRET saves NT clear.
         MaterializeFlags();
-        ulong oldFlags = S.Rflags;
+        ulong oldFlags = S.Rflags | _eventRf; // RF of a fault delivered through a task gate (TcgCpu.Exceptions.cs)
         if (iret)
         {
             oldFlags &= ~Fl.NT;
@@ -273,17 +273,26 @@ internal sealed partial class TcgCpu
         S.Ldtr.Unusable = true;
         _cpl = v86 ? 3 : sel[Seg.CS] & 3;
         EndBlock();
-        LoadTaskLdt(ldt, ext);
-        if (v86)
+        _taskSegmentsLoaded = 0;
+        try
         {
-            for (int i = 0; i < 6; i++)
+            LoadTaskLdt(ldt, ext);
+            if (v86)
             {
-                LoadV86Segment(i, sel[i]);
+                for (int i = 0; i < 6; i++)
+                {
+                    LoadV86Segment(i, sel[i]);
+                }
+            }
+            else
+            {
+                LoadTaskSegments(sel, ext);
             }
         }
-        else
+        catch (GuestFault)
         {
-            LoadTaskSegments(sel, ext);
+            CompleteTaskSegmentsUnchecked(sel, v86);
+            throw;
         }
 
         if (newEip > S.Seg[Seg.CS].Limit)
@@ -300,6 +309,60 @@ internal sealed partial class TcgCpu
         if (trap)
         {
             PendDebugTrap(Dr6Bt); // the T flag: #DB before the new task's first instruction (SDM Vol. 3A, 7.2.1)
+        }
+    }
+
+    /// <summary>Segment registers (bit per <see cref="Seg"/> index) that step 13 of the task switch in progress has loaded and checked.</summary>
+    private int _taskSegmentsLoaded;
+
+    /// <summary>
+    /// A fault while the new task's LDT and segment descriptors are loaded and checked (after the commit point): the
+    /// selectors are all loaded already, and the processor "completes the task switch (without performing additional
+    /// access and segment availability checks)" before it raises the exception in the new task (SDM Vol. 3A, 7.3,
+    /// note to step 13; 6.15, #TS and #NP: the remaining segment registers "are loaded but not checked for validity and
+    /// therefore may not be usable"). So each register not yet loaded, the faulting one included, takes the descriptor
+    /// its selector names as it is, rather than keeping the old task's; where no descriptor can be read (a null
+    /// selector, one beyond its table's limit, an LDT selector without a usable LDT) it is unusable. The accessed bits
+    /// are left alone. A virtual-8086 task's segments need no descriptors: they are all loaded.
+    /// </summary>
+    private void CompleteTaskSegmentsUnchecked(ReadOnlySpan<ushort> sel, bool v86)
+    {
+        for (int i = 0; i < 6; i++)
+        {
+            if ((_taskSegmentsLoaded & (1 << i)) != 0)
+            {
+                continue;
+            }
+
+            if (v86)
+            {
+                LoadV86Segment(i, sel[i]);
+                continue;
+            }
+
+            ref SegmentCache c = ref S.Seg[i];
+            ushort s = sel[i];
+            ulong index = (ulong)(s & 0xFFF8);
+            bool inLdt = (s & 4) != 0;
+            bool readable = (s & 0xFFFC) != 0 &&
+                            (inLdt ? !S.Ldtr.Unusable && index + 7 <= S.Ldtr.Limit : index + 7 <= S.GdtLimit);
+            c = default;
+            c.Selector = s;
+            c.Unusable = true;
+            if (readable)
+            {
+                ulong cr2 = S.Cr2;
+                try
+                {
+                    c = ParseDescriptor(s, ReadSystem((inLdt ? S.Ldtr.Base : S.GdtBase) + index, 8));
+                }
+                catch (GuestFault)
+                {
+                    // The table itself cannot be read (a page fault): nothing to load, the register stays unusable,
+                    // and CR2 keeps what the fault being raised put there.
+                    S.Cr2 = cr2;
+                }
+            }
         }
     }
 
@@ -398,6 +461,7 @@ internal sealed partial class TcgCpu
         SetAccessed(saddr, sd);
         stack.Attributes |= 1;
         S.Seg[Seg.SS] = stack;
+        _taskSegmentsLoaded |= (1 << Seg.CS) | (1 << Seg.SS);
 
         // Data segments: null is allowed; otherwise valid, readable, present (#NP), and DPL >= CPL and RPL unless
         // conforming code.
@@ -410,6 +474,7 @@ internal sealed partial class TcgCpu
                 target = default;
                 target.Selector = s;
                 target.Unusable = true;
+                _taskSegmentsLoaded |= 1 << seg;
                 continue;
             }
 
@@ -431,6 +496,7 @@ internal sealed partial class TcgCpu
             SetAccessed(daddr, dd);
             c.Attributes |= 1;
             target = c;
+            _taskSegmentsLoaded |= 1 << seg;
         }
     }
 

@@ -12,6 +12,7 @@ internal static class TcgCpuFeatures
     internal static readonly CpuFeatureSet Implemented = CpuFeatureSet.Empty
         // Leaf 1 EDX
         .With(CpuFeatures.Fpu, true)            // x87: complete, compared with the host (FpuWiring/X87*)
+        .With(CpuFeatures.Vme, true)            // CR4.VME/PVI, VIF/VIP, the redirection bitmap (TcgCpu.V86.cs, SystemGuests/VirtualModeExtensionTests)
         .With(CpuFeatures.De, true)
         .With(CpuFeatures.Pse, true)
         .With(CpuFeatures.Tsc, true)

@@ -132,8 +132,8 @@ internal static class Cr
         Cr4Osxmmexcpt = 1UL << 10, Cr4Umip = 1UL << 11, Cr4Osxsave = 1UL << 18, Cr4Smep = 1UL << 20, Cr4Smap = 1UL << 21;
 
     /// <summary>CR4 bits this CPU accepts (the features CPUID advertises); others raise #GP.</summary>
-    /// <remarks>VME and PVI are not implemented (TcgCpu.V86.cs), so CPUID does not advertise them and they stay clear.</remarks>
-    public const ulong Cr4Supported = Cr4Tsd | Cr4De | Cr4Pse | Cr4Pae | Cr4Mce | Cr4Pge | Cr4Pce |
+    /// <remarks>VME and PVI: the virtual-8086 mode extensions and protected-mode virtual interrupts (TcgCpu.V86.cs).</remarks>
+    public const ulong Cr4Supported = Cr4Vme | Cr4Pvi | Cr4Tsd | Cr4De | Cr4Pse | Cr4Pae | Cr4Mce | Cr4Pge | Cr4Pce |
                                       Cr4Osfxsr | Cr4Osxmmexcpt | Cr4Umip | Cr4Osxsave | Cr4Smep | Cr4Smap;
 
     public const ulong EferSce = 1UL << 0, EferLme = 1UL << 8, EferLma = 1UL << 10, EferNxe = 1UL << 11;

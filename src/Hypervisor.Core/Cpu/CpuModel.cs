@@ -80,8 +80,8 @@ public sealed class CpuModel
     /// The model every machine presents unless told otherwise: a "GenuineIntel" family 6 CPU with
     /// <see cref="ResetState.ProcessorSignature"/>, 40-bit physical and 48-bit linear addresses, x87/MMX/SSE to SSE4.2,
     /// FXSR and XSAVE with XSAVEOPT (x87 and SSE state only, no AVX), a local APIC, the integer extensions CX8, CX16, CMOV, POPCNT,
-    /// MOVBE, LZCNT, BMI1, BMI2 and ADX, PSE/PSE-36/PAE/PGE/PAT, NX, 1 GiB pages, SYSENTER, SYSCALL, RDTSCP and long mode.
-    /// No VME, MTRR, MCE/MCA, x2APIC, AVX or hypervisor leaves.
+    /// MOVBE, LZCNT, BMI1, BMI2 and ADX, PSE/PSE-36/PAE/PGE/PAT, NX, 1 GiB pages, SYSENTER, SYSCALL, RDTSCP, long mode and
+    /// the virtual-8086 mode extensions (VME, with PVI). No MTRR, MCE/MCA, x2APIC, AVX or hypervisor leaves.
     /// </summary>
     public static CpuModel Default { get; } = new(
         "GenuineIntel",
@@ -92,7 +92,7 @@ public sealed class CpuModel
         physicalAddressBits: 40,
         linearAddressBits: 48,
         CpuFeatureSet.Of(
-            CpuFeatures.Fpu, CpuFeatures.De, CpuFeatures.Pse, CpuFeatures.Tsc, CpuFeatures.Msr, CpuFeatures.Pae,
+            CpuFeatures.Fpu, CpuFeatures.Vme, CpuFeatures.De, CpuFeatures.Pse, CpuFeatures.Tsc, CpuFeatures.Msr, CpuFeatures.Pae,
             CpuFeatures.Cx8, CpuFeatures.Apic, CpuFeatures.Sep, CpuFeatures.Pge, CpuFeatures.Cmov, CpuFeatures.Pat,
             CpuFeatures.Pse36, CpuFeatures.Clfsh, CpuFeatures.Mmx, CpuFeatures.Fxsr, CpuFeatures.Sse, CpuFeatures.Sse2,
             CpuFeatures.Sse3, CpuFeatures.Ssse3, CpuFeatures.Cx16, CpuFeatures.Sse41, CpuFeatures.Sse42,

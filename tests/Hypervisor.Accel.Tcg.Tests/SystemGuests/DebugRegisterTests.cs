@@ -1,3 +1,4 @@
+using Hypervisor.Accel.Tcg.Tests.Jit;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
@@ -7,12 +8,18 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// comparison cannot check: general detect (DR7.GD), DR4/DR5 aliasing by CR4.DE, data breakpoints on stack pushes,
 /// and breakpoints that cost nothing once disabled.
 /// </summary>
-public class DebugRegisterTests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public class DebugRegisterTests(string engine)
 {
+    /// <summary>A harness on the engine of this fixture (the JIT translates every block on first execution; the
+    /// instructions under test go back to the interpreter).</summary>
+    private SystemHarness NewHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null) => new(interrupts, JitCoverage.For(engine));
+
     [Test]
     public void GeneralDetectFaultsOnTheMovWithBdAndClearsGd()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0x2400); // GD
@@ -29,7 +36,7 @@ public class DebugRegisterTests
     [Test]
     public void Dr4AndDr5AliasDr6AndDr7WithoutDebugExtensions()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0x1);
@@ -48,7 +55,7 @@ public class DebugRegisterTests
     [Test]
     public void Dr4WithDebugExtensionsRaisesUd()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a => a.mov(eax, dr4), cr4: 8);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(6));
@@ -57,7 +64,7 @@ public class DebugRegisterTests
     [Test]
     public void ADataBreakpointOnTheStackTrapsAfterThePush()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0x8FF8);
@@ -78,7 +85,7 @@ public class DebugRegisterTests
     [Test]
     public void DisabledBreakpointsNeitherTriggerNorSlowTheCpu()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.Start(a =>
         {
             a.mov(eax, 0x14000);

@@ -1,4 +1,5 @@
 using Hypervisor.Accel.Tcg.Tests.Guests;
+using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
 using Hypervisor.Core.Registers;
 using Iced.Intel;
@@ -20,9 +21,9 @@ internal sealed class SystemHarness : IDisposable
 
     private static readonly int[] ErrorVectors = [8, 10, 11, 12, 13, 14, 17];
 
-    public SystemHarness()
+    public SystemHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null, AcceleratorOptions? options = null)
     {
-        M = new TestMachine();
+        M = new TestMachine(interrupts: interrupts, options: options);
         SetDescriptor(0x08, 0x00CF_9B00_0000_FFFF);
         SetDescriptor(0x10, 0x00CF_9300_0000_FFFF);
         SetDescriptor(0x18, Descriptor(TssA, 0x67, 0x8B, 0)); // task A, busy (TR)
@@ -61,6 +62,9 @@ internal sealed class SystemHarness : IDisposable
     public uint FaultEip => (uint)M.ReadQword(Results + 8);
 
     public ushort FaultTr => (ushort)M.ReadQword(Results + 12);
+
+    /// <summary>The EFLAGS image of the event a stub recorded (on the stack above the saved CS, same-privilege frames).</summary>
+    public uint FaultEflags => (uint)M.ReadQword((uint)M.Vcpu.GetGeneralRegisters().Rsp + 4);
 
     public static ulong Descriptor(uint baseAddress, uint limit, byte access, byte flags) =>
         (limit & 0xFFFF) | ((ulong)(baseAddress & 0xFF_FFFF) << 16) | ((ulong)access << 40) |

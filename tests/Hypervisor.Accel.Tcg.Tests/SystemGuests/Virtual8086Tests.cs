@@ -1,4 +1,4 @@
-using Hypervisor.Accel.Tcg.State;
+using Hypervisor.Accel.Tcg.Tests.Jit;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -7,10 +7,16 @@ namespace Hypervisor.Accel.Tcg.Tests.SystemGuests;
 /// <summary>
 /// Virtual-8086 mode against the Intel SDM (Vol. 3B, chapter 20; Vol. 2, INT n "INTERRUPT-FROM-VIRTUAL-8086-MODE"):
 /// the ring-0 frame of an exception from virtual-8086 mode, limits of 8086 segments, IOPL sensitivity of INT n (not
-/// of INT3), the handler-privilege rule, and no VME (CR4.VME cannot be set; CPUID does not report it).
+/// of INT3) and the handler-privilege rule, all without the virtual-8086 mode extensions (VirtualModeExtensionTests).
 /// </summary>
-public class Virtual8086Tests
+[TestFixture(JitCoverage.Interpreter)]
+[TestFixture(JitCoverage.Jit)]
+public class Virtual8086Tests(string engine)
 {
+    /// <summary>A harness on the engine of this fixture (the JIT translates every block on first execution; the
+    /// instructions under test go back to the interpreter).</summary>
+    private SystemHarness NewHarness(Hypervisor.Core.Io.IInterruptSource? interrupts = null) => new(interrupts, JitCoverage.For(engine));
+
     private const ushort V86Segment = 0x4000;
     private const uint V86Linear = V86Segment << 4;
 
@@ -36,7 +42,7 @@ public class Virtual8086Tests
     [Test]
     public void AnExceptionFromVirtual8086ModePushesTheSegmentsOnTheRing0StackAndNullsThem()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.mov(ax, 0x77);
@@ -62,7 +68,7 @@ public class Virtual8086Tests
     [Test]
     public void AnOffsetBeyond64KiBRaisesGp0()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a =>
         {
             a.mov(ebx, 0xFFFF);
@@ -78,7 +84,7 @@ public class Virtual8086Tests
     [Test]
     public void IntNAtIoplBelow3RaisesGp0()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         StartV86(h, a => a.@int(0x21), iopl: 2);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
@@ -89,7 +95,7 @@ public class Virtual8086Tests
     [Test]
     public void Int3IsNotIoplSensitiveAndGoesThroughItsDpl3Gate()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetGate(3, 0xEE00, (uint)(SystemHarness.Stubs + (3 * 64)));
         StartV86(h, a => a.int3());
         h.Run();
@@ -100,30 +106,12 @@ public class Virtual8086Tests
     [Test]
     public void AnInterruptFromVirtual8086ModeToANonRing0HandlerRaisesGpWithItsSelector()
     {
-        using var h = new SystemHarness();
+        using var h = NewHarness();
         h.SetDescriptor(0x28, 0x00CF_FB00_0000_FFFF); // ring-3 code
         h.SetGate(0x21, 0xEE00, 0x1000, selector: 0x2B);
         StartV86(h, a => a.@int(0x21), iopl: 3);
         h.Run();
         Assert.That(h.Vector, Is.EqualTo(13));
         Assert.That(h.ErrorCode, Is.EqualTo(0x28u));
-    }
-
-    [Test]
-    public void VirtualModeExtensionsAreNotOffered()
-    {
-        using var h = new SystemHarness();
-        h.Start(a =>
-        {
-            a.mov(eax, 1);
-            a.cpuid();
-            a.mov(__dword_ptr[0x14000], edx);
-            a.mov(eax, 1); // CR4.VME
-            a.mov(cr4, eax);
-        });
-        h.Run();
-        Assert.That(h.M.ReadQword(0x14000) & 2, Is.Zero, "CPUID.1:EDX.VME");
-        Assert.That(h.Vector, Is.EqualTo(13), "MOV CR4 with VME: #GP(0)");
-        Assert.That(h.M.Vcpu.GetSystemRegisters().Cr4 & Cr.Cr4Vme, Is.Zero);
     }
 }

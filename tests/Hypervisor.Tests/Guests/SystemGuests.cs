@@ -883,12 +883,13 @@ internal static class SystemGuests
     /// <summary>
     /// Debug registers (SDM Vol. 3B, chapter 18): an instruction breakpoint (a fault; the handler sets RF in the
     /// saved EFLAGS to resume), data breakpoints on writes and on reads/writes with their lengths (traps, EIP after
-    /// the access), single-step traps (BS) and an I/O breakpoint with CR4.DE. The #DB handler prints DR6 and the saved
-    /// EIP each time. (The T flag of a TSS is checked in the tcg unit tests: QEMU 7.2 does not raise #DB for it.)
+    /// the access), a data breakpoint inside REP STOSD (a trap after the iteration), single-step traps (BS) and an I/O
+    /// breakpoint with CR4.DE. The #DB handler prints DR6, the saved EIP, ECX and EDI each time. (The T flag of a TSS is
+    /// checked in the tcg unit tests: QEMU 7.2 does not raise #DB for it.)
     /// </summary>
     public static byte[] DebugRegisters() => PcGuest.Build(GuestMode.Protected, g =>
     {
-        const uint watched = 0x700, readWatched = 0x710;
+        const uint watched = 0x700, readWatched = 0x710, repWatched = 0x728;
         var k = new Kit(g);
         Assembler a = g.A;
         Label main = a.CreateLabel(), dbHandler = a.CreateLabel(), bp1 = a.CreateLabel(), loop = a.CreateLabel(),
@@ -917,6 +918,12 @@ internal static class SystemGuests
         k.Hex();
         g.Print("eip=");
         a.mov(eax, __dword_ptr[esp + 20]);
+        k.Hex();
+        g.Print("ecx=");
+        a.mov(eax, __dword_ptr[esp + 8]);
+        k.Hex();
+        g.Print("edi=");
+        a.mov(eax, edi);
         k.Hex();
         a.inc(__dword_ptr[Counter]);
         a.mov(eax, dr6);
@@ -971,13 +978,40 @@ internal static class SystemGuests
         a.xor(eax, eax);
         a.mov(dr7, eax);
 
-        // Single-step: TF set by POPFD takes effect after the next instruction.
+        // A data breakpoint inside REP STOSD (SDM Vol. 3B, 18.3.1.2): the trap follows the iteration that hit it,
+        // with ECX/EDI as that iteration left them and EIP on the instruction, which then resumes. (A hit by the last
+        // iteration traps after the instruction, EIP past it, in the tcg unit tests: QEMU 7.2 reports that one with
+        // EIP still on the REP STOSD and ECX = 0, which contradicts the SDM's RF rule for the last iteration.)
+        g.Print("rep\r\n");
+        a.mov(eax, repWatched);
+        a.mov(dr0, eax);
+        a.mov(eax, 1 | (1u << 16) | (3u << 18)); // L0, writes, 4 bytes
+        a.mov(dr7, eax);
+        a.cld();
+        a.mov(edi, repWatched - 8);
+        a.mov(ecx, 6);
+        a.mov(eax, 0x1111_1111);
+        a.rep.stosd(); // the third store hits
+        g.Print("ecx=");
+        a.mov(eax, ecx);
+        k.Hex();
+        g.Print("edi=");
+        a.mov(eax, edi);
+        k.Hex();
+        g.Print("\r\n");
+        a.xor(eax, eax);
+        a.mov(dr7, eax);
+
+        // Single-step: TF set by POPFD takes effect after the next instruction; REP STOSB traps after each iteration.
         g.Print("step\r\n");
         a.pushfd();
         a.or(__dword_ptr[esp], 0x100);
         a.popfd();
         a.nop();
         a.mov(eax, 5);
+        a.mov(edi, repWatched);
+        a.mov(ecx, 3);
+        a.rep.stosb(); // a trap after each iteration, EIP on the REP STOSB until the last
         a.pushfd();
         a.and(__dword_ptr[esp], ~0x100);
         a.popfd();
