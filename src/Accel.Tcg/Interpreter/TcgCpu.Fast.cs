@@ -429,6 +429,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MaterializeFlagsSlow()
     {
         ulong f = S.Rflags;
@@ -699,6 +700,7 @@ internal sealed unsafe partial class TcgCpu
     /// state. Micro-ops change none of the state these depend on (segments, CR0, CR4, EFER, RFLAGS.VM/AC, DR7, CPL,
     /// TLB epoch), so this runs when a run of blocks starts and after every instruction that is not a micro-op.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RefreshFast()
     {
         bool is64 = Is64;
@@ -976,6 +978,7 @@ internal sealed unsafe partial class TcgCpu
 
     // ---------------------------------------------------------------- handlers
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HGeneric(TcgCpu c, ref MicroOp op)
     {
         c.MaterializeFlags();
@@ -984,22 +987,28 @@ internal sealed unsafe partial class TcgCpu
         c.RefreshFast();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HNop(TcgCpu c, ref MicroOp op)
     {
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovRR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, c.Gpr(op.R1));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovRI<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, op.Imm);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovRM<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, c.FastRead<TS>(op.Seg, c.MicroEa(ref op)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovMR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastWrite<TS>(op.Seg, c.MicroEa(ref op), c.Gpr(op.R1));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovMI<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastWrite<TS>(op.Seg, c.MicroEa(ref op), op.Imm);
 
@@ -1016,6 +1025,7 @@ internal sealed unsafe partial class TcgCpu
         _lazyR = r;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluRR<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1027,6 +1037,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluRI<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1038,6 +1049,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluRM<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1050,10 +1062,12 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluMR<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize => c.AluMem<TOp, TS>(ref op, c.Gpr(op.R1) & TS.Mask);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluMI<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize => c.AluMem<TOp, TS>(ref op, op.Imm);
@@ -1077,6 +1091,7 @@ internal sealed unsafe partial class TcgCpu
     }
 
     /// <summary>ADC and SBB (register, immediate or memory forms): flags computed eagerly.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluCarry(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1109,6 +1124,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HIncDecR<TS, TOp>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
@@ -1120,6 +1136,7 @@ internal sealed unsafe partial class TcgCpu
         c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HIncDecM<TS, TOp>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
@@ -1132,6 +1149,7 @@ internal sealed unsafe partial class TcgCpu
         c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HShift(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1144,6 +1162,7 @@ internal sealed unsafe partial class TcgCpu
     }
 
     /// <summary>SHL/SHR/SAR by an immediate count of 1 to bits - 1 (chosen at decode time): flags left lazy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HShiftLazy<TShift, TS>(TcgCpu c, ref MicroOp op)
         where TShift : struct, IShiftOp
         where TS : struct, IOpSize
@@ -1160,18 +1179,24 @@ internal sealed unsafe partial class TcgCpu
         c.SetLazy(TShift.Lazy, TS.Bits, a, (ulong)n, r);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HLea(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.MicroEa(ref op));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovzxRR(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.Gpr(op.R1) & BitsMask(op.SrcBits));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovsxRR(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, (ulong)SignExtend(c.Gpr(op.R1), op.SrcBits));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovzxRM<TSrc>(TcgCpu c, ref MicroOp op)
         where TSrc : struct, IOpSize => c.SetGprBits(op.R0, op.Bits, c.FastRead<TSrc>(op.Seg, c.MicroEa(ref op)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovsxRM<TSrc>(TcgCpu c, ref MicroOp op)
         where TSrc : struct, IOpSize => c.SetGprBits(op.R0, op.Bits, (ulong)SignExtend(c.FastRead<TSrc>(op.Seg, c.MicroEa(ref op)), TSrc.Bits));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HJcc<TCc>(TcgCpu c, ref MicroOp op)
         where TCc : struct, ICondition
     {
@@ -1181,8 +1206,10 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HJmp(TcgCpu c, ref MicroOp op) => c.FastBranch(op.Imm);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HCall<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
     {
@@ -1191,6 +1218,7 @@ internal sealed unsafe partial class TcgCpu
         c.FastPush<TS>(ret);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HRet<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
     {
@@ -1201,6 +1229,7 @@ internal sealed unsafe partial class TcgCpu
         c.Gpr(4) = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HRetImm(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1212,12 +1241,15 @@ internal sealed unsafe partial class TcgCpu
         c.S.Gpr[4] = rsp;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HPushR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastPush<TS>(c.Gpr(op.R0) & TS.Mask);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HPushI<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastPush<TS>(op.Imm);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HPopR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
     {
@@ -1225,6 +1257,7 @@ internal sealed unsafe partial class TcgCpu
         c.SetGpr<TS>(op.R0, value);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HCmov(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1238,8 +1271,10 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HSetcc(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, 8, c.MicroCondition(op.Sub) ? 1UL : 0UL);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HImul(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1326,6 +1361,7 @@ internal sealed unsafe partial class TcgCpu
         _ => BySize(bits, &HFuseAlu<TOp, S8, FormMI>, &HFuseAlu<TOp, S16, FormMI>, &HFuseAlu<TOp, S32, FormMI>, &HFuseAlu<TOp, S64, FormMI>),
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HFuseAlu<TOp, TS, TForm>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1352,6 +1388,7 @@ internal sealed unsafe partial class TcgCpu
         c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HFuseIncDec<TS, TOp>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
