@@ -1315,6 +1315,7 @@ internal sealed unsafe partial class TcgCpu
 
         ref MicroOp op = ref b.Ops[n - 2];
         int bits = op.Bits;
+        byte cc = b.Ops[n - 1].Sub;
         bool noWrite = (MicroAlu)op.Sub is MicroAlu.Cmp or MicroAlu.Test;
         delegate*<TcgCpu, ref MicroOp, void> h = null;
         switch (op.Kind)
@@ -1326,21 +1327,21 @@ internal sealed unsafe partial class TcgCpu
             case MicroKind.AluMR when noWrite:
                 h = (MicroAlu)op.Sub switch
                 {
-                    MicroAlu.Add => FusedAlu<OpAdd>(op.Kind, bits),
-                    MicroAlu.Or => FusedAlu<OpOr>(op.Kind, bits),
-                    MicroAlu.And => FusedAlu<OpAnd>(op.Kind, bits),
-                    MicroAlu.Sub => FusedAlu<OpSub>(op.Kind, bits),
-                    MicroAlu.Xor => FusedAlu<OpXor>(op.Kind, bits),
-                    MicroAlu.Cmp => FusedAlu<OpCmp>(op.Kind, bits),
-                    MicroAlu.Test => FusedAlu<OpTest>(op.Kind, bits),
+                    MicroAlu.Add => FusedAlu<OpAdd>(op.Kind, bits, cc),
+                    MicroAlu.Or => FusedAlu<OpOr>(op.Kind, bits, cc),
+                    MicroAlu.And => FusedAlu<OpAnd>(op.Kind, bits, cc),
+                    MicroAlu.Sub => FusedAlu<OpSub>(op.Kind, bits, cc),
+                    MicroAlu.Xor => FusedAlu<OpXor>(op.Kind, bits, cc),
+                    MicroAlu.Cmp => FusedAlu<OpCmp>(op.Kind, bits, cc),
+                    MicroAlu.Test => FusedAlu<OpTest>(op.Kind, bits, cc),
                     _ => null,
                 };
                 break;
             case MicroKind.IncR:
-                h = BySize(bits, &HFuseIncDec<S8, OpInc>, &HFuseIncDec<S16, OpInc>, &HFuseIncDec<S32, OpInc>, &HFuseIncDec<S64, OpInc>);
+                h = bits switch { 8 => FusedIncDec<S8, OpInc>(cc), 16 => FusedIncDec<S16, OpInc>(cc), 32 => FusedIncDec<S32, OpInc>(cc), _ => FusedIncDec<S64, OpInc>(cc) };
                 break;
             case MicroKind.DecR:
-                h = BySize(bits, &HFuseIncDec<S8, OpDec>, &HFuseIncDec<S16, OpDec>, &HFuseIncDec<S32, OpDec>, &HFuseIncDec<S64, OpDec>);
+                h = bits switch { 8 => FusedIncDec<S8, OpDec>(cc), 16 => FusedIncDec<S16, OpDec>(cc), 32 => FusedIncDec<S32, OpDec>(cc), _ => FusedIncDec<S64, OpDec>(cc) };
                 break;
         }
 
@@ -1350,22 +1351,83 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
-    private static delegate*<TcgCpu, ref MicroOp, void> FusedAlu<TOp>(MicroKind kind, int bits)
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedAlu<TOp>(MicroKind kind, int bits, byte cc)
         where TOp : struct, IAluOp => kind switch
     {
-        MicroKind.AluRR => BySize(bits, &HFuseAlu<TOp, S8, FormRR>, &HFuseAlu<TOp, S16, FormRR>, &HFuseAlu<TOp, S32, FormRR>, &HFuseAlu<TOp, S64, FormRR>),
-        MicroKind.AluRI => BySize(bits, &HFuseAlu<TOp, S8, FormRI>, &HFuseAlu<TOp, S16, FormRI>, &HFuseAlu<TOp, S32, FormRI>, &HFuseAlu<TOp, S64, FormRI>),
-        MicroKind.AluRM => BySize(bits, &HFuseAlu<TOp, S8, FormRM>, &HFuseAlu<TOp, S16, FormRM>, &HFuseAlu<TOp, S32, FormRM>, &HFuseAlu<TOp, S64, FormRM>),
+        MicroKind.AluRR => FusedBySize<TOp, FormRR>(bits, cc),
+        MicroKind.AluRI => FusedBySize<TOp, FormRI>(bits, cc),
+        MicroKind.AluRM => FusedBySize<TOp, FormRM>(bits, cc),
         _ when TOp.Writes => null, // a memory destination is written: never fused
-        MicroKind.AluMR => BySize(bits, &HFuseAlu<TOp, S8, FormMR>, &HFuseAlu<TOp, S16, FormMR>, &HFuseAlu<TOp, S32, FormMR>, &HFuseAlu<TOp, S64, FormMR>),
-        _ => BySize(bits, &HFuseAlu<TOp, S8, FormMI>, &HFuseAlu<TOp, S16, FormMI>, &HFuseAlu<TOp, S32, FormMI>, &HFuseAlu<TOp, S64, FormMI>),
+        MicroKind.AluMR => FusedBySize<TOp, FormMR>(bits, cc),
+        _ => FusedBySize<TOp, FormMI>(bits, cc),
     };
 
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedBySize<TOp, TForm>(int bits, byte cc)
+        where TOp : struct, IAluOp
+        where TForm : struct, IAluForm => bits switch
+    {
+        8 => FusedCc<TOp, S8, TForm>(cc),
+        16 => FusedCc<TOp, S16, TForm>(cc),
+        32 => FusedCc<TOp, S32, TForm>(cc),
+        _ => FusedCc<TOp, S64, TForm>(cc),
+    };
+
+    /// <summary>The fused handler for one operation, size, form and branch condition (decode time).</summary>
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedCc<TOp, TS, TForm>(byte cc)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+        where TForm : struct, IAluForm => (ConditionCode)cc switch
+    {
+        ConditionCode.o => &HFuseAlu<TOp, TS, TForm, CcO>,
+        ConditionCode.no => &HFuseAlu<TOp, TS, TForm, CcNo>,
+        ConditionCode.b => &HFuseAlu<TOp, TS, TForm, CcB>,
+        ConditionCode.ae => &HFuseAlu<TOp, TS, TForm, CcAe>,
+        ConditionCode.e => &HFuseAlu<TOp, TS, TForm, CcE>,
+        ConditionCode.ne => &HFuseAlu<TOp, TS, TForm, CcNe>,
+        ConditionCode.be => &HFuseAlu<TOp, TS, TForm, CcBe>,
+        ConditionCode.a => &HFuseAlu<TOp, TS, TForm, CcA>,
+        ConditionCode.s => &HFuseAlu<TOp, TS, TForm, CcS>,
+        ConditionCode.ns => &HFuseAlu<TOp, TS, TForm, CcNs>,
+        ConditionCode.p => &HFuseAlu<TOp, TS, TForm, CcP>,
+        ConditionCode.np => &HFuseAlu<TOp, TS, TForm, CcNp>,
+        ConditionCode.l => &HFuseAlu<TOp, TS, TForm, CcL>,
+        ConditionCode.ge => &HFuseAlu<TOp, TS, TForm, CcGe>,
+        ConditionCode.le => &HFuseAlu<TOp, TS, TForm, CcLe>,
+        _ => &HFuseAlu<TOp, TS, TForm, CcG>,
+    };
+
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedIncDec<TS, TOp>(byte cc)
+        where TS : struct, IOpSize
+        where TOp : struct, IIncDec => (ConditionCode)cc switch
+    {
+        ConditionCode.o => &HFuseIncDec<TS, TOp, CcO>,
+        ConditionCode.no => &HFuseIncDec<TS, TOp, CcNo>,
+        ConditionCode.b => &HFuseIncDec<TS, TOp, CcB>,
+        ConditionCode.ae => &HFuseIncDec<TS, TOp, CcAe>,
+        ConditionCode.e => &HFuseIncDec<TS, TOp, CcE>,
+        ConditionCode.ne => &HFuseIncDec<TS, TOp, CcNe>,
+        ConditionCode.be => &HFuseIncDec<TS, TOp, CcBe>,
+        ConditionCode.a => &HFuseIncDec<TS, TOp, CcA>,
+        ConditionCode.s => &HFuseIncDec<TS, TOp, CcS>,
+        ConditionCode.ns => &HFuseIncDec<TS, TOp, CcNs>,
+        ConditionCode.p => &HFuseIncDec<TS, TOp, CcP>,
+        ConditionCode.np => &HFuseIncDec<TS, TOp, CcNp>,
+        ConditionCode.l => &HFuseIncDec<TS, TOp, CcL>,
+        ConditionCode.ge => &HFuseIncDec<TS, TOp, CcGe>,
+        ConditionCode.le => &HFuseIncDec<TS, TOp, CcLe>,
+        _ => &HFuseIncDec<TS, TOp, CcG>,
+    };
+
+    // The fused handlers are specialised on the branch condition as well: the flags the condition reads come straight
+    // from the operands in registers (the lazy state is still recorded for later readers), with no switch over the
+    // condition or the lazy operation at run time.
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void HFuseAlu<TOp, TS, TForm>(TcgCpu c, ref MicroOp op)
+    private static void HFuseAlu<TOp, TS, TForm, TCc>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
         where TForm : struct, IAluForm
+        where TCc : struct, ICondition
     {
         ulong a, b;
         if (TForm.MemoryFirst)
@@ -1385,24 +1447,97 @@ internal sealed unsafe partial class TcgCpu
             c.SetGpr<TS>(op.R0, r);
         }
 
-        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1), c.FusedCondition<TS, TCc>(TOp.Lazy, a, b, r));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void HFuseIncDec<TS, TOp>(TcgCpu c, ref MicroOp op)
+    private static void HFuseIncDec<TS, TOp, TCc>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
+        where TCc : struct, ICondition
     {
-        HIncDecR<TS, TOp>(c, ref op);
-        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+        ulong cf = c.CurrentCf();
+        ulong a = c.Gpr(op.R0) & TS.Mask;
+        ulong r = (TOp.Inc ? a + 1 : a - 1) & TS.Mask;
+        c.SetGpr<TS>(op.R0, r);
+        byte lazy = TOp.Inc ? LazyInc : LazyDec;
+        c.SetLazy(lazy, TS.Bits, a, cf, r);
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1), c.FusedCondition<TS, TCc>(lazy, a, cf, r));
+    }
+
+    /// <summary>
+    /// <see cref="MicroCondition"/> for a lazy state that was just recorded as (<paramref name="lazy"/>, TS.Bits,
+    /// <paramref name="a"/>, <paramref name="b"/>, <paramref name="r"/>), with the operation and the condition known
+    /// when the handler is compiled: the same rules, folded to the one that applies; the others go through it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool FusedCondition<TS, TCc>(byte lazy, ulong a, ulong b, ulong r)
+        where TS : struct, IOpSize
+        where TCc : struct, ICondition
+    {
+        ConditionCode cc = (ConditionCode)TCc.Code;
+        bool neg = ((r >> (TS.Bits - 1)) & 1) != 0;
+        if (lazy == LazySub)
+        {
+            int sh = 64 - TS.Bits;
+            long sa = (long)(a << sh), sb = (long)(b << sh);
+            switch (cc)
+            {
+                case ConditionCode.e: return a == b;
+                case ConditionCode.ne: return a != b;
+                case ConditionCode.b: return a < b;
+                case ConditionCode.ae: return a >= b;
+                case ConditionCode.be: return a <= b;
+                case ConditionCode.a: return a > b;
+                case ConditionCode.l: return sa < sb;
+                case ConditionCode.ge: return sa >= sb;
+                case ConditionCode.le: return sa <= sb;
+                case ConditionCode.g: return sa > sb;
+                case ConditionCode.s: return neg;
+                case ConditionCode.ns: return !neg;
+            }
+        }
+        else if (lazy == LazyLogic)
+        {
+            switch (cc)
+            {
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.b: return false;
+                case ConditionCode.ae: return true;
+                case ConditionCode.be: return r == 0;
+                case ConditionCode.a: return r != 0;
+                case ConditionCode.s:
+                case ConditionCode.l: return neg;
+                case ConditionCode.ns:
+                case ConditionCode.ge: return !neg;
+                case ConditionCode.le: return r == 0 || neg;
+                case ConditionCode.g: return r != 0 && !neg;
+            }
+        }
+        else
+        {
+            // ADD, INC, DEC: ZF and SF from the result; CF of ADD is one expression (INC/DEC keep CF: the general rule).
+            switch (cc)
+            {
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.s: return neg;
+                case ConditionCode.ns: return !neg;
+                case ConditionCode.b when lazy == LazyAdd: return r < a;
+                case ConditionCode.ae when lazy == LazyAdd: return r >= a;
+            }
+        }
+
+        return MicroCondition(TCc.Code);
     }
 
     /// <summary>The Jcc half of a fused pair: RIP and count of the Jcc, then the block ends.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void TakeFusedBranch(ref MicroOp jcc)
+    private void TakeFusedBranch(ref MicroOp jcc, bool taken)
     {
         ulong target = jcc.NextIp;
-        if (MicroCondition(jcc.Sub))
+        if (taken)
         {
             target = jcc.Imm;
             if (target > _fastBranchMax)

@@ -369,7 +369,6 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// something the run loop must see happens (kick, interrupt window, HLT, shutdown, single-step, trace, a block that
     /// is not cached). The number retired is in <see cref="_lastExecuted"/> (also when a fault ends the run).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void ExecuteBlocks(long budget)
     {
         _lastExecuted = 0;
