@@ -211,7 +211,7 @@ internal sealed partial class TcgCpu
 
                 int sz = ins.Code == Code.Popad ? 4 : 2;
                 ulong rsp = S.Gpr[4];
-                Span<ulong> v = stackalloc ulong[8];
+                GprFile v = default; // not stackalloc: a localloc would make the JIT compile all of Execute fully optimised at its first call
                 for (int r = 7; r >= 0; r--)
                 {
                     v[r] = PopFrom(ref rsp, sz);
@@ -515,7 +515,9 @@ internal sealed partial class TcgCpu
                 break;
 
             default:
-                if (!ExecSse(ref ins) && !ExecX87(ref ins) && !ExecSystem(ref ins))
+                // System instructions first: their mnemonics are disjoint from the SSE and x87 ones, and a guest that
+                // uses none of those then never pays for compiling the (large) SSE and x87 dispatchers.
+                if (!ExecSystem(ref ins) && !ExecSse(ref ins) && !ExecX87(ref ins))
                 {
                     Unimplemented(ref ins);
                 }

@@ -429,6 +429,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MaterializeFlagsSlow()
     {
         ulong f = S.Rflags;
@@ -699,6 +700,7 @@ internal sealed unsafe partial class TcgCpu
     /// state. Micro-ops change none of the state these depend on (segments, CR0, CR4, EFER, RFLAGS.VM/AC, DR7, CPL,
     /// TLB epoch), so this runs when a run of blocks starts and after every instruction that is not a micro-op.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void RefreshFast()
     {
         bool is64 = Is64;
@@ -976,6 +978,7 @@ internal sealed unsafe partial class TcgCpu
 
     // ---------------------------------------------------------------- handlers
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HGeneric(TcgCpu c, ref MicroOp op)
     {
         c.MaterializeFlags();
@@ -984,22 +987,28 @@ internal sealed unsafe partial class TcgCpu
         c.RefreshFast();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HNop(TcgCpu c, ref MicroOp op)
     {
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovRR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, c.Gpr(op.R1));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovRI<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, op.Imm);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovRM<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.SetGpr<TS>(op.R0, c.FastRead<TS>(op.Seg, c.MicroEa(ref op)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovMR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastWrite<TS>(op.Seg, c.MicroEa(ref op), c.Gpr(op.R1));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovMI<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastWrite<TS>(op.Seg, c.MicroEa(ref op), op.Imm);
 
@@ -1016,6 +1025,7 @@ internal sealed unsafe partial class TcgCpu
         _lazyR = r;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluRR<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1027,6 +1037,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluRI<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1038,6 +1049,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluRM<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
@@ -1050,10 +1062,12 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluMR<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize => c.AluMem<TOp, TS>(ref op, c.Gpr(op.R1) & TS.Mask);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluMI<TOp, TS>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize => c.AluMem<TOp, TS>(ref op, op.Imm);
@@ -1077,6 +1091,7 @@ internal sealed unsafe partial class TcgCpu
     }
 
     /// <summary>ADC and SBB (register, immediate or memory forms): flags computed eagerly.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HAluCarry(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1109,6 +1124,7 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HIncDecR<TS, TOp>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
@@ -1120,6 +1136,7 @@ internal sealed unsafe partial class TcgCpu
         c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HIncDecM<TS, TOp>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
@@ -1132,6 +1149,7 @@ internal sealed unsafe partial class TcgCpu
         c.SetLazy(TOp.Inc ? LazyInc : LazyDec, TS.Bits, a, cf, r);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HShift(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1144,6 +1162,7 @@ internal sealed unsafe partial class TcgCpu
     }
 
     /// <summary>SHL/SHR/SAR by an immediate count of 1 to bits - 1 (chosen at decode time): flags left lazy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HShiftLazy<TShift, TS>(TcgCpu c, ref MicroOp op)
         where TShift : struct, IShiftOp
         where TS : struct, IOpSize
@@ -1160,18 +1179,24 @@ internal sealed unsafe partial class TcgCpu
         c.SetLazy(TShift.Lazy, TS.Bits, a, (ulong)n, r);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HLea(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.MicroEa(ref op));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovzxRR(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, c.Gpr(op.R1) & BitsMask(op.SrcBits));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovsxRR(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, op.Bits, (ulong)SignExtend(c.Gpr(op.R1), op.SrcBits));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovzxRM<TSrc>(TcgCpu c, ref MicroOp op)
         where TSrc : struct, IOpSize => c.SetGprBits(op.R0, op.Bits, c.FastRead<TSrc>(op.Seg, c.MicroEa(ref op)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HMovsxRM<TSrc>(TcgCpu c, ref MicroOp op)
         where TSrc : struct, IOpSize => c.SetGprBits(op.R0, op.Bits, (ulong)SignExtend(c.FastRead<TSrc>(op.Seg, c.MicroEa(ref op)), TSrc.Bits));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HJcc<TCc>(TcgCpu c, ref MicroOp op)
         where TCc : struct, ICondition
     {
@@ -1181,8 +1206,10 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HJmp(TcgCpu c, ref MicroOp op) => c.FastBranch(op.Imm);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HCall<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
     {
@@ -1191,6 +1218,7 @@ internal sealed unsafe partial class TcgCpu
         c.FastPush<TS>(ret);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HRet<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
     {
@@ -1201,6 +1229,7 @@ internal sealed unsafe partial class TcgCpu
         c.Gpr(4) = (rsp & ~mask) | ((rsp + (ulong)(TS.Bits >> 3)) & mask);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HRetImm(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1212,12 +1241,15 @@ internal sealed unsafe partial class TcgCpu
         c.S.Gpr[4] = rsp;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HPushR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastPush<TS>(c.Gpr(op.R0) & TS.Mask);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HPushI<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize => c.FastPush<TS>(op.Imm);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HPopR<TS>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
     {
@@ -1225,6 +1257,7 @@ internal sealed unsafe partial class TcgCpu
         c.SetGpr<TS>(op.R0, value);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HCmov(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1238,8 +1271,10 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HSetcc(TcgCpu c, ref MicroOp op) => c.SetGprBits(op.R0, 8, c.MicroCondition(op.Sub) ? 1UL : 0UL);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HImul(TcgCpu c, ref MicroOp op)
     {
         int bits = op.Bits;
@@ -1280,6 +1315,7 @@ internal sealed unsafe partial class TcgCpu
 
         ref MicroOp op = ref b.Ops[n - 2];
         int bits = op.Bits;
+        byte cc = b.Ops[n - 1].Sub;
         bool noWrite = (MicroAlu)op.Sub is MicroAlu.Cmp or MicroAlu.Test;
         delegate*<TcgCpu, ref MicroOp, void> h = null;
         switch (op.Kind)
@@ -1291,21 +1327,21 @@ internal sealed unsafe partial class TcgCpu
             case MicroKind.AluMR when noWrite:
                 h = (MicroAlu)op.Sub switch
                 {
-                    MicroAlu.Add => FusedAlu<OpAdd>(op.Kind, bits),
-                    MicroAlu.Or => FusedAlu<OpOr>(op.Kind, bits),
-                    MicroAlu.And => FusedAlu<OpAnd>(op.Kind, bits),
-                    MicroAlu.Sub => FusedAlu<OpSub>(op.Kind, bits),
-                    MicroAlu.Xor => FusedAlu<OpXor>(op.Kind, bits),
-                    MicroAlu.Cmp => FusedAlu<OpCmp>(op.Kind, bits),
-                    MicroAlu.Test => FusedAlu<OpTest>(op.Kind, bits),
+                    MicroAlu.Add => FusedAlu<OpAdd>(op.Kind, bits, cc),
+                    MicroAlu.Or => FusedAlu<OpOr>(op.Kind, bits, cc),
+                    MicroAlu.And => FusedAlu<OpAnd>(op.Kind, bits, cc),
+                    MicroAlu.Sub => FusedAlu<OpSub>(op.Kind, bits, cc),
+                    MicroAlu.Xor => FusedAlu<OpXor>(op.Kind, bits, cc),
+                    MicroAlu.Cmp => FusedAlu<OpCmp>(op.Kind, bits, cc),
+                    MicroAlu.Test => FusedAlu<OpTest>(op.Kind, bits, cc),
                     _ => null,
                 };
                 break;
             case MicroKind.IncR:
-                h = BySize(bits, &HFuseIncDec<S8, OpInc>, &HFuseIncDec<S16, OpInc>, &HFuseIncDec<S32, OpInc>, &HFuseIncDec<S64, OpInc>);
+                h = bits switch { 8 => FusedIncDec<S8, OpInc>(cc), 16 => FusedIncDec<S16, OpInc>(cc), 32 => FusedIncDec<S32, OpInc>(cc), _ => FusedIncDec<S64, OpInc>(cc) };
                 break;
             case MicroKind.DecR:
-                h = BySize(bits, &HFuseIncDec<S8, OpDec>, &HFuseIncDec<S16, OpDec>, &HFuseIncDec<S32, OpDec>, &HFuseIncDec<S64, OpDec>);
+                h = bits switch { 8 => FusedIncDec<S8, OpDec>(cc), 16 => FusedIncDec<S16, OpDec>(cc), 32 => FusedIncDec<S32, OpDec>(cc), _ => FusedIncDec<S64, OpDec>(cc) };
                 break;
         }
 
@@ -1315,21 +1351,83 @@ internal sealed unsafe partial class TcgCpu
         }
     }
 
-    private static delegate*<TcgCpu, ref MicroOp, void> FusedAlu<TOp>(MicroKind kind, int bits)
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedAlu<TOp>(MicroKind kind, int bits, byte cc)
         where TOp : struct, IAluOp => kind switch
     {
-        MicroKind.AluRR => BySize(bits, &HFuseAlu<TOp, S8, FormRR>, &HFuseAlu<TOp, S16, FormRR>, &HFuseAlu<TOp, S32, FormRR>, &HFuseAlu<TOp, S64, FormRR>),
-        MicroKind.AluRI => BySize(bits, &HFuseAlu<TOp, S8, FormRI>, &HFuseAlu<TOp, S16, FormRI>, &HFuseAlu<TOp, S32, FormRI>, &HFuseAlu<TOp, S64, FormRI>),
-        MicroKind.AluRM => BySize(bits, &HFuseAlu<TOp, S8, FormRM>, &HFuseAlu<TOp, S16, FormRM>, &HFuseAlu<TOp, S32, FormRM>, &HFuseAlu<TOp, S64, FormRM>),
+        MicroKind.AluRR => FusedBySize<TOp, FormRR>(bits, cc),
+        MicroKind.AluRI => FusedBySize<TOp, FormRI>(bits, cc),
+        MicroKind.AluRM => FusedBySize<TOp, FormRM>(bits, cc),
         _ when TOp.Writes => null, // a memory destination is written: never fused
-        MicroKind.AluMR => BySize(bits, &HFuseAlu<TOp, S8, FormMR>, &HFuseAlu<TOp, S16, FormMR>, &HFuseAlu<TOp, S32, FormMR>, &HFuseAlu<TOp, S64, FormMR>),
-        _ => BySize(bits, &HFuseAlu<TOp, S8, FormMI>, &HFuseAlu<TOp, S16, FormMI>, &HFuseAlu<TOp, S32, FormMI>, &HFuseAlu<TOp, S64, FormMI>),
+        MicroKind.AluMR => FusedBySize<TOp, FormMR>(bits, cc),
+        _ => FusedBySize<TOp, FormMI>(bits, cc),
     };
 
-    private static void HFuseAlu<TOp, TS, TForm>(TcgCpu c, ref MicroOp op)
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedBySize<TOp, TForm>(int bits, byte cc)
+        where TOp : struct, IAluOp
+        where TForm : struct, IAluForm => bits switch
+    {
+        8 => FusedCc<TOp, S8, TForm>(cc),
+        16 => FusedCc<TOp, S16, TForm>(cc),
+        32 => FusedCc<TOp, S32, TForm>(cc),
+        _ => FusedCc<TOp, S64, TForm>(cc),
+    };
+
+    /// <summary>The fused handler for one operation, size, form and branch condition (decode time).</summary>
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedCc<TOp, TS, TForm>(byte cc)
+        where TOp : struct, IAluOp
+        where TS : struct, IOpSize
+        where TForm : struct, IAluForm => (ConditionCode)cc switch
+    {
+        ConditionCode.o => &HFuseAlu<TOp, TS, TForm, CcO>,
+        ConditionCode.no => &HFuseAlu<TOp, TS, TForm, CcNo>,
+        ConditionCode.b => &HFuseAlu<TOp, TS, TForm, CcB>,
+        ConditionCode.ae => &HFuseAlu<TOp, TS, TForm, CcAe>,
+        ConditionCode.e => &HFuseAlu<TOp, TS, TForm, CcE>,
+        ConditionCode.ne => &HFuseAlu<TOp, TS, TForm, CcNe>,
+        ConditionCode.be => &HFuseAlu<TOp, TS, TForm, CcBe>,
+        ConditionCode.a => &HFuseAlu<TOp, TS, TForm, CcA>,
+        ConditionCode.s => &HFuseAlu<TOp, TS, TForm, CcS>,
+        ConditionCode.ns => &HFuseAlu<TOp, TS, TForm, CcNs>,
+        ConditionCode.p => &HFuseAlu<TOp, TS, TForm, CcP>,
+        ConditionCode.np => &HFuseAlu<TOp, TS, TForm, CcNp>,
+        ConditionCode.l => &HFuseAlu<TOp, TS, TForm, CcL>,
+        ConditionCode.ge => &HFuseAlu<TOp, TS, TForm, CcGe>,
+        ConditionCode.le => &HFuseAlu<TOp, TS, TForm, CcLe>,
+        _ => &HFuseAlu<TOp, TS, TForm, CcG>,
+    };
+
+    private static delegate*<TcgCpu, ref MicroOp, void> FusedIncDec<TS, TOp>(byte cc)
+        where TS : struct, IOpSize
+        where TOp : struct, IIncDec => (ConditionCode)cc switch
+    {
+        ConditionCode.o => &HFuseIncDec<TS, TOp, CcO>,
+        ConditionCode.no => &HFuseIncDec<TS, TOp, CcNo>,
+        ConditionCode.b => &HFuseIncDec<TS, TOp, CcB>,
+        ConditionCode.ae => &HFuseIncDec<TS, TOp, CcAe>,
+        ConditionCode.e => &HFuseIncDec<TS, TOp, CcE>,
+        ConditionCode.ne => &HFuseIncDec<TS, TOp, CcNe>,
+        ConditionCode.be => &HFuseIncDec<TS, TOp, CcBe>,
+        ConditionCode.a => &HFuseIncDec<TS, TOp, CcA>,
+        ConditionCode.s => &HFuseIncDec<TS, TOp, CcS>,
+        ConditionCode.ns => &HFuseIncDec<TS, TOp, CcNs>,
+        ConditionCode.p => &HFuseIncDec<TS, TOp, CcP>,
+        ConditionCode.np => &HFuseIncDec<TS, TOp, CcNp>,
+        ConditionCode.l => &HFuseIncDec<TS, TOp, CcL>,
+        ConditionCode.ge => &HFuseIncDec<TS, TOp, CcGe>,
+        ConditionCode.le => &HFuseIncDec<TS, TOp, CcLe>,
+        _ => &HFuseIncDec<TS, TOp, CcG>,
+    };
+
+    // The fused handlers are specialised on the branch condition as well: the flags the condition reads come straight
+    // from the operands in registers (the lazy state is still recorded for later readers), with no switch over the
+    // condition or the lazy operation at run time.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HFuseAlu<TOp, TS, TForm, TCc>(TcgCpu c, ref MicroOp op)
         where TOp : struct, IAluOp
         where TS : struct, IOpSize
         where TForm : struct, IAluForm
+        where TCc : struct, ICondition
     {
         ulong a, b;
         if (TForm.MemoryFirst)
@@ -1349,23 +1447,97 @@ internal sealed unsafe partial class TcgCpu
             c.SetGpr<TS>(op.R0, r);
         }
 
-        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1), c.FusedCondition<TS, TCc>(TOp.Lazy, a, b, r));
     }
 
-    private static void HFuseIncDec<TS, TOp>(TcgCpu c, ref MicroOp op)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HFuseIncDec<TS, TOp, TCc>(TcgCpu c, ref MicroOp op)
         where TS : struct, IOpSize
         where TOp : struct, IIncDec
+        where TCc : struct, ICondition
     {
-        HIncDecR<TS, TOp>(c, ref op);
-        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1));
+        ulong cf = c.CurrentCf();
+        ulong a = c.Gpr(op.R0) & TS.Mask;
+        ulong r = (TOp.Inc ? a + 1 : a - 1) & TS.Mask;
+        c.SetGpr<TS>(op.R0, r);
+        byte lazy = TOp.Inc ? LazyInc : LazyDec;
+        c.SetLazy(lazy, TS.Bits, a, cf, r);
+        c.TakeFusedBranch(ref Unsafe.Add(ref op, 1), c.FusedCondition<TS, TCc>(lazy, a, cf, r));
+    }
+
+    /// <summary>
+    /// <see cref="MicroCondition"/> for a lazy state that was just recorded as (<paramref name="lazy"/>, TS.Bits,
+    /// <paramref name="a"/>, <paramref name="b"/>, <paramref name="r"/>), with the operation and the condition known
+    /// when the handler is compiled: the same rules, folded to the one that applies; the others go through it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool FusedCondition<TS, TCc>(byte lazy, ulong a, ulong b, ulong r)
+        where TS : struct, IOpSize
+        where TCc : struct, ICondition
+    {
+        ConditionCode cc = (ConditionCode)TCc.Code;
+        bool neg = ((r >> (TS.Bits - 1)) & 1) != 0;
+        if (lazy == LazySub)
+        {
+            int sh = 64 - TS.Bits;
+            long sa = (long)(a << sh), sb = (long)(b << sh);
+            switch (cc)
+            {
+                case ConditionCode.e: return a == b;
+                case ConditionCode.ne: return a != b;
+                case ConditionCode.b: return a < b;
+                case ConditionCode.ae: return a >= b;
+                case ConditionCode.be: return a <= b;
+                case ConditionCode.a: return a > b;
+                case ConditionCode.l: return sa < sb;
+                case ConditionCode.ge: return sa >= sb;
+                case ConditionCode.le: return sa <= sb;
+                case ConditionCode.g: return sa > sb;
+                case ConditionCode.s: return neg;
+                case ConditionCode.ns: return !neg;
+            }
+        }
+        else if (lazy == LazyLogic)
+        {
+            switch (cc)
+            {
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.b: return false;
+                case ConditionCode.ae: return true;
+                case ConditionCode.be: return r == 0;
+                case ConditionCode.a: return r != 0;
+                case ConditionCode.s:
+                case ConditionCode.l: return neg;
+                case ConditionCode.ns:
+                case ConditionCode.ge: return !neg;
+                case ConditionCode.le: return r == 0 || neg;
+                case ConditionCode.g: return r != 0 && !neg;
+            }
+        }
+        else
+        {
+            // ADD, INC, DEC: ZF and SF from the result; CF of ADD is one expression (INC/DEC keep CF: the general rule).
+            switch (cc)
+            {
+                case ConditionCode.e: return r == 0;
+                case ConditionCode.ne: return r != 0;
+                case ConditionCode.s: return neg;
+                case ConditionCode.ns: return !neg;
+                case ConditionCode.b when lazy == LazyAdd: return r < a;
+                case ConditionCode.ae when lazy == LazyAdd: return r >= a;
+            }
+        }
+
+        return MicroCondition(TCc.Code);
     }
 
     /// <summary>The Jcc half of a fused pair: RIP and count of the Jcc, then the block ends.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void TakeFusedBranch(ref MicroOp jcc)
+    private void TakeFusedBranch(ref MicroOp jcc, bool taken)
     {
         ulong target = jcc.NextIp;
-        if (MicroCondition(jcc.Sub))
+        if (taken)
         {
             target = jcc.Imm;
             if (target > _fastBranchMax)

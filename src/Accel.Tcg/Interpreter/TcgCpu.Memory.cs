@@ -19,11 +19,11 @@ internal sealed unsafe partial class TcgCpu
 
     internal int Cpl => _cpl;
 
-    private bool LongMode => (S.Efer & Cr.EferLma) != 0;
+    private bool LongMode { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (S.Efer & Cr.EferLma) != 0; }
 
-    private bool Is64 => (S.Efer & Cr.EferLma) != 0 && S.Seg[Seg.CS].Long;
+    private bool Is64 { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (S.Efer & Cr.EferLma) != 0 && S.Seg[Seg.CS].Long; }
 
-    private bool ProtectedMode => (S.Cr0 & Cr.PE) != 0;
+    private bool ProtectedMode { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (S.Cr0 & Cr.PE) != 0; }
 
     internal void FlushTlb() => _tlb.Flush();
 
@@ -33,6 +33,7 @@ internal sealed unsafe partial class TcgCpu
     // ---------------------------------------------------------------- segmentation
 
     /// <summary>Translates a segment offset to a linear address with the limit and rights checks of the current mode.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ulong Linear(int seg, ulong offset, int size, bool write)
     {
         if (Is64)
@@ -80,8 +81,10 @@ internal sealed unsafe partial class TcgCpu
         return (sc.Base + offset) & 0xFFFF_FFFF;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal ulong ReadMem(int seg, ulong offset, int size) => ReadLinear(Linear(seg, offset, size, false), size, _cpl == 3);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void WriteMem(int seg, ulong offset, int size, ulong value) =>
         WriteLinear(Linear(seg, offset, size, true), size, value, _cpl == 3);
 

@@ -89,6 +89,7 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>Sets GPR <paramref name="index"/> with the x86-64 width rule: 32-bit writes zero the upper half.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void SetGpr(int index, int size, ulong value)
     {
         ref ulong g = ref S.Gpr[index];

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Hypervisor.Accel.Tcg.State;
 using Iced.Intel;
 using static Hypervisor.Accel.Tcg.Alu.Alu;
@@ -10,6 +11,7 @@ internal sealed partial class TcgCpu
     /// <summary>Iterations of a REP string instruction done before the interpreter looks at kicks and interrupts again.</summary>
     private const int RepChunk = 4096;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ExecString(ref Instruction ins)
     {
         Mnemonic m = ins.Mnemonic;
@@ -183,6 +185,7 @@ internal sealed partial class TcgCpu
         EndBlock();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AdvanceIndex(int reg, int asz, ulong step) => SetGpr(reg, asz, S.Gpr[reg] + step);
 
     private void ExecIn(ref Instruction ins)

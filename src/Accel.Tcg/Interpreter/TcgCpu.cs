@@ -428,6 +428,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     }
 
     /// <summary>Executes up to one block (bounded by <paramref name="budget"/>), adding to <see cref="_lastExecuted"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void ExecuteBlock(DecodedBlock block, long budget)
     {
         int count = block.Count;
@@ -520,6 +521,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// The block at the current RIP, found through the previous block's links when they are still valid (same RIP,
     /// code segment, mode, CPL and TLB epoch, and an unchanged code page), else through <see cref="GetBlock"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private DecodedBlock NextBlock(DecodedBlock prev)
     {
         ulong rip = S.Rip;
@@ -565,6 +567,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
     /// <summary>Wraps a linear address of a code fetch the way the current mode does (32-bit outside long mode).</summary>
     internal ulong CodeLinearWrap(ulong linear) => (S.Efer & Cr.EferLma) != 0 ? linear : linear & 0xFFFF_FFFF;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private DecodedBlock GetBlock()
     {
         int bitness = CodeBitness;
