@@ -22,6 +22,27 @@ public sealed class KvmProbeTests
     }
 
     [Test]
+    public void KvmPvmWithoutAHardwareModuleIsNamedAsTheReason()
+    {
+        // A /sys/module look-alike: kvm_pvm alone cannot run firmware from the reset vector; next to kvm_amd or
+        // kvm_intel it does not matter, because /dev/kvm then belongs to the hardware module.
+        string root = Path.Combine(Path.GetTempPath(), $"hv-sysmodule-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "kvm"));
+            Assert.That(KvmProbe.UnsupportedKvmModule(root, "/dev/kvm"), Is.Null);
+            Directory.CreateDirectory(Path.Combine(root, "kvm_pvm"));
+            Assert.That(KvmProbe.UnsupportedKvmModule(root, "/dev/kvm0"), Does.StartWith("/dev/kvm0 is provided by kvm_pvm"));
+            Directory.CreateDirectory(Path.Combine(root, "kvm_amd"));
+            Assert.That(KvmProbe.UnsupportedKvmModule(root, "/dev/kvm"), Is.Null);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Test]
     public void DeviceThatIsNotKvmIsUnavailableAndProbingDoesNotThrow()
     {
         // /dev/null opens read-write but answers KVM_GET_API_VERSION with ENOTTY.
