@@ -95,6 +95,7 @@ internal sealed class JitEngine
     /// Counts one execution of <paramref name="block"/> and returns its translation when it has one; queues the
     /// translation (or translates at once without a background compiler) when the block has become hot.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public JitRegion? Lookup(Interpreter.TcgCpu cpu, DecodedBlock block)
     {
         int set = SetOf(block.PhysicalAddress, block.Rip, block.Bitness);
@@ -231,6 +232,7 @@ internal sealed class JitEngine
 
     private JitRegion Add(Entry e, JitRegion region)
     {
+
         Interlocked.Increment(ref _translations);
         MakeRoom(region.CostBytes);
         e.Region = region;
@@ -331,6 +333,7 @@ internal sealed class JitEngine
     }
 
     /// <summary>The live translation of the block at <paramref name="phys"/>/<paramref name="rip"/> if its page is unchanged.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public JitRegion? Find(ulong phys, ulong rip, int bitness, uint generation)
     {
         int way0 = SetOf(phys, rip, bitness) * 2;
