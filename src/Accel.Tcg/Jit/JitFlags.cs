@@ -64,6 +64,12 @@ internal static class JitFlags
             case Logic: return 0;
             case Inc:
             case Dec: return c;
+
+            // Shifts by an immediate (the count in b, masked and non-zero): the last bit shifted out, by the rules of
+            // Alu.Shl/Shr/Sar (a count beyond an 8/16-bit width shifts everything out).
+            case Shr: return ((a & mask) >> ((int)b - 1)) & 1;
+            case Sar: return (ulong)(Alu.Alu.SignExtend(a, 8 << (op & 3)) >> ((int)b - 1)) & 1;
+            case Shl: return (op & 3) == 3 ? (a >> (64 - (int)b)) & 1 : (((a & mask) << (int)b) >> (8 << (op & 3))) & 1;
             default: return Materialize(rflags, op, a, b, c) & 1;
         }
     }

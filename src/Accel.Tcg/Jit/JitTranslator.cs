@@ -816,7 +816,11 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldc_I4, i);
-        il.Emit(_local == _blockCount[_block] - 1 || ChangesEntryState(ref _ins[i]) ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        bool last = _local == _blockCount[_block] - 1;
+        il.Emit(OpCodes.Ldc_I4, ChangesEntryState(ref _ins[i]) ? TcgCpu.JitStepEnds
+            : !last ? TcgCpu.JitStepContinues
+            : _ins[i].Mnemonic is Mnemonic.In or Mnemonic.Out ? TcgCpu.JitStepPortIo
+            : TcgCpu.JitStepEnds);
         il.Emit(OpCodes.Call, s_step);
         int done0 = _local;
         LocalBuilder st = TempInt();
@@ -843,7 +847,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldfld, s_rflags);
         il.Emit(OpCodes.Stloc, _fl);
         _pending = JitFlags.None;
-        return true; // after the last instruction the step always ends the region; the exit that follows is never reached
+        return true; // the region goes on after a port access (JitStepPortIo) or an instruction inside its block
 
     }
 

@@ -239,13 +239,26 @@ internal sealed partial class TcgCpu
         }
     }
 
+    /// <summary><see cref="JitStep"/>: the instruction lies inside its decoded block (the region goes on after it unless it branched).</summary>
+    internal const int JitStepContinues = 0;
+
+    /// <summary><see cref="JitStep"/>: the region ends after the instruction (it ends its decoded block, or changes what the region read at entry).</summary>
+    internal const int JitStepEnds = 1;
+
+    /// <summary>
+    /// <see cref="JitStep"/>: IN or OUT at the end of its decoded block. The interpreter ends the block there so that
+    /// the run loop sees what the device did; the region goes on to the next instruction when the device did nothing
+    /// the run loop must see (the dispatcher's own checks between regions) and left the region's code page alone.
+    /// </summary>
+    internal const int JitStepPortIo = 2;
+
     /// <summary>
     /// Runs instruction <paramref name="index"/> of <paramref name="region"/> in the interpreter: 0 continue, 1 the
     /// region ends after it (it branched, asked to end the block, or ends its decoded block as in the interpreter), 2 it
-    /// faulted.
+    /// faulted. <paramref name="mode"/> is <see cref="JitStepContinues"/>, <see cref="JitStepEnds"/> or <see cref="JitStepPortIo"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal int JitStep(JitRegion region, int index, bool lastInBlock)
+    internal int JitStep(JitRegion region, int index, int mode)
     {
         ref Instruction ins = ref region.Instructions[index];
         ulong next = ins.NextIP & region.RipMask;
@@ -267,8 +280,18 @@ internal sealed partial class TcgCpu
             return 1;
         }
 
-        // A JMP or CALL the decoder followed continues its block at the target: the next instruction of the region.
-        return lastInBlock || _nextRip != (ulong)region.Rips[index + 1] ? 1 : 0;
+        switch (mode)
+        {
+            case JitStepContinues:
+                // A JMP or CALL the decoder followed continues its block at the target: the next instruction of the region.
+                return _nextRip != (ulong)region.Rips[index + 1] ? 1 : 0;
+            case JitStepPortIo:
+                return _nextRip != next || _kick != 0 || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0) || _halted || _shutdownDetail is not null ||
+                       _nmiPending || (_lapicHint != 0 && _lapic is not null) || _singleStepTrap || _breakpointsEnabled ||
+                       Physical.Generation(region.Page) != region.Generation ? 1 : 0;
+            default:
+                return 1;
+        }
     }
 
     /// <summary>A read that missed the inline TLB path (or needs segmentation): false, with the fault kept, when it faults.</summary>
