@@ -87,6 +87,9 @@ internal sealed class JitTranslator
     private readonly Dictionary<ulong, int> _blockAt = [];
     private readonly bool[] _blockTargeted;
     private readonly List<int> _returnSites = [];
+    private readonly FlagState?[]? _entryStates;
+    private readonly FlagState?[] _incoming;
+    private readonly bool[] _conflict;
     private LocalBuilder? _csLimit;
 
     /// <summary>The only locals passed by reference (to helpers with ref or out parameters): RFLAGS and slow-path reads go through them, so the runtime can keep every other local in a register.</summary>
@@ -118,8 +121,11 @@ internal sealed class JitTranslator
     private int _pendingCount;
     private int _current;
 
-    private JitTranslator(IReadOnlyList<DecodedBlock> blocks, int stackBits)
+    private JitTranslator(IReadOnlyList<DecodedBlock> blocks, int stackBits, FlagState?[]? entryStates)
     {
+        _entryStates = entryStates;
+        _incoming = new FlagState?[blocks.Count];
+        _conflict = new bool[blocks.Count];
         DecodedBlock entry = blocks[0];
         _stackBits = entry.Bitness == 64 ? 64 : stackBits;
         _stackMask = _stackBits switch { 64 => ulong.MaxValue, 32 => 0xFFFF_FFFFUL, _ => 0xFFFFUL };
@@ -206,16 +212,12 @@ internal sealed class JitTranslator
     /// </summary>
     public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks, int stackBits)
     {
-        var t = new JitTranslator(blocks, stackBits);
-        var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
-        t.Emit(region);
+        (JitTranslator t, JitRegion region) = Build(blocks, stackBits);
         while (t._il.ILOffset > MaxIlBytes && blocks.Count > 1)
         {
             // RyuJIT compiles very large methods without optimisation (MinOpts): keep regions well below that.
             blocks = [.. blocks.Take(blocks.Count / 2)];
-            t = new JitTranslator(blocks, stackBits);
-            region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
-            t.Emit(region);
+            (t, region) = Build(blocks, stackBits);
         }
 
         region.ExitSlots = t._exitSlots;
@@ -227,6 +229,75 @@ internal sealed class JitTranslator
         // background compiler's), instead of on the vCPU at the region's first run.
         region.Code(region, null!, -1);
         return region;
+    }
+
+    /// <summary>
+    /// Emits the region, then again with the lazy-flag state known statically at the entry of every block whose
+    /// internal predecessors all branch there with the same state (the kind, width and shift count of the pending
+    /// operation): there conditions and carries read the operands directly instead of dispatching on the run-time
+    /// kind. An assumption holds only if the emission that made it finds the same state on every incoming branch;
+    /// otherwise it is dropped (at most a few rounds), and with none the block starts from the run-time state, which
+    /// is always right because the lazy-flag locals are written whenever the static state changes.
+    /// </summary>
+    private static (JitTranslator, JitRegion) Build(IReadOnlyList<DecodedBlock> blocks, int stackBits)
+    {
+        var t = new JitTranslator(blocks, stackBits, null);
+        var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
+        t.Emit(region);
+        FlagState?[] assume = t.IncomingStates();
+        for (int round = 0; round < 3 && assume.Any(a => a is not null); round++)
+        {
+            var u = new JitTranslator(blocks, stackBits, assume);
+            var r = new JitRegion(u._ins, blocks[0], u._ripMask, blocks.Count);
+            u.Emit(r);
+            FlagState?[] found = u.IncomingStates();
+            bool holds = true;
+            for (int b = 0; b < assume.Length; b++)
+            {
+                if (assume[b] is { } a && found[b] != a)
+                {
+                    holds = false;
+                    assume[b] = null;
+                }
+            }
+
+            if (holds)
+            {
+                return (u, r);
+            }
+        }
+
+        return (t, region);
+    }
+
+    /// <summary>A static lazy-flag state: a <see cref="JitFlags"/> kind, its operand width and, for shifts, the count.</summary>
+    private readonly record struct FlagState(int Kind, int Bits, int Count);
+
+    /// <summary>Per block, the one state all its incoming internal branches (and the region entry for block 0) had; null when they differ or none.</summary>
+    private FlagState?[] IncomingStates()
+    {
+        var result = new FlagState?[_blockStart.Length];
+        for (int b = 0; b < result.Length; b++)
+        {
+            result[b] = _incoming[b] is { } s && !_conflict[b] && s.Kind != Dynamic ? s : null;
+        }
+
+        return result;
+    }
+
+    private void NoteIncoming(int block, int kind, int bits, int count)
+    {
+        var s = kind == Dynamic || kind == JitFlags.None
+            ? new FlagState(kind, 0, 0)
+            : new FlagState(kind, bits, kind is JitFlags.Shl or JitFlags.Shr or JitFlags.Sar ? count : 0);
+        if (_incoming[block] is null)
+        {
+            _incoming[block] = s;
+        }
+        else if (_incoming[block] != s)
+        {
+            _conflict[block] = true;
+        }
     }
 
     // ------------------------------------------------------------------ selection
@@ -502,12 +573,22 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Stloc, _csLimit);
         }
 
-        // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run time.
+        // The region entry reaches block 0 with no pending operation (lop = 0).
+        NoteIncoming(0, JitFlags.None, 0, 0);
+
+        // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run
+        // time, unless every way in brings the same static state (Build).
         for (int b = 0; b < _blockStart.Length; b++)
         {
             _block = b;
             il.MarkLabel(_blockLabels[b]);
             _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
+            if (_entryStates?[b] is { } known)
+            {
+                _pending = known.Kind;
+                _pendingBits = known.Bits;
+                _pendingCount = known.Count;
+            }
             Array.Fill(_dirty, b != 0 || _blockTargeted[0]); // reached by branches: any register may be ahead of CpuState
             bool reachable = true;
             for (int j = 0; j < _blockCount[b]; j++)
@@ -731,6 +812,7 @@ internal sealed class JitTranslator
                 il.MarkLabel(go);
             }
 
+            NoteIncoming(c, _pending, _pendingBits, _pendingCount);
             il.Emit(OpCodes.Br, _blockLabels[c]);
             il.MarkLabel(exit);
             EmitExit(0, () => il.Emit(OpCodes.Ldc_I8, (long)target), _exitSlots++);
