@@ -32,6 +32,12 @@ internal sealed class DecodedBlock
     public bool LinkToggle;
     public uint ContextId;
 
+    /// <summary>
+    /// The JIT's cache entry last found for this block (owned by Jit.JitEngine, which checks it against the block's key
+    /// before use), so that a block executed again skips the JIT's hash lookup.
+    /// </summary>
+    public object? JitEntry;
+
     /// <summary>The fault to raise when the first instruction cannot be fetched (vector, or -1 for none).</summary>
     public int FetchFaultVector = -1;
     public uint FetchFaultError;

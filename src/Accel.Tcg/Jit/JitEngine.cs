@@ -61,6 +61,9 @@ internal sealed class JitEngine
         public JitRegion? Region;
         public JitCompiler.Job? Pending;
 
+        /// <summary>Set when the entry left the table (a block's cached reference to it is then stale).</summary>
+        public bool Gone;
+
         public bool Valuable => Region is not null || Pending is not null;
     }
 
@@ -95,7 +98,29 @@ internal sealed class JitEngine
     /// Counts one execution of <paramref name="block"/> and returns its translation when it has one; queues the
     /// translation (or translates at once without a background compiler) when the block has become hot.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public JitRegion? Lookup(Interpreter.TcgCpu cpu, DecodedBlock block)
+    {
+        // The entry the block found last time, if it is still in the table and still this block's (decoded blocks are
+        // reused for other code): the common case costs no hashing and no probe of the table.
+        Entry? e = System.Runtime.CompilerServices.Unsafe.As<Entry?>(block.JitEntry);
+        if (e is null || e.Gone || e.Phys != block.PhysicalAddress || e.Rip != block.Rip || e.Bitness != block.Bitness)
+        {
+            e = Probe(block);
+            if (e is null)
+            {
+                return null;
+            }
+
+            block.JitEntry = e;
+        }
+
+        return Use(cpu, block, e);
+    }
+
+    /// <summary>The table's entry for <paramref name="block"/>, inserted if missing; null when its set is full of translations.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private Entry? Probe(DecodedBlock block)
     {
         int set = SetOf(block.PhysicalAddress, block.Rip, block.Bitness);
         int way0 = set * 2;
@@ -113,13 +138,15 @@ internal sealed class JitEngine
             else
             {
                 e = Insert(set, block);
-                if (e is null)
-                {
-                    return null;
-                }
             }
         }
 
+        return e;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private JitRegion? Use(Interpreter.TcgCpu cpu, DecodedBlock block, Entry e)
+    {
         if (e.Generation != block.Generation)
         {
             if (e.Region is not null || e.Pending is not null)
@@ -231,6 +258,7 @@ internal sealed class JitEngine
 
     private JitRegion Add(Entry e, JitRegion region)
     {
+
         Interlocked.Increment(ref _translations);
         MakeRoom(region.CostBytes);
         e.Region = region;
@@ -276,6 +304,7 @@ internal sealed class JitEngine
             }
 
             Cancel(victim);
+            victim.Gone = true;
         }
 
         var e = new Entry { Phys = block.PhysicalAddress, Rip = block.Rip, Bitness = block.Bitness, Generation = block.Generation };
@@ -331,6 +360,7 @@ internal sealed class JitEngine
     }
 
     /// <summary>The live translation of the block at <paramref name="phys"/>/<paramref name="rip"/> if its page is unchanged.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public JitRegion? Find(ulong phys, ulong rip, int bitness, uint generation)
     {
         int way0 = SetOf(phys, rip, bitness) * 2;
@@ -366,6 +396,7 @@ internal sealed class JitEngine
             if (e is not null)
             {
                 Cancel(e);
+                e.Gone = true;
             }
         }
 

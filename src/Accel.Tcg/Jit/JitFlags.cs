@@ -25,6 +25,7 @@ internal static class JitFlags
     /// (and the carry in c); LOGIC the result in a; INC/DEC the operand in a and the preserved CF in c; SHL/SHR/SAR by
     /// an immediate the operand in a and the (non-zero, masked) count in b.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ulong Materialize(ulong rflags, int op, ulong a, ulong b, ulong c)
     {
         int bits = 8 << (op & 3);
@@ -44,6 +45,33 @@ internal static class JitFlags
         }
 
         return rflags;
+    }
+
+    /// <summary>
+    /// CF after the pending operation (0 or 1), without computing the other flags: what INC/DEC (which keep CF) and
+    /// ADC/SBB need when the pending operation is known only at run time. Kinds whose carry rule is not a plain
+    /// comparison take it from <see cref="Materialize"/>, so every case stays the ALU library's rule.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Carry(ulong rflags, int op, ulong a, ulong b, ulong c)
+    {
+        ulong mask = ulong.MaxValue >> (64 - (8 << (op & 3)));
+        switch (op >> 2)
+        {
+            case None: return rflags & 1;
+            case Add: return ((a + b) & mask) < (a & mask) ? 1UL : 0UL;
+            case Sub: return (a & mask) < (b & mask) ? 1UL : 0UL;
+            case Logic: return 0;
+            case Inc:
+            case Dec: return c;
+
+            // Shifts by an immediate (the count in b, masked and non-zero): the last bit shifted out, by the rules of
+            // Alu.Shl/Shr/Sar (a count beyond an 8/16-bit width shifts everything out).
+            case Shr: return ((a & mask) >> ((int)b - 1)) & 1;
+            case Sar: return (ulong)(Alu.Alu.SignExtend(a, 8 << (op & 3)) >> ((int)b - 1)) & 1;
+            case Shl: return (op & 3) == 3 ? (a >> (64 - (int)b)) & 1 : (((a & mask) << (int)b) >> (8 << (op & 3))) & 1;
+            default: return Materialize(rflags, op, a, b, c) & 1;
+        }
     }
 
     /// <summary>Condition code <paramref name="cc"/> against materialised flags (SDM Vol. 1, Appendix B).</summary>

@@ -59,16 +59,10 @@ internal sealed class JitTranslator
     private static readonly MethodInfo s_segBase = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentBase));
     private static readonly MethodInfo s_segLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentLimit));
     private static readonly MethodInfo s_materialize = Method(typeof(JitFlags), nameof(JitFlags.Materialize));
+    private static readonly MethodInfo s_carry = Method(typeof(JitFlags), nameof(JitFlags.Carry));
     private static readonly MethodInfo s_condition = Method(typeof(JitFlags), nameof(JitFlags.Condition));
     private static readonly MethodInfo s_shift = Method(typeof(JitFlags), nameof(JitFlags.Shift));
     private static readonly MethodInfo s_imul = Method(typeof(JitFlags), nameof(JitFlags.Imul2));
-    private static readonly MethodInfo s_add = Method(typeof(Alu.Alu), nameof(Alu.Alu.Add));
-    private static readonly MethodInfo s_cmp = Method(typeof(Alu.Alu), nameof(Alu.Alu.Cmp));
-    private static readonly MethodInfo s_adc = Method(typeof(Alu.Alu), nameof(Alu.Alu.Adc));
-    private static readonly MethodInfo s_sbb = Method(typeof(Alu.Alu), nameof(Alu.Alu.Sbb));
-    private static readonly MethodInfo s_or = Method(typeof(Alu.Alu), nameof(Alu.Alu.Or));
-    private static readonly MethodInfo s_inc = Method(typeof(Alu.Alu), nameof(Alu.Alu.Inc));
-    private static readonly MethodInfo s_dec = Method(typeof(Alu.Alu), nameof(Alu.Alu.Dec));
 
     /// <summary>Static lazy-flag state: a <see cref="JitFlags"/> kind, or <see cref="Dynamic"/> at a block reached by internal branches.</summary>
     private const int Dynamic = -1;
@@ -92,6 +86,14 @@ internal sealed class JitTranslator
     private readonly int[] _blockCount;
     private readonly Dictionary<ulong, int> _blockAt = [];
     private readonly bool[] _blockTargeted;
+    private readonly List<int> _returnSites = [];
+    private readonly FlagState?[]? _entryStates;
+    private readonly FlagState?[] _incoming;
+    private readonly bool[] _conflict;
+    private LocalBuilder? _csLimit;
+
+    /// <summary>The only locals passed by reference (to helpers with ref or out parameters): RFLAGS and slow-path reads go through them, so the runtime can keep every other local in a register.</summary>
+    private LocalBuilder _flRef = null!, _slowValue = null!;
     private Label[] _blockLabels = [];
     private int _exitSlots;
     private int _block;
@@ -119,8 +121,11 @@ internal sealed class JitTranslator
     private int _pendingCount;
     private int _current;
 
-    private JitTranslator(IReadOnlyList<DecodedBlock> blocks, int stackBits)
+    private JitTranslator(IReadOnlyList<DecodedBlock> blocks, int stackBits, FlagState?[]? entryStates)
     {
+        _entryStates = entryStates;
+        _incoming = new FlagState?[blocks.Count];
+        _conflict = new bool[blocks.Count];
         DecodedBlock entry = blocks[0];
         _stackBits = entry.Bitness == 64 ? 64 : stackBits;
         _stackMask = _stackBits switch { 64 => ulong.MaxValue, 32 => 0xFFFF_FFFFUL, _ => 0xFFFFUL };
@@ -150,6 +155,24 @@ internal sealed class JitTranslator
             if (_native[i] && IsDirectBranch(ref _ins[i]) && _blockAt.TryGetValue(_ins[i].NearBranchTarget, out int t))
             {
                 _blockTargeted[t] = true;
+            }
+        }
+
+        // Return sites: blocks that follow a native CALL of the region; a native RET whose target is one of them
+        // branches there inside the region.
+        bool hasRet = false;
+        for (int i = 0; i < _count; i++)
+        {
+            hasRet |= _native[i] && _ins[i].Mnemonic == Mnemonic.Ret;
+        }
+
+        for (int i = 0; i < _count && hasRet; i++)
+        {
+            if (_native[i] && _ins[i].Mnemonic == Mnemonic.Call && _blockAt.TryGetValue(_ins[i].NextIP & _ripMask, out int site) &&
+                !_returnSites.Contains(site))
+            {
+                _returnSites.Add(site);
+                _blockTargeted[site] = true;
             }
         }
 
@@ -189,16 +212,12 @@ internal sealed class JitTranslator
     /// </summary>
     public static JitRegion Translate(IReadOnlyList<DecodedBlock> blocks, int stackBits)
     {
-        var t = new JitTranslator(blocks, stackBits);
-        var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
-        t.Emit(region);
+        (JitTranslator t, JitRegion region) = Build(blocks, stackBits);
         while (t._il.ILOffset > MaxIlBytes && blocks.Count > 1)
         {
             // RyuJIT compiles very large methods without optimisation (MinOpts): keep regions well below that.
             blocks = [.. blocks.Take(blocks.Count / 2)];
-            t = new JitTranslator(blocks, stackBits);
-            region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
-            t.Emit(region);
+            (t, region) = Build(blocks, stackBits);
         }
 
         region.ExitSlots = t._exitSlots;
@@ -210,6 +229,75 @@ internal sealed class JitTranslator
         // background compiler's), instead of on the vCPU at the region's first run.
         region.Code(region, null!, -1);
         return region;
+    }
+
+    /// <summary>
+    /// Emits the region, then again with the lazy-flag state known statically at the entry of every block whose
+    /// internal predecessors all branch there with the same state (the kind, width and shift count of the pending
+    /// operation): there conditions and carries read the operands directly instead of dispatching on the run-time
+    /// kind. An assumption holds only if the emission that made it finds the same state on every incoming branch;
+    /// otherwise it is dropped (at most a few rounds), and with none the block starts from the run-time state, which
+    /// is always right because the lazy-flag locals are written whenever the static state changes.
+    /// </summary>
+    private static (JitTranslator, JitRegion) Build(IReadOnlyList<DecodedBlock> blocks, int stackBits)
+    {
+        var t = new JitTranslator(blocks, stackBits, null);
+        var region = new JitRegion(t._ins, blocks[0], t._ripMask, blocks.Count);
+        t.Emit(region);
+        FlagState?[] assume = t.IncomingStates();
+        for (int round = 0; round < 3 && assume.Any(a => a is not null); round++)
+        {
+            var u = new JitTranslator(blocks, stackBits, assume);
+            var r = new JitRegion(u._ins, blocks[0], u._ripMask, blocks.Count);
+            u.Emit(r);
+            FlagState?[] found = u.IncomingStates();
+            bool holds = true;
+            for (int b = 0; b < assume.Length; b++)
+            {
+                if (assume[b] is { } a && found[b] != a)
+                {
+                    holds = false;
+                    assume[b] = null;
+                }
+            }
+
+            if (holds)
+            {
+                return (u, r);
+            }
+        }
+
+        return (t, region);
+    }
+
+    /// <summary>A static lazy-flag state: a <see cref="JitFlags"/> kind, its operand width and, for shifts, the count.</summary>
+    private readonly record struct FlagState(int Kind, int Bits, int Count);
+
+    /// <summary>Per block, the one state all its incoming internal branches (and the region entry for block 0) had; null when they differ or none.</summary>
+    private FlagState?[] IncomingStates()
+    {
+        var result = new FlagState?[_blockStart.Length];
+        for (int b = 0; b < result.Length; b++)
+        {
+            result[b] = _incoming[b] is { } s && !_conflict[b] && s.Kind != Dynamic ? s : null;
+        }
+
+        return result;
+    }
+
+    private void NoteIncoming(int block, int kind, int bits, int count)
+    {
+        var s = kind == Dynamic || kind == JitFlags.None
+            ? new FlagState(kind, 0, 0)
+            : new FlagState(kind, bits, kind is JitFlags.Shl or JitFlags.Shr or JitFlags.Sar ? count : 0);
+        if (_incoming[block] is null)
+        {
+            _incoming[block] = s;
+        }
+        else if (_incoming[block] != s)
+        {
+            _conflict[block] = true;
+        }
     }
 
     // ------------------------------------------------------------------ selection
@@ -391,6 +479,8 @@ internal sealed class JitTranslator
         ILGenerator il = _il;
         _state = il.DeclareLocal(typeof(CpuState).MakeByRefType());
         _fl = il.DeclareLocal(typeof(ulong));
+        _flRef = il.DeclareLocal(typeof(ulong));
+        _slowValue = il.DeclareLocal(typeof(ulong));
         _lop = il.DeclareLocal(typeof(int));
         _la = il.DeclareLocal(typeof(ulong));
         _lb = il.DeclareLocal(typeof(ulong));
@@ -473,13 +563,32 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Stloc, _holds);
         }
         DeclareSegments();
+        if (_bitness != 64 && Enumerable.Range(0, _count).Any(i => _native[i] && _ins[i].Mnemonic == Mnemonic.Ret))
+        {
+            // Read once per region entry: CS cannot change inside a region (far transfers end it).
+            _csLimit = il.DeclareLocal(typeof(ulong));
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, s_csLimit);
+            il.Emit(OpCodes.Conv_U8);
+            il.Emit(OpCodes.Stloc, _csLimit);
+        }
 
-        // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run time.
+        // The region entry reaches block 0 with no pending operation (lop = 0).
+        NoteIncoming(0, JitFlags.None, 0, 0);
+
+        // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run
+        // time, unless every way in brings the same static state (Build).
         for (int b = 0; b < _blockStart.Length; b++)
         {
             _block = b;
             il.MarkLabel(_blockLabels[b]);
             _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
+            if (_entryStates?[b] is { } known)
+            {
+                _pending = known.Kind;
+                _pendingBits = known.Bits;
+                _pendingCount = known.Count;
+            }
             Array.Fill(_dirty, b != 0 || _blockTargeted[0]); // reached by branches: any register may be ahead of CpuState
             bool reachable = true;
             for (int j = 0; j < _blockCount[b]; j++)
@@ -667,7 +776,7 @@ internal sealed class JitTranslator
     /// check kicks and interrupt requests, which bounds interrupt latency to one pass), else an exit that the
     /// dispatcher may link.
     /// </summary>
-    private void EmitGoto(ulong target, int completed)
+    private void EmitGoto(ulong target, int completed, bool backward = false)
     {
         ILGenerator il = _il;
         int pending = _pending, bits = _pendingBits;
@@ -683,7 +792,7 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Add);
             il.Emit(OpCodes.Ldarg_2);
             il.Emit(OpCodes.Bgt, exit);
-            if (c <= _block)
+            if (c <= _block || backward)
             {
                 // A pending interrupt matters only with IF set (IF cannot change inside a region: CLI/STI/POPF end it).
                 Label go = il.DefineLabel();
@@ -703,6 +812,7 @@ internal sealed class JitTranslator
                 il.MarkLabel(go);
             }
 
+            NoteIncoming(c, _pending, _pendingBits, _pendingCount);
             il.Emit(OpCodes.Br, _blockLabels[c]);
             il.MarkLabel(exit);
             EmitExit(0, () => il.Emit(OpCodes.Ldc_I8, (long)target), _exitSlots++);
@@ -788,7 +898,11 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldarg_1);
         il.Emit(OpCodes.Ldarg_0);
         il.Emit(OpCodes.Ldc_I4, i);
-        il.Emit(_local == _blockCount[_block] - 1 || ChangesEntryState(ref _ins[i]) ? OpCodes.Ldc_I4_1 : OpCodes.Ldc_I4_0);
+        bool last = _local == _blockCount[_block] - 1;
+        il.Emit(OpCodes.Ldc_I4, ChangesEntryState(ref _ins[i]) ? TcgCpu.JitStepEnds
+            : !last ? TcgCpu.JitStepContinues
+            : _ins[i].Mnemonic is Mnemonic.In or Mnemonic.Out ? TcgCpu.JitStepPortIo
+            : TcgCpu.JitStepEnds);
         il.Emit(OpCodes.Call, s_step);
         int done0 = _local;
         LocalBuilder st = TempInt();
@@ -815,7 +929,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldfld, s_rflags);
         il.Emit(OpCodes.Stloc, _fl);
         _pending = JitFlags.None;
-        return true; // after the last instruction the step always ends the region; the exit that follows is never reached
+        return true; // the region goes on after a port access (JitStepPortIo) or an instruction inside its block
 
     }
 
@@ -1181,9 +1295,11 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldc_I4, seg);
         il.Emit(OpCodes.Ldloc, ea);
         il.Emit(OpCodes.Ldc_I4, size);
-        il.Emit(OpCodes.Ldloca, value);
+        il.Emit(OpCodes.Ldloca, _slowValue);
         il.Emit(OpCodes.Call, s_readSlow);
         il.Emit(OpCodes.Brfalse, FaultStub());
+        il.Emit(OpCodes.Ldloc, _slowValue);
+        il.Emit(OpCodes.Stloc, value);
         il.MarkLabel(done);
         return value;
     }
@@ -1346,71 +1462,28 @@ internal sealed class JitTranslator
     private void MaterializeStatic()
     {
         ILGenerator il = _il;
-        int bits = _pendingBits;
-        switch (_pending)
+        if (_pending == JitFlags.None)
         {
-            case JitFlags.None:
-                return;
-            case JitFlags.Add:
-            case JitFlags.Sub:
-                il.Emit(OpCodes.Ldloc, _la);
-                il.Emit(OpCodes.Ldloc, _lb);
-                il.Emit(OpCodes.Ldc_I4, bits);
-                il.Emit(OpCodes.Ldloca, _fl);
-                il.Emit(OpCodes.Call, _pending == JitFlags.Add ? s_add : s_cmp);
-                if (_pending == JitFlags.Add)
-                {
-                    il.Emit(OpCodes.Pop);
-                }
-
-                break;
-            case JitFlags.Logic:
-                il.Emit(OpCodes.Ldloc, _la);
-                il.Emit(OpCodes.Ldc_I8, 0L);
-                il.Emit(OpCodes.Ldc_I4, bits);
-                il.Emit(OpCodes.Ldloca, _fl);
-                il.Emit(OpCodes.Call, s_or);
-                il.Emit(OpCodes.Pop);
-                break;
-            case JitFlags.Adc:
-            case JitFlags.Sbb:
-            case JitFlags.Inc:
-            case JitFlags.Dec:
-                il.Emit(OpCodes.Ldloc, _fl);
-                il.Emit(OpCodes.Ldc_I8, ~1L);
-                il.Emit(OpCodes.And);
-                il.Emit(OpCodes.Ldloc, _lc);
-                il.Emit(OpCodes.Or);
-                il.Emit(OpCodes.Stloc, _fl);
-                il.Emit(OpCodes.Ldloc, _la);
-                if (_pending is JitFlags.Adc or JitFlags.Sbb)
-                {
-                    il.Emit(OpCodes.Ldloc, _lb);
-                }
-
-                il.Emit(OpCodes.Ldc_I4, bits);
-                il.Emit(OpCodes.Ldloca, _fl);
-                il.Emit(OpCodes.Call, _pending switch
-                {
-                    JitFlags.Adc => s_adc,
-                    JitFlags.Sbb => s_sbb,
-                    JitFlags.Inc => s_inc,
-                    _ => s_dec,
-                });
-                il.Emit(OpCodes.Pop);
-                break;
-            default:
-                // Shifts and run-time-only state: the shared routine (itself the ALU library's code).
-                il.Emit(OpCodes.Ldloc, _fl);
-                il.Emit(OpCodes.Ldloc, _lop);
-                il.Emit(OpCodes.Ldloc, _la);
-                il.Emit(OpCodes.Ldloc, _lb);
-                il.Emit(OpCodes.Ldloc, _lc);
-                il.Emit(OpCodes.Call, s_materialize);
-                il.Emit(OpCodes.Stloc, _fl);
-                break;
+            return;
         }
 
+        // The shared routine (itself the ALU library's code), with the operation as a constant when it is known here.
+        // By value: a local whose address is taken is never kept in a register, and RFLAGS is read everywhere.
+        il.Emit(OpCodes.Ldloc, _fl);
+        if (_pending == Dynamic)
+        {
+            il.Emit(OpCodes.Ldloc, _lop);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldc_I4, JitFlags.Encode(_pending, _pendingBits));
+        }
+
+        il.Emit(OpCodes.Ldloc, _la);
+        il.Emit(OpCodes.Ldloc, _lb);
+        il.Emit(OpCodes.Ldloc, _lc);
+        il.Emit(OpCodes.Call, s_materialize);
+        il.Emit(OpCodes.Stloc, _fl);
         il.Emit(OpCodes.Ldc_I4_0);
         il.Emit(OpCodes.Stloc, _lop);
         _pending = JitFlags.None;
@@ -1496,6 +1569,14 @@ internal sealed class JitTranslator
             case JitFlags.Inc:
             case JitFlags.Dec:
                 il.Emit(OpCodes.Ldloc, _lc);
+                return;
+            case Dynamic:
+                il.Emit(OpCodes.Ldloc, _fl);
+                il.Emit(OpCodes.Ldloc, _lop);
+                il.Emit(OpCodes.Ldloc, _la);
+                il.Emit(OpCodes.Ldloc, _lb);
+                il.Emit(OpCodes.Ldloc, _lc);
+                il.Emit(OpCodes.Call, s_carry);
                 return;
             default:
                 MaterializeStatic();
@@ -1746,7 +1827,7 @@ internal sealed class JitTranslator
                 LocalBuilder a = ReadOperand(ref ins, 0, sz, ea);
                 LocalBuilder count = ReadOperand(ref ins, 1, 1, null);
                 MaterializeStatic();
-                LocalBuilder tf = Temp(), r = Temp();
+                LocalBuilder tf = _flRef, r = Temp();
                 il.Emit(OpCodes.Ldloc, _fl);
                 il.Emit(OpCodes.Stloc, tf);
                 il.Emit(OpCodes.Ldc_I4, (int)(ins.Mnemonic == Mnemonic.Sal ? Mnemonic.Shl : ins.Mnemonic));
@@ -1761,7 +1842,6 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Stloc, _fl);
                 Free(a);
                 Free(count);
-                Free(tf);
                 Free(r);
                 FreeEa(ea);
                 break;
@@ -1786,12 +1866,16 @@ internal sealed class JitTranslator
                 }
 
                 MaterializeStatic();
+                il.Emit(OpCodes.Ldloc, _fl);
+                il.Emit(OpCodes.Stloc, _flRef);
                 il.Emit(OpCodes.Ldloc, a);
                 il.Emit(OpCodes.Ldloc, b);
                 il.Emit(OpCodes.Ldc_I4, sz * 8);
-                il.Emit(OpCodes.Ldloca, _fl);
+                il.Emit(OpCodes.Ldloca, _flRef);
                 il.Emit(OpCodes.Call, s_imul);
                 EmitSetReg(ins.Op0Register);
+                il.Emit(OpCodes.Ldloc, _flRef);
+                il.Emit(OpCodes.Stloc, _fl);
                 Free(a);
                 Free(b);
                 FreeEa(ea);
@@ -1917,6 +2001,15 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 _dirty[4] = true;
+                Free(ret);
+                Free(rsp);
+                Free(offset);
+                EmitEndIfCodeWritten(ref ins);
+                if (ContinuesBlock(i, ins.NearBranchTarget))
+                {
+                    return true; // the decoder followed the call: its target is the next instruction of this block
+                }
+
                 EmitGoto(ins.NearBranchTarget, _local + 1);
                 return false;
             }
@@ -1941,9 +2034,7 @@ internal sealed class JitTranslator
                 else
                 {
                     il.Emit(OpCodes.Ldloc, target);
-                    il.Emit(OpCodes.Ldarg_1);
-                    il.Emit(OpCodes.Call, s_csLimit);
-                    il.Emit(OpCodes.Conv_U8);
+                    il.Emit(OpCodes.Ldloc, _csLimit!);
                     il.Emit(OpCodes.Ble_Un, ok);
                 }
 
@@ -1957,6 +2048,17 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 Free(rsp);
                 _dirty[4] = true;
+                foreach (int site in _returnSites)
+                {
+                    // A return to a call site of this region: an internal branch (with the budget and interrupt checks).
+                    Label other = il.DefineLabel();
+                    il.Emit(OpCodes.Ldloc, target);
+                    il.Emit(OpCodes.Ldc_I8, (long)_ins[_blockStart[site]].IP);
+                    il.Emit(OpCodes.Bne_Un, other);
+                    EmitGoto(_ins[_blockStart[site]].IP, _local + 1, backward: true);
+                    il.MarkLabel(other);
+                }
+
                 il.Emit(OpCodes.Ldloc, _exec);
                 il.Emit(OpCodes.Ldc_I8, (long)(_local + 1));
                 il.Emit(OpCodes.Add);
@@ -1966,6 +2068,11 @@ internal sealed class JitTranslator
             }
 
             case Mnemonic.Jmp:
+                if (ContinuesBlock(i, ins.NearBranchTarget))
+                {
+                    return true; // the decoder followed the jump: its target is the next instruction of this block
+                }
+
                 EmitGoto(ins.NearBranchTarget, _local + 1);
                 return false;
             default:
@@ -1988,25 +2095,39 @@ internal sealed class JitTranslator
 
         if (wroteMemory)
         {
-            // A write to this region's code page (or a bus write that asked for it) ends the region after this instruction.
-            Label cont = il.DefineLabel();
-            il.Emit(OpCodes.Ldloc, _smc);
-            il.Emit(OpCodes.Brfalse, cont);
-            il.Emit(OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Stloc, _smc);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldc_I4_0);
-            il.Emit(OpCodes.Stfld, s_endBlock);
-            int pending = _pending, bits = _pendingBits;
-            long nextRip = (long)(ins.NextIP & _ripMask);
-            EmitExit(_local + 1, () => il.Emit(OpCodes.Ldc_I8, nextRip), -1);
-            _pending = pending;
-            _pendingBits = bits;
-            il.MarkLabel(cont);
+            EmitEndIfCodeWritten(ref ins);
         }
 
         return true;
     }
+
+    /// <summary>A write to this region's code page (or a bus write that asked for it) ends the region after this instruction.</summary>
+    private void EmitEndIfCodeWritten(ref Instruction ins)
+    {
+        ILGenerator il = _il;
+        Label cont = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _smc);
+        il.Emit(OpCodes.Brfalse, cont);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stloc, _smc);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Stfld, s_endBlock);
+        int pending = _pending, bits = _pendingBits;
+        long nextRip = (long)((ins.Mnemonic == Mnemonic.Call ? ins.NearBranchTarget : ins.NextIP) & _ripMask);
+        EmitExit(_local + 1, () => il.Emit(OpCodes.Ldc_I8, nextRip), -1);
+        _pending = pending;
+        _pendingBits = bits;
+        il.MarkLabel(cont);
+    }
+
+    /// <summary>
+    /// Whether instruction <paramref name="i"/>, a direct JMP or CALL to <paramref name="target"/>, was followed by the
+    /// decoder (TcgCpu.Decode continues a block at a same-page target): then the next instruction of its block is the
+    /// target, and control simply falls through to it inside the region.
+    /// </summary>
+    private bool ContinuesBlock(int i, ulong target) =>
+        _local < _blockCount[_block] - 1 && (ulong)(long)(_ins[i + 1].IP & _ripMask) == (target & _ripMask);
 
     private void FreeEa(LocalBuilder? ea)
     {

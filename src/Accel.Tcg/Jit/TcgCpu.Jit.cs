@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Hypervisor.Accel.Tcg.Decoding;
 using Hypervisor.Accel.Tcg.Jit;
 using Hypervisor.Accel.Tcg.State;
@@ -29,6 +30,7 @@ internal sealed partial class TcgCpu
     /// successor; RET looks its target up through the fetch TLB); returns false to let the interpreter run the block.
     /// Sets <see cref="_lastExecuted"/>; a guest fault is rethrown here with RIP and state as the interpreter leaves them.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool RunJit(DecodedBlock block, long budget)
     {
         JitEngine jit = Jit!;
@@ -100,6 +102,7 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>The translation of the code at RIP, found as GetBlock would find the block: CS checks, then the fetch TLB.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private JitRegion? FindRegion(JitEngine jit, int bitness)
     {
         if (CodeBitness != bitness)
@@ -210,6 +213,18 @@ internal sealed partial class TcgCpu
 
     private static void Successors(DecodedBlock b, Queue<ulong> queue, HashSet<ulong> seen, ulong ripMask)
     {
+        // Return sites of the block's calls (the decoder follows a same-page call, so one may sit mid-block): a RET
+        // of the region returns there without leaving it (JitTranslator, RET).
+        for (int i = 0; i < b.Count; i++)
+        {
+            ref Instruction ins = ref b.Instructions[i];
+            if (ins.Mnemonic == Mnemonic.Call && ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64 &&
+                seen.Add(ins.NextIP & ripMask))
+            {
+                queue.Enqueue(ins.NextIP & ripMask);
+            }
+        }
+
         ref Instruction last = ref b.Instructions[b.Count - 1];
         if (last.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64 &&
             last.Mnemonic is not (Mnemonic.Loop or Mnemonic.Loope or Mnemonic.Loopne or Mnemonic.Jcxz or Mnemonic.Jecxz or Mnemonic.Jrcxz) &&
@@ -224,12 +239,26 @@ internal sealed partial class TcgCpu
         }
     }
 
+    /// <summary><see cref="JitStep"/>: the instruction lies inside its decoded block (the region goes on after it unless it branched).</summary>
+    internal const int JitStepContinues = 0;
+
+    /// <summary><see cref="JitStep"/>: the region ends after the instruction (it ends its decoded block, or changes what the region read at entry).</summary>
+    internal const int JitStepEnds = 1;
+
+    /// <summary>
+    /// <see cref="JitStep"/>: IN or OUT at the end of its decoded block. The interpreter ends the block there so that
+    /// the run loop sees what the device did; the region goes on to the next instruction when the device did nothing
+    /// the run loop must see (the dispatcher's own checks between regions) and left the region's code page alone.
+    /// </summary>
+    internal const int JitStepPortIo = 2;
+
     /// <summary>
     /// Runs instruction <paramref name="index"/> of <paramref name="region"/> in the interpreter: 0 continue, 1 the
     /// region ends after it (it branched, asked to end the block, or ends its decoded block as in the interpreter), 2 it
-    /// faulted.
+    /// faulted. <paramref name="mode"/> is <see cref="JitStepContinues"/>, <see cref="JitStepEnds"/> or <see cref="JitStepPortIo"/>.
     /// </summary>
-    internal int JitStep(JitRegion region, int index, bool lastInBlock)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal int JitStep(JitRegion region, int index, int mode)
     {
         ref Instruction ins = ref region.Instructions[index];
         ulong next = ins.NextIP & region.RipMask;
@@ -251,10 +280,22 @@ internal sealed partial class TcgCpu
             return 1;
         }
 
-        return lastInBlock || _nextRip != next ? 1 : 0;
+        switch (mode)
+        {
+            case JitStepContinues:
+                // A JMP or CALL the decoder followed continues its block at the target: the next instruction of the region.
+                return _nextRip != (ulong)region.Rips[index + 1] ? 1 : 0;
+            case JitStepPortIo:
+                return _nextRip != next || _kick != 0 || (_irqHint != 0 && (S.Rflags & Fl.IF) != 0) || _halted || _shutdownDetail is not null ||
+                       _nmiPending || (_lapicHint != 0 && _lapic is not null) || _singleStepTrap || _breakpointsEnabled ||
+                       Physical.Generation(region.Page) != region.Generation ? 1 : 0;
+            default:
+                return 1;
+        }
     }
 
     /// <summary>A read that missed the inline TLB path (or needs segmentation): false, with the fault kept, when it faults.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal bool JitReadSlow(int seg, ulong offset, int size, out ulong value)
     {
         try
@@ -271,6 +312,7 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>A write that missed the inline TLB path (or needs segmentation): false, with the fault kept, when it faults.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal bool JitWriteSlow(int seg, ulong offset, int size, ulong value)
     {
         try
@@ -286,6 +328,7 @@ internal sealed partial class TcgCpu
     }
 
     /// <summary>Code-page tracking after an inline RAM write, as WriteLinear does it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void JitNoteWrite(ulong physPage)
     {
         Physical.NoteWrite(physPage);
@@ -317,6 +360,7 @@ internal sealed partial class TcgCpu
     /// limit when it is an expand-up writable data segment, or any segment outside protected mode or in virtual-8086
     /// mode), else -1: then every access goes through ReadMem/WriteMem, which apply all of Linear's checks.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal long JitSegmentLimit(int seg)
     {
         ref SegmentCache sc = ref S.Seg[seg];

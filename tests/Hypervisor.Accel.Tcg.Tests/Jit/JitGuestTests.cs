@@ -210,6 +210,79 @@ public sealed class JitGuestTests
         });
     }
 
+    /// <summary>
+    /// A device that raises an interrupt from an OUT (as an interrupt controller programmed by the guest would): the
+    /// interpreter ends its block at every IN/OUT, so the interrupt is taken right after that OUT; translated code
+    /// goes on after a port access only when nothing is pending, so it must stop there too, even where the next block
+    /// is reached by a forward branch (no interrupt check). Two OUTs per iteration put the raising one before such a
+    /// branch.
+    /// </summary>
+    [TestCase("interpreter")]
+    [TestCase("jit")]
+    public void InterruptRaisedByAnOutIsTakenRightAfterIt(string engine)
+    {
+        const int RaisingWrite = 500; // an even write: the OUT after INC RCX
+        var source = new LatchedInterrupt();
+        using var m = new TestMachine(interrupts: source, options: Options(engine));
+        var device = new InterruptOnWrite(source, RaisingWrite, () => m.Vcpu);
+        m.Ports.Register(0x80, 1, device, "raises an interrupt");
+        m.StartLong64(CodeBase);
+        m.SetGate64(0x20, 0x1_8000);
+        m.Load(64, 0x1_8000, a => a.hlt());
+        m.Load(64, CodeBase, a =>
+        {
+            Label l = a.CreateLabel();
+            a.xor(eax, eax);
+            a.xor(ecx, ecx);
+            a.Label(ref l);
+            a.inc(rax);
+            a.@out(0x80, al);
+            a.inc(rcx);
+            a.@out(0x80, al);
+            a.jmp(l);
+        });
+        ulong jmp = TestMachine.InstructionAddress(m, 64, CodeBase, 6);
+        GeneralRegisters g0 = m.Vcpu.GetGeneralRegisters();
+        g0.Rflags |= 1UL << 9; // IF
+        m.Vcpu.SetGeneralRegisters(g0);
+
+        VcpuExit exit = m.Vcpu.Run(1_000_000);
+        GeneralRegisters g = m.Vcpu.GetGeneralRegisters();
+        long iterations = (long)g.Rax;
+        Assert.Multiple(() =>
+        {
+            Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Halted), exit.ToString());
+            Assert.That(device.Writes, Is.EqualTo(RaisingWrite), "OUTs executed");
+            Assert.That(iterations, Is.EqualTo(RaisingWrite / 2));
+            Assert.That(g.Rcx, Is.EqualTo(g.Rax));
+            Assert.That(m.ReadQword(g.Rsp), Is.EqualTo(jmp), "delivered right after the raising OUT");
+            // Two XORs, four instructions per iteration, a JMP between iterations, the handler's HLT.
+            Assert.That(m.Vcpu.Statistics.Instructions, Is.EqualTo(2 + (4 * iterations) + (iterations - 1) + 1), "instructions retired");
+            if (engine == "jit")
+            {
+                Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(RaisingWrite), "the loop ran translated");
+                Assert.That(m.Cpu.Jit!.Statistics.RegionRuns, Is.LessThan(RaisingWrite / 4), "the region went on after OUTs");
+            }
+        });
+    }
+
+    /// <summary>Counts byte writes and raises vector 0x20 at the <c>after</c>-th.</summary>
+    private sealed class InterruptOnWrite(LatchedInterrupt source, int after, Func<Hypervisor.Core.Machine.IVcpu> vcpu) : Hypervisor.Core.Io.IPortDevice
+    {
+        public int Writes { get; private set; }
+
+        public uint Read(ushort offset, int size) => 0xFF;
+
+        public void Write(ushort offset, int size, uint value)
+        {
+            if (++Writes == after)
+            {
+                source.Raise(0x20);
+                vcpu().NotifyInterruptPending();
+            }
+        }
+    }
+
     /// <summary>An interrupt controller output with one latched vector.</summary>
     private sealed class LatchedInterrupt : Hypervisor.Core.Io.IInterruptSource
     {
