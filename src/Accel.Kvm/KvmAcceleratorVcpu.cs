@@ -24,6 +24,9 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private readonly IInterruptSource? _interrupts;
     private readonly ILocalInterruptController? _lapic; // userspace local APIC: no in-kernel irqchip
     private ulong _cr8Written;
+    private int _lapicNotified; // NotifyInterruptPending since the last look at the local APIC's NMI/INIT/SIPI requests
+    private bool _tprStale;     // the local APIC's TPR may differ from _cr8Written (an MMIO exit, INIT, a notification)
+    private ulong _apicBaseKnown; // the local APIC's IA32_APIC_BASE as last read or written by this vCPU
     private bool _waitingForSipi;
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly ulong? _pinnedXcr0;
@@ -70,17 +73,38 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         // One session for the whole loop: the thread claim and the descriptor/mapping references are taken once, not
         // per exit (see KvmVcpu.BeginRun).
         using KvmRunSession session = _vcpu.BeginRun();
+        if (_lapic is not null)
+        {
+            // Look at everything once per Run: the host may have changed the local APIC between runs.
+            Volatile.Write(ref _lapicNotified, 1);
+            _apicBaseKnown = _lapic.ApicBase;
+        }
+
         while (true)
         {
             if (_lapic is not null)
             {
-                if (TakeLocalApicEvents() is { } stopped)
+                // NMI, INIT and start-up requests come with a notification (ILocalInterruptController's contract), so
+                // the local APIC is asked for them only after one, not at every exit. Clearing the flag before asking
+                // loses nothing: a request is stored before its notification sets the flag again.
+                if (Volatile.Read(ref _lapicNotified) != 0)
                 {
-                    return stopped;
+                    Interlocked.Exchange(ref _lapicNotified, 0);
+                    _tprStale = true;
+                    if (TakeLocalApicEvents() is { } stopped)
+                    {
+                        return stopped;
+                    }
                 }
 
-                // TPR may have changed through the APIC page; KVM loads kvm_run.cr8 into the guest at entry.
-                _cr8Written = (ulong)_lapic.TaskPriorityClass;
+                // The TPR changes only through this vCPU (CR8, synced below; the APIC page, an MMIO exit) or INIT (a
+                // notification); KVM loads kvm_run.cr8 into the guest at entry.
+                if (_tprStale)
+                {
+                    _tprStale = false;
+                    _cr8Written = (ulong)_lapic.TaskPriorityClass;
+                }
+
                 _vcpu.Cr8 = _cr8Written;
             }
 
@@ -107,6 +131,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
                 case KVM_EXIT_MMIO:
                     CompleteMmio(exit);
+                    _tprStale = true; // the write may have been to the local APIC's TPR
                     continue;
 
                 case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -170,6 +195,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
     public void NotifyInterruptPending()
     {
+        Volatile.Write(ref _lapicNotified, 1); // before the kick: the loop head looks at the local APIC again
         Wake();
         // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
         // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
@@ -222,6 +248,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
                     PinXcr0();
                     _pendingVector = -1;
                     _waitingForSipi = (_lapic.ApicBase & (1UL << 8)) == 0; // the BSP restarts at the reset vector
+                    _apicBaseKnown = _lapic.ApicBase;
                     break;
                 case StartupRequestKind.Startup when _waitingForSipi:
                     // The start-up vector VV starts the processor in real mode at VV00:0000 (SDM Vol. 3A, 9.4.4.1).
@@ -265,12 +292,16 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         if (cr8 != _cr8Written)
         {
             _lapic!.TaskPriorityClass = (int)(cr8 & 0xF);
+            _tprStale = true;
         }
 
+        // Only this vCPU writes the local APIC's base while it runs, so the value it last saw stands in for asking.
         ulong apicBase = _vcpu.ApicBase;
-        if (apicBase != _lapic!.ApicBase)
+        if (apicBase != _apicBaseKnown)
         {
-            _lapic.TrySetApicBase(apicBase);
+            _lapic!.TrySetApicBase(apicBase);
+            _apicBaseKnown = _lapic.ApicBase;
+            _tprStale = true; // disabling the APIC resets its registers
         }
     }
 
