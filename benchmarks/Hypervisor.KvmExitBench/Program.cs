@@ -21,6 +21,8 @@
 // In the PC layers the guest first masks the 8259s, as firmware does before polling with interrupts off. Without that
 // (the probe 'pcirq') the PIT, which counts from power-on (IRQ 0 every 55 ms), leaves IRQ 0 pending while the loop
 // runs with IF=0, so every KVM_RUN asks KVM for an interrupt window, as it must (the interrupt is taken at the STI).
+// The probe 'pcquiet' also stops the PIT's counter 0 (a control word without a count), so that the machine's timer
+// thread has no deadline and wakes only every 100 ms instead of at every edge of OUT0 (every 27.5 ms).
 // Two probes of the bottom layer (not in the default set):
 //   tmds     the ioctl loop through Tmds.LibC's ioctl, declared with SetLastError (errno cleared before and saved
 //            after every call), which the backend used for KVM_RUN before; 'ioctl' is the backend's Libc.RunVcpu;
@@ -54,7 +56,7 @@ if (args is ["host", ..])
 
 int exits = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20_000;
 int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
-string[] allLayers = ["c", "ioctl", "wrapper", "vcpu", "thread", "adapter", "pcvcpu", "pc", "pcirq", "tmds", "pages"];
+string[] allLayers = ["c", "ioctl", "wrapper", "vcpu", "thread", "adapter", "pcvcpu", "pc", "pcirq", "pcquiet", "tmds", "pages"];
 string[] layers = args.Length > 2
     ? args[2].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
     : ["c", "ioctl", "vcpu", "adapter", "pc"];
@@ -101,14 +103,14 @@ for (int round = 1; round <= rounds; round++)
         samples[layer].Add(s);
         line.Append(layer == "c"
             ? string.Create(CultureInfo.InvariantCulture, $" c {s.Steady:0.00}")
-            : string.Create(CultureInfo.InvariantCulture, $" {layer} {s.Steady:0.00}/{s.Whole:0.00}"));
+            : string.Create(CultureInfo.InvariantCulture, $" {layer} {s.Steady:0.00}/{s.Whole:0.00} w{s.Waited * 100:0}%"));
         if (s.BytesPerExit is double b)
         {
             line.Append(CultureInfo.InvariantCulture, $" ({b:0.0} B/exit)");
         }
     }
 
-    Console.WriteLine(line.Append(" us/exit (steady/whole)"));
+    Console.WriteLine(line.Append(" us/exit (steady/whole, w: the share of the steady window the vCPU thread waited for the CPU)"));
 }
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -126,6 +128,8 @@ foreach (string layer in timed)
         if (layer != "c")
         {
             text.Append(CultureInfo.InvariantCulture,
+                $"; vCPU thread waited {Median([.. values.Select(v => v.Waited ?? 0)]) * 100:0.0} % of the window, {Median([.. values.Select(v => v.Slices ?? 0)]):0.0} slices per 1000 exits");
+            text.Append(CultureInfo.InvariantCulture,
                 $"; fixed cost per run {Median([.. values.Select(v => ((v.Whole * exits) - (v.Steady * (exits + (exits / chunk)))) / 1000)]):0.0} ms");
         }
 
@@ -137,6 +141,19 @@ foreach (string layer in timed)
     }
 
     Console.WriteLine(text);
+}
+
+if (Environment.GetEnvironmentVariable("KVM_EXIT_BENCH_THREADS") is "1")
+{
+    // Which threads of this process used the CPU (utime + stime, clock ticks), to find what competes with the vCPU.
+    foreach (string task in Directory.GetDirectories("/proc/self/task"))
+    {
+        string stat = File.ReadAllText(Path.Combine(task, "stat"));
+        int close = stat.LastIndexOf(')');
+        string[] f = stat[(close + 2)..].Split(' ');
+        long ticks = long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+        Console.WriteLine($"thread {Path.GetFileName(task)} {stat[(stat.IndexOf('(') + 1)..close]}: {ticks} ticks");
+    }
 }
 
 if (chunk < exits)
@@ -209,7 +226,29 @@ static (double Low, double High) MedianInterval(List<double> values)
 }
 
 /// <summary>One timed run: microseconds per exit over the marked window, over the whole run, and in every chunk.</summary>
-internal sealed record Sample(double Steady, double Whole, double[] Chunks, double? BytesPerExit = null);
+internal sealed record Sample(double Steady, double Whole, double[] Chunks, double? BytesPerExit = null)
+{
+    /// <summary>The share of the steady window in which the vCPU thread was runnable but another thread of the guest ran.</summary>
+    public double? Waited { get; init; }
+
+    /// <summary>Times the vCPU thread got the CPU, per 1000 exits of the steady window.</summary>
+    public double? Slices { get; init; }
+}
+
+/// <summary>
+/// /proc/thread-self/schedstat (Documentation/scheduler/sched-stats.rst): time on the CPU, time runnable but waiting
+/// for it, and the number of times the thread got it. In the one-vCPU kvm guest, the wait is what every other thread
+/// of the guest (the machine's timer thread, kernel threads, other processes) took from the vCPU thread.
+/// </summary>
+internal readonly record struct SchedStat(long RunNs, long WaitNs, long Slices)
+{
+    internal static SchedStat OfThisThread()
+    {
+        string[] f = File.ReadAllText("/proc/thread-self/schedstat").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return new SchedStat(long.Parse(f[0], CultureInfo.InvariantCulture), long.Parse(f[1], CultureInfo.InvariantCulture),
+            long.Parse(f[2], CultureInfo.InvariantCulture));
+    }
+}
 
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 internal static unsafe partial class Bench
@@ -226,7 +265,7 @@ internal static unsafe partial class Bench
     /// With <paramref name="maskPic"/> the code first masks every 8259 input (OCW1 0xFF to ports 0x21 and 0xA1), as
     /// firmware does before it polls with interrupts off.
     /// </summary>
-    private static byte[] LoopCode(int exits, int chunk, bool maskPic = false)
+    private static byte[] LoopCode(int exits, int chunk, bool maskPic = false, bool stopPit = false)
     {
         var a = new Assembler(16);
         Label outer = a.CreateLabel();
@@ -237,6 +276,12 @@ internal static unsafe partial class Bench
             a.mov(al, 0xFF);
             a.@out(0x21, al);
             a.@out(0xA1, al);
+        }
+
+        if (stopPit)
+        {
+            a.mov(al, 0x30); // counter 0, LSB then MSB, mode 0; no count follows, so the counter stays idle
+            a.@out(0x43, al);
         }
 
         a.mov(esi, exits / chunk);
@@ -272,6 +317,7 @@ internal static unsafe partial class Bench
         "adapter" => Machine(kvm, exits, chunk, pc: false),
         "pc" => Machine(kvm, exits, chunk, pc: true),
         "pcirq" => Machine(kvm, exits, chunk, pc: true, maskPic: false),
+        "pcquiet" => Machine(kvm, exits, chunk, pc: true, stopPit: true),
         _ => throw new ArgumentOutOfRangeException(nameof(layer), layer, "unknown layer"),
     };
 
@@ -312,6 +358,9 @@ internal static unsafe partial class Bench
     /// <summary>The sample of a run from the marker timestamps (one per chunk boundary) and the run's start and end.</summary>
     private static Sample Per(int exits, int chunk, long start, Marks marks, long end, double? bytes = null)
     {
+        double window = Stopwatch.GetElapsedTime(marks.Times[0], marks.Times[^1]).TotalNanoseconds;
+        double waited = (marks.Last.WaitNs - marks.First.WaitNs) / window;
+        double slices = (marks.Last.Slices - marks.First.Slices) * 1000.0 / exits;
         int count = exits / chunk;
         if (marks.Count != count + 1)
         {
@@ -325,7 +374,7 @@ internal static unsafe partial class Bench
         }
 
         return new Sample(Stopwatch.GetElapsedTime(marks.Times[0], marks.Times[count]).TotalMicroseconds / (exits + count),
-            Stopwatch.GetElapsedTime(start, end).TotalMicroseconds / exits, chunks, bytes);
+            Stopwatch.GetElapsedTime(start, end).TotalMicroseconds / exits, chunks, bytes) { Waited = waited, Slices = slices };
     }
 
     /// <summary>Timestamps of the marker exits, preallocated so that taking one allocates nothing.</summary>
@@ -335,12 +384,26 @@ internal static unsafe partial class Bench
 
         internal int Count { get; private set; }
 
+        /// <summary>The vCPU thread's scheduler figures at the first and the last mark (see <see cref="SchedStat"/>).</summary>
+        internal SchedStat First { get; private set; }
+
+        internal SchedStat Last { get; private set; }
+
         internal void Take()
         {
             long now = Stopwatch.GetTimestamp();
             if (Count < Times.Length)
             {
                 Times[Count] = now;
+            }
+
+            if (Count == 0)
+            {
+                First = SchedStat.OfThisThread();
+            }
+            else if (Count == Times.Length - 1)
+            {
+                Last = SchedStat.OfThisThread();
             }
 
             Count++;
@@ -485,10 +548,10 @@ internal static unsafe partial class Bench
     /// A machine whose firmware runs the loop: memory only (port 0x80 unclaimed) or the PC layout (8259s, local and
     /// I/O APIC, PIT, RTC, UART ..., port 0x80 answered by the POST device).
     /// </summary>
-    private static VirtualMachine Build(KvmAccelerator kvm, int exits, int chunk, bool pc, Marks marks, bool maskPic = true)
+    private static VirtualMachine Build(KvmAccelerator kvm, int exits, int chunk, bool pc, Marks marks, bool maskPic = true, bool stopPit = false)
     {
         var image = new byte[64 * 1024];
-        LoopCode(exits, chunk, pc && maskPic).CopyTo(image, 0);
+        LoopCode(exits, chunk, pc && maskPic, pc && stopPit).CopyTo(image, 0);
         new byte[] { 0xEA, 0x00, 0x00, 0x00, 0xF0 }.CopyTo(image, 0xFFF0); // JMP F000:0000 at the reset vector
         using var builder = new VirtualMachineBuilder();
         if (pc)
@@ -537,10 +600,10 @@ internal static unsafe partial class Bench
     }
 
     /// <summary>The whole machine through the public API: the vCPU thread, the timer loop, the stop and the join.</summary>
-    internal static Sample Machine(KvmAccelerator kvm, int exits, int chunk, bool pc, bool maskPic = true)
+    internal static Sample Machine(KvmAccelerator kvm, int exits, int chunk, bool pc, bool maskPic = true, bool stopPit = false)
     {
         var marks = new Marks(exits, chunk);
-        using VirtualMachine vm = Build(kvm, exits, chunk, pc, marks, maskPic);
+        using VirtualMachine vm = Build(kvm, exits, chunk, pc, marks, maskPic, stopPit);
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         long start = Stopwatch.GetTimestamp();
         MachineRunResult result = vm.Run(new MachineRunOptions(TimeSpan.FromMinutes(10)));
@@ -568,6 +631,11 @@ internal static class HostPath
         using var pc = new VirtualMachineBuilder();
         pc.AddPcDevices(new PcOptions { MemorySizeInBytes = 16 << 20 });
         ILocalInterruptController lapic = pc.LocalInterruptControllers!(0)!;
+        pc.Ports.Write(0x21, 1, 0xFF); // as the PC layers' guest does: every 8259 input masked
+        pc.Ports.Write(0xA1, 1, 0xFF);
+        Thread.Sleep(60); // the PIT counts from power-on: two IRQ 0 edges
+        pc.Timers.RunDue();
+        Console.WriteLine($"8259s masked, 60 ms of PIT: PIC INTR {pc.InterruptSource!.HasPendingInterrupt}, local APIC INTR {lapic.HasPendingInterrupt}");
         (string Name, Action Call)[] calls =
         [
             ("bus, unclaimed port 0x80", () => bare.Ports.Write(0x80, 1, 0)),
