@@ -103,7 +103,7 @@ for (int round = 1; round <= rounds; round++)
         samples[layer].Add(s);
         line.Append(layer == "c"
             ? string.Create(CultureInfo.InvariantCulture, $" c {s.Steady:0.00}")
-            : string.Create(CultureInfo.InvariantCulture, $" {layer} {s.Steady:0.00}/{s.Whole:0.00} w{s.Waited * 100:0}%"));
+            : string.Create(CultureInfo.InvariantCulture, $" {layer} {s.Steady:0.00}/{s.Whole:0.00} w{s.Waited * 100:0}%{(s.KvmExits is long k ? $" x{k}" : "")}"));
         if (s.BytesPerExit is double b)
         {
             line.Append(CultureInfo.InvariantCulture, $" ({b:0.0} B/exit)");
@@ -233,6 +233,9 @@ internal sealed record Sample(double Steady, double Whole, double[] Chunks, doub
 
     /// <summary>Times the vCPU thread got the CPU, per 1000 exits of the steady window.</summary>
     public double? Slices { get; init; }
+
+    /// <summary>KVM_RUN returns the vCPU counted over the whole run (machine layers).</summary>
+    public long? KvmExits { get; init; }
 }
 
 /// <summary>
@@ -596,7 +599,7 @@ internal static unsafe partial class Bench
             throw new InvalidOperationException($"unexpected exit: {exit.Reason}, {PortWrites(vm)} port writes seen");
         }
 
-        return Per(exits, chunk, start, marks, end);
+        return Per(exits, chunk, start, marks, end) with { KvmExits = vm.Vcpus[0].Statistics.Exits };
     }
 
     /// <summary>The whole machine through the public API: the vCPU thread, the timer loop, the stop and the join.</summary>
@@ -614,7 +617,7 @@ internal static unsafe partial class Bench
             throw new InvalidOperationException($"unexpected run: {result.Reason} {result.Detail}, {PortWrites(vm)} port writes seen");
         }
 
-        return Per(exits, chunk, start, marks, end, (double)bytes / exits);
+        return Per(exits, chunk, start, marks, end, (double)bytes / exits) with { KvmExits = result.Exits };
     }
 }
 
