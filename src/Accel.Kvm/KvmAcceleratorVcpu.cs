@@ -27,6 +27,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private int _lapicNotified; // NotifyInterruptPending since the last look at the local APIC's NMI/INIT/SIPI requests
     private bool _tprStale;     // the local APIC's TPR may differ from _cr8Written (an MMIO exit, INIT, a notification)
     private ulong _apicBaseKnown; // the local APIC's IA32_APIC_BASE as last read or written by this vCPU
+    private int _sourceNotified = 1; // NotifyInterruptPending since the interrupt source last said "nothing pending"
     private bool _waitingForSipi;
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly ulong? _pinnedXcr0;
@@ -73,6 +74,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         // One session for the whole loop: the thread claim and the descriptor/mapping references are taken once, not
         // per exit (see KvmVcpu.BeginRun).
         using KvmRunSession session = _vcpu.BeginRun();
+        Volatile.Write(ref _sourceNotified, 1);
         if (_lapic is not null)
         {
             // Look at everything once per Run: the host may have changed the local APIC between runs.
@@ -132,6 +134,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
                 case KVM_EXIT_MMIO:
                     CompleteMmio(exit);
                     _tprStale = true; // the write may have been to the local APIC's TPR
+                    Volatile.Write(ref _sourceNotified, 1); // or to its LVT (LINT0 opened to a pending 8259 INTR)
                     continue;
 
                 case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -196,6 +199,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     public void NotifyInterruptPending()
     {
         Volatile.Write(ref _lapicNotified, 1); // before the kick: the loop head looks at the local APIC again
+        Volatile.Write(ref _sourceNotified, 1); // and at the interrupt source
         Wake();
         // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
         // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
@@ -293,6 +297,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         {
             _lapic!.TaskPriorityClass = (int)(cr8 & 0xF);
             _tprStale = true;
+            Volatile.Write(ref _sourceNotified, 1); // a lower TPR may let a held interrupt through
         }
 
         // Only this vCPU writes the local APIC's base while it runs, so the value it last saw stands in for asking.
@@ -302,11 +307,22 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
             _lapic!.TrySetApicBase(apicBase);
             _apicBaseKnown = _lapic.ApicBase;
             _tprStale = true; // disabling the APIC resets its registers
+            Volatile.Write(ref _sourceNotified, 1); // and passes the 8259 straight through
         }
     }
 
     private void PrepareInterruptDelivery(IInterruptSource interrupts)
     {
+        // A source that had nothing pending stays so until it notifies (IVcpu.NotifyInterruptPending: the PIC and the
+        // local APIC notify on every rising INTR), so it is not asked again before that; request_interrupt_window was
+        // cleared when it said so. Clearing the flag before asking loses nothing: INTR is set before the notification.
+        if (_pendingVector < 0 && Volatile.Read(ref _sourceNotified) == 0)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _sourceNotified, 0);
+
         // ready_for_interrupt_injection is what the last exit reported; before the first run it reads 0, so KVM is
         // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, struct kvm_run).
         bool ready = _vcpu.ReadyForInterruptInjection;
@@ -322,7 +338,12 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
             LastExitBeforeInjection = _vcpu.LastExitReason;
         }
 
-        _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
+        bool waiting = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
+        _vcpu.RequestInterruptWindow = waiting;
+        if (waiting)
+        {
+            Volatile.Write(ref _sourceNotified, 1); // keep asking at every entry until it is delivered
+        }
     }
 
     private void WaitForInterrupt(IInterruptSource interrupts)
