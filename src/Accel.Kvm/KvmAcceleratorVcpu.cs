@@ -24,6 +24,10 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
     private readonly IInterruptSource? _interrupts;
     private readonly ILocalInterruptController? _lapic; // userspace local APIC: no in-kernel irqchip
     private ulong _cr8Written;
+    private int _lapicNotified; // NotifyInterruptPending since the last look at the local APIC's NMI/INIT/SIPI requests
+    private bool _tprStale;     // the local APIC's TPR may differ from _cr8Written (an MMIO exit, INIT, a notification)
+    private ulong _apicBaseKnown; // the local APIC's IA32_APIC_BASE as last read or written by this vCPU
+    private int _sourceNotified = 1; // NotifyInterruptPending since the interrupt source last said "nothing pending"
     private bool _waitingForSipi;
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly ulong? _pinnedXcr0;
@@ -70,17 +74,39 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         // One session for the whole loop: the thread claim and the descriptor/mapping references are taken once, not
         // per exit (see KvmVcpu.BeginRun).
         using KvmRunSession session = _vcpu.BeginRun();
+        Volatile.Write(ref _sourceNotified, 1);
+        if (_lapic is not null)
+        {
+            // Look at everything once per Run: the host may have changed the local APIC between runs.
+            Volatile.Write(ref _lapicNotified, 1);
+            _apicBaseKnown = _lapic.ApicBase;
+        }
+
         while (true)
         {
             if (_lapic is not null)
             {
-                if (TakeLocalApicEvents() is { } stopped)
+                // NMI, INIT and start-up requests come with a notification (ILocalInterruptController's contract), so
+                // the local APIC is asked for them only after one, not at every exit. Clearing the flag before asking
+                // loses nothing: a request is stored before its notification sets the flag again.
+                if (Volatile.Read(ref _lapicNotified) != 0)
                 {
-                    return stopped;
+                    Interlocked.Exchange(ref _lapicNotified, 0);
+                    _tprStale = true;
+                    if (TakeLocalApicEvents() is { } stopped)
+                    {
+                        return stopped;
+                    }
                 }
 
-                // TPR may have changed through the APIC page; KVM loads kvm_run.cr8 into the guest at entry.
-                _cr8Written = (ulong)_lapic.TaskPriorityClass;
+                // The TPR changes only through this vCPU (CR8, synced below; the APIC page, an MMIO exit) or INIT (a
+                // notification); KVM loads kvm_run.cr8 into the guest at entry.
+                if (_tprStale)
+                {
+                    _tprStale = false;
+                    _cr8Written = (ulong)_lapic.TaskPriorityClass;
+                }
+
                 _vcpu.Cr8 = _cr8Written;
             }
 
@@ -107,6 +133,8 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
                 case KVM_EXIT_MMIO:
                     CompleteMmio(exit);
+                    _tprStale = true; // the write may have been to the local APIC's TPR
+                    Volatile.Write(ref _sourceNotified, 1); // or to its LVT (LINT0 opened to a pending 8259 INTR)
                     continue;
 
                 case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -170,6 +198,8 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
 
     public void NotifyInterruptPending()
     {
+        Volatile.Write(ref _lapicNotified, 1); // before the kick: the loop head looks at the local APIC again
+        Volatile.Write(ref _sourceNotified, 1); // and at the interrupt source
         Wake();
         // A guest running with interrupts enabled must leave KVM_RUN so that the loop head can inject. Kick even when
         // the vCPU is between runs: it may already have passed the loop head and be about to enter the guest, and a
@@ -222,6 +252,7 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
                     PinXcr0();
                     _pendingVector = -1;
                     _waitingForSipi = (_lapic.ApicBase & (1UL << 8)) == 0; // the BSP restarts at the reset vector
+                    _apicBaseKnown = _lapic.ApicBase;
                     break;
                 case StartupRequestKind.Startup when _waitingForSipi:
                     // The start-up vector VV starts the processor in real mode at VV00:0000 (SDM Vol. 3A, 9.4.4.1).
@@ -265,17 +296,33 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
         if (cr8 != _cr8Written)
         {
             _lapic!.TaskPriorityClass = (int)(cr8 & 0xF);
+            _tprStale = true;
+            Volatile.Write(ref _sourceNotified, 1); // a lower TPR may let a held interrupt through
         }
 
+        // Only this vCPU writes the local APIC's base while it runs, so the value it last saw stands in for asking.
         ulong apicBase = _vcpu.ApicBase;
-        if (apicBase != _lapic!.ApicBase)
+        if (apicBase != _apicBaseKnown)
         {
-            _lapic.TrySetApicBase(apicBase);
+            _lapic!.TrySetApicBase(apicBase);
+            _apicBaseKnown = _lapic.ApicBase;
+            _tprStale = true; // disabling the APIC resets its registers
+            Volatile.Write(ref _sourceNotified, 1); // and passes the 8259 straight through
         }
     }
 
     private void PrepareInterruptDelivery(IInterruptSource interrupts)
     {
+        // A source that had nothing pending stays so until it notifies (IVcpu.NotifyInterruptPending: the PIC and the
+        // local APIC notify on every rising INTR), so it is not asked again before that; request_interrupt_window was
+        // cleared when it said so. Clearing the flag before asking loses nothing: INTR is set before the notification.
+        if (_pendingVector < 0 && Volatile.Read(ref _sourceNotified) == 0)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _sourceNotified, 0);
+
         // ready_for_interrupt_injection is what the last exit reported; before the first run it reads 0, so KVM is
         // asked to exit as soon as the guest can take an interrupt (Documentation/virt/kvm/api.rst, struct kvm_run).
         bool ready = _vcpu.ReadyForInterruptInjection;
@@ -291,7 +338,12 @@ internal sealed unsafe class KvmAcceleratorVcpu : IVcpu
             LastExitBeforeInjection = _vcpu.LastExitReason;
         }
 
-        _vcpu.RequestInterruptWindow = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
+        bool waiting = _pendingVector >= 0 || interrupts.HasPendingInterrupt;
+        _vcpu.RequestInterruptWindow = waiting;
+        if (waiting)
+        {
+            Volatile.Write(ref _sourceNotified, 1); // keep asking at every entry until it is delivered
+        }
     }
 
     private void WaitForInterrupt(IInterruptSource interrupts)
