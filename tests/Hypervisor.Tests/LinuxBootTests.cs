@@ -92,6 +92,19 @@ public partial class LinuxBootTests
             Assert.That(ours, Does.Contain("ACPI: Using ACPI (MADT) for SMP configuration information"));
             Assert.That(ours, Does.Contain("IOAPIC[0]: apic_id 1, version 32, address 0xfec00000, GSI 0-23"));
         }
+
+        if (vm.GetDevice<Hypervisor.Devices.PcDevices>()?.Hpet is not null)
+        {
+            // The HPET: the kernel found it through the ACPI HPET table and describes it as it does QEMU's (same address,
+            // IRQs, comparators and frequency). With it as the clocksource watchdog instead of PIT jiffies, which a slow
+            // host loses, the TSC stays stable and becomes the clocksource, as under QEMU.
+            string[] hpetLines = HpetLine().Matches(ours).Select(m => m.Value.TrimEnd('\r')).ToArray();
+            Assert.That(hpetLines, Has.Length.EqualTo(2), Tail(ours));
+            Assert.That(hpetLines[0], Is.EqualTo("hpet0: at MMIO 0xfed00000, IRQs 2, 8, 0"));
+            Assert.That(hpetLines, Is.EqualTo(HpetLine().Matches(qemuSerial).Select(m => m.Value.TrimEnd('\r')).ToArray()));
+            Assert.That(ours, Does.Not.Contain("Marking TSC unstable"));
+            Assert.That(SwitchedToTsc().IsMatch(ours), Is.True, "the kernel did not switch to the TSC clocksource");
+        }
     }
 
     /// <summary>Boots the kernel under QEMU TCG; returns COM1's output and QEMU's exit code (-1 on timeout).</summary>
@@ -139,6 +152,12 @@ public partial class LinuxBootTests
 
     [GeneratedRegex(Marker + @" release=[^\r\n]*")]
     private static partial Regex MarkerLine();
+
+    [GeneratedRegex(@"hpet0: [^\r\n]*")]
+    private static partial Regex HpetLine();
+
+    [GeneratedRegex(@"clocksource: Switched to clocksource tsc\r?\n")]
+    private static partial Regex SwitchedToTsc();
 
     [GeneratedRegex(@"BIOS-e820: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (usable|reserved)")]
     private static partial Regex E820Line();

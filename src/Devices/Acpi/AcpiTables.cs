@@ -9,6 +9,9 @@
 //   base+0x200  FACS (5.2.10), 64-byte aligned
 //   base+0x240  DSDT (5.2.11.1): only Name (_S5, Package () { S5, S5, 0, 0 }), hand-assembled AML (20.2)
 //   base+0x300  MADT (5.2.12), only when the machine has a local APIC: LAPIC 0, IOAPIC at 0xFEC00000, IRQ0 -> GSI 2
+//   base+0x380  HPET (IA-PC HPET specification 1.0a, 3.2.4 "The ACPI 2.0 HPET Description Table"), only when the
+//                machine has an HPET: event timer block ID (GCAP_ID bits 31:0), the base address as a generic address
+//                structure in system memory, HPET number 0, the minimum periodic tick, no page protection claim
 using System.Buffers.Binary;
 using System.Text;
 
@@ -31,6 +34,25 @@ public sealed record AcpiTableOptions
     /// false until the machine has a local APIC: without a MADT the kernel uses the 8259 PIC.
     /// </summary>
     public bool IncludeMadt { get; init; }
+
+    /// <summary>
+    /// The HPET to describe (its event timer block ID, GCAP_ID bits 31:0, and base address), or null (the default) for
+    /// a machine without one: Linux then has no HPET and uses the PIT and the ACPI PM timer.
+    /// </summary>
+    public AcpiHpetDescription? Hpet { get; init; }
+}
+
+/// <summary>What the ACPI HPET table says about an HPET (IA-PC HPET specification 1.0a, 3.2.4).</summary>
+/// <param name="EventTimerBlockId">GCAP_ID bits 31:0: revision, number of comparators, counter size, legacy-replacement capability, vendor.</param>
+/// <param name="BaseAddress">The guest-physical address of the register block.</param>
+/// <param name="MinimumPeriodicTicks">The smallest periodic-mode period, in counter ticks, that loses no interrupts.</param>
+public sealed record AcpiHpetDescription(uint EventTimerBlockId, ulong BaseAddress, ushort MinimumPeriodicTicks = AcpiHpetDescription.DefaultMinimumPeriodicTicks)
+{
+    /// <summary>
+    /// The default minimum tick: 128 counter ticks (1.28 us at 100 MHz), a value common in firmware HPET tables; a
+    /// period that short is still delivered here, it merely states what a guest may rely on.
+    /// </summary>
+    public const ushort DefaultMinimumPeriodicTicks = 128;
 }
 
 /// <summary>Builds the RSDP, RSDT, XSDT, FADT, FACS, DSDT and optionally the MADT as one block of guest memory.</summary>
@@ -54,6 +76,10 @@ public static class AcpiTables
     private const int FacsOffset = 0x200;
     private const int DsdtOffset = 0x240;
     private const int MadtOffset = 0x300;
+    private const int HpetOffset = 0x380;
+
+    /// <summary>The length of the HPET table: the header, then 20 bytes (3.2.4).</summary>
+    public const int HpetTableLength = 56;
     private const int HeaderSize = 36;
 
     /// <summary>Builds the tables for <paramref name="options"/>; the result is written at <see cref="AcpiTableOptions.BaseAddress"/>.</summary>
@@ -106,6 +132,12 @@ public static class AcpiTables
         {
             tables.Add(MadtOffset);
             WriteMadt(b[MadtOffset..]);
+        }
+
+        if (options.Hpet is { } hpet)
+        {
+            tables.Add(HpetOffset);
+            WriteHpet(b[HpetOffset..], hpet);
         }
 
         Span<byte> rsdt = b[RsdtOffset..];
@@ -164,6 +196,22 @@ public static class AcpiTables
         BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 4)..], 2);
         o += 10;
         WriteHeader(madt, "APIC", o, revision: 3);
+    }
+
+    private static void WriteHpet(Span<byte> table, AcpiHpetDescription hpet)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(table[36..], hpet.EventTimerBlockId);
+        // BASE_ADDRESS: a generic address structure (ACPI 6.5, 5.2.3.2): address space 0 (system memory), register
+        // bit width, bit offset and access size 0, then the 64-bit address.
+        table[40] = 0;
+        table[41] = 0;
+        table[42] = 0;
+        table[43] = 0;
+        BinaryPrimitives.WriteUInt64LittleEndian(table[44..], hpet.BaseAddress);
+        table[52] = 0; // HPET number: the first (and only) timer block
+        BinaryPrimitives.WriteUInt16LittleEndian(table[53..], hpet.MinimumPeriodicTicks);
+        table[55] = 0; // page protection and OEM attribute: no guarantee about the rest of the page
+        WriteHeader(table, "HPET", HpetTableLength, revision: 1);
     }
 
     private static void WriteHeader(Span<byte> table, string signature, int length, byte revision)

@@ -7,6 +7,7 @@
 //   isa-debug-exit   0x501-0x502               POST         0x80
 //   fw_cfg           0x510-0x511, DMA 0x514-0x51B
 //   local APIC       0xFEE00000 (MMIO, per vCPU)   I/O APIC   0xFEC00000 (MMIO), ISA IRQ n on pin n, IRQ 0 on pin 2
+//   HPET             0xFED00000 (MMIO), with the APIC: timers 0/1 on IRQ 0/8 in legacy replacement, else I/O APIC pin 2
 using Hypervisor.Core.Io;
 using Hypervisor.Core.Machine;
 using Hypervisor.Devices.Apic;
@@ -15,6 +16,7 @@ using Hypervisor.Devices.DebugCon;
 using Hypervisor.Devices.DebugExit;
 using Hypervisor.Devices.Ferr;
 using Hypervisor.Devices.FwCfg;
+using Hypervisor.Devices.Hpet;
 using Hypervisor.Devices.I8042;
 using Hypervisor.Devices.Pic;
 using Hypervisor.Devices.Pit;
@@ -71,6 +73,14 @@ public sealed record PcOptions
     /// pins (IRQ 0 on pin 2, the others on their own number, as QEMU wires them). False builds the 8259-only machine.
     /// </summary>
     public bool Apic { get; init; } = true;
+
+    /// <summary>
+    /// True (the default) to give a machine with an APIC (<see cref="Apic"/>) an HPET at 0xFED00000, as QEMU's
+    /// <c>pc</c> has: 100 MHz, three comparators, legacy-replacement capable (<see cref="HpetTimerBlock"/>). Linux uses
+    /// it as its clocksource watchdog and early clockevent. Ignored without an APIC (QEMU's <c>isapc</c> has none
+    /// either). Direct kernel boot describes it in ACPI (<see cref="Acpi.AcpiTableOptions.Hpet"/>).
+    /// </summary>
+    public bool Hpet { get; init; } = true;
 }
 
 /// <summary>Typed access to the devices <see cref="PcLayout.AddPcDevices"/> created.</summary>
@@ -100,6 +110,9 @@ public sealed record PcDevices(
 {
     /// <summary>The local APICs and the I/O APIC, or null when <see cref="PcOptions.Apic"/> is false.</summary>
     public ApicBus? Apic { get; init; }
+
+    /// <summary>The HPET, or null when the machine has none (<see cref="PcOptions.Hpet"/>).</summary>
+    public HpetTimerBlock? Hpet { get; init; }
 }
 
 /// <summary>Fills a <see cref="VirtualMachineBuilder"/> with a PC: RAM, firmware and the devices of guest-contract.md.</summary>
@@ -166,11 +179,32 @@ public static class PcLayout
             builder.AddDevice(apic);
         }
 
-        var pit = new Pit8254(builder.Clock, builder.Timers, IsaLine(pic, apic, 0));
+        // The HPET sits between the 8254's and the RTC's outputs and ISA IRQs 0 and 8: with LEG_RT_CNF its timers 0
+        // and 1 drive those IRQs and the two devices' outputs are blocked. I/O APIC pin 2, the one route its timers
+        // have otherwise, is shared with IRQ 0, so the two drive it through a wired OR.
+        HpetTimerBlock? hpet = null;
+        IInterruptLine irq0, irq8 = IsaLine(pic, apic, 8);
+        if (apic is not null && options.Hpet)
+        {
+            var pin2 = new WiredOrLine(apic.IoApic.GetPin(2));
+            IInterruptLine legacyIrq0 = new SplitLine(pic.GetLine(0), pin2.NewInput());
+            hpet = new HpetTimerBlock(builder.Clock, builder.Timers, legacyIrq0, irq8,
+                input => input == 2 ? pin2.NewInput() : null, HpetTimerBlock.DefaultRouteCapability);
+            builder.Memory.AddMmio(new Core.Memory.GuestAddress(HpetTimerBlock.DefaultBase), HpetTimerBlock.WindowSize, hpet, "hpet");
+            irq0 = hpet.PitOutput;
+            irq8 = hpet.RtcOutput;
+            builder.AddDevice(hpet);
+        }
+        else
+        {
+            irq0 = IsaLine(pic, apic, 0);
+        }
+
+        var pit = new Pit8254(builder.Clock, builder.Timers, irq0);
         ports.Register(Pit8254.BasePort, Pit8254.PortCount, new BytePortAdapter(pit, Pit8254.PortCount), "pit");
         ports.Register(SystemControlPortB.Port, 1, new BytePortAdapter(pit.SpeakerPort, 1), "port61");
 
-        var rtc = new CmosRtc(builder.Clock, builder.Timers, IsaLine(pic, apic, 8));
+        var rtc = new CmosRtc(builder.Clock, builder.Timers, irq8);
         ulong below4G = Math.Min(options.MemorySizeInBytes, GuestMemoryLayout.LowMemoryEnd);
         ulong above4G = options.MemorySizeInBytes - below4G;
         rtc.SetMemoryLayout(below4G, above4G, vcpus);
@@ -218,7 +252,7 @@ public static class PcLayout
         ports.Register(FwCfgDevice.ControlPort, 2, fwCfg.ControlPorts, "fw_cfg");
         ports.Register(FwCfgDevice.DmaPort, 8, fwCfg.DmaPorts, "fw_cfg-dma");
 
-        var devices = new PcDevices(com1, pic, pit, rtc, i8042, a20, port92, debugCon, debugExit, post, fwCfg) { Apic = apic };
+        var devices = new PcDevices(com1, pic, pit, rtc, i8042, a20, port92, debugCon, debugExit, post, fwCfg) { Apic = apic, Hpet = hpet };
         builder.AddDevice(pic);
         builder.AddDevice(pit);
         builder.AddDevice(rtc);
@@ -264,6 +298,38 @@ public static class PcLayout
         {
             first.SetLevel(high);
             second.SetLevel(high);
+        }
+    }
+
+    /// <summary>A line several sources drive: high while any of them drives it high (an open-collector wired OR).</summary>
+    private sealed class WiredOrLine(IInterruptLine output)
+    {
+        private int _high;
+
+        public IInterruptLine NewInput() => new Input(this);
+
+        private void Change(int delta)
+        {
+            bool was = _high > 0;
+            _high += delta;
+            if (was != _high > 0)
+            {
+                output.SetLevel(_high > 0);
+            }
+        }
+
+        private sealed class Input(WiredOrLine wire) : IInterruptLine
+        {
+            private bool _level;
+
+            public void SetLevel(bool high)
+            {
+                if (high != _level)
+                {
+                    _level = high;
+                    wire.Change(high ? 1 : -1);
+                }
+            }
         }
     }
 

@@ -5,6 +5,7 @@ using Hypervisor.Core.Hosting;
 using Hypervisor.Core.Machine;
 using Hypervisor.Devices;
 using Hypervisor.Devices.Acpi;
+using Hypervisor.Devices.Hpet;
 using Hypervisor.Guests;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -122,7 +123,13 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
             });
             builder.AddDevice(devices);
             // The MADT describes the local APIC and the I/O APIC when the PC has them; without it Linux uses the 8259s.
-            builder.AddAcpi(new AcpiTableOptions { IncludeMadt = devices.Apic is not null });
+            // The HPET table lets the kernel find the HPET (QEMU's pc has one): its clocksource watchdog then keeps
+            // time with it instead of PIT jiffies, which a slow host loses.
+            builder.AddAcpi(new AcpiTableOptions
+            {
+                IncludeMadt = devices.Apic is not null,
+                Hpet = devices.Hpet is null ? null : new AcpiHpetDescription((uint)HpetTimerBlock.Capabilities, HpetTimerBlock.DefaultBase),
+            });
             machine = builder.Build(_selector, spec, _loggerFactory);
             LinuxBootInfo boot = LinuxLoader.Load(machine.Memory, new LinuxBootOptions
             {
