@@ -189,11 +189,16 @@ internal static class HpetGuests
         g.PrintDecimalAl();
         g.Print("\r\n");
 
-        // Legacy replacement: timer 1 one-shot (edge, 64-bit, 0.5 ms ahead) on IRQ 8.
+        // Legacy replacement: timer 1 one-shot (edge, 64-bit, 0.5 ms ahead) on IRQ 8. The one-shots are armed with the
+        // counter halted: a comparator computed from a running counter can already be behind it when it is written (a
+        // host that stalls the guest for a few ms between the read and the write), and a 64-bit one-shot that has been
+        // passed never fires, on hardware as here.
+        a.mov(__qword_ptr[r13 + 0x10], 2); // LEG_RT_CNF, halted
         a.mov(rax, __qword_ptr[r13 + 0xF0]);
         a.add(rax, PeriodTicks / 2);
         a.mov(__qword_ptr[r13 + 0x128], rax);
         a.mov(__qword_ptr[r13 + 0x120], 0x4); // Tn_INT_ENB
+        a.mov(__qword_ptr[r13 + 0x10], 3); // ENABLE_CNF | LEG_RT_CNF
         WaitFor(a, OneShotCount, 1);
         a.mov(__qword_ptr[r13 + 0x120], 0);
         g.Print("legacy one-shot: ");
@@ -209,9 +214,11 @@ internal static class HpetGuests
         a.mov(__dword_ptr[r13 + 0x140], 0x506); // Tn_INT_TYPE level | Tn_INT_ENB | Tn_32MODE | route 2
         for (int i = 1; i <= OneShots; i++)
         {
+            a.mov(__qword_ptr[r13 + 0x10], 0); // halted while the comparator is set (see the legacy one-shot)
             a.mov(eax, __dword_ptr[r13 + 0xF0]);
             a.add(eax, PeriodTicks / 2);
             a.mov(__dword_ptr[r13 + 0x148], eax);
+            a.mov(__qword_ptr[r13 + 0x10], 1); // ENABLE_CNF
             WaitFor(a, LevelCount, i);
         }
 
