@@ -40,7 +40,6 @@ internal static class ApicGuests
     private const uint PitCount = PcGuest.Variables + 8;
     private const uint IpiCount = PcGuest.Variables + 12;
     private const uint CountOr = PcGuest.Variables + 16;
-    private const uint HighPageDirectory = 0x13000;
     private const ulong LapicBase = 0xFEE0_0000;
     private const ulong IoApicBase = 0xFEC0_0000;
 
@@ -54,7 +53,7 @@ internal static class ApicGuests
             spurious = a.CreateLabel();
 
         // Map 0xFEC00000-0xFEFFFFFF uncached (two 2 MiB pages: I/O APIC and local APIC) through PDPT entry 3.
-        MapApicPages(a);
+        PcGuest.MapHighMmioPages(a);
         a.mov(r14, LapicBase);
         a.mov(r15, IoApicBase);
         foreach (uint v in new[] { PeriodicCount, OneShotCount, PitCount, IpiCount, CountOr })
@@ -122,7 +121,7 @@ internal static class ApicGuests
         // Periodic timer.
         a.mov(__dword_ptr[r14 + 0x320], 0x2_0040);
         a.mov(__dword_ptr[r14 + 0x380], OneMillisecond);
-        WaitFor(a, PeriodicCount, Ticks);
+        PcGuest.WaitForCount(a, PeriodicCount, Ticks);
         a.mov(__dword_ptr[r14 + 0x320], 0x1_0040);
         a.mov(__dword_ptr[r14 + 0x380], 0);
         g.Print("LAPIC periodic: ");
@@ -135,7 +134,7 @@ internal static class ApicGuests
         {
             a.mov(__dword_ptr[r14 + 0x320], 0x41);
             a.mov(__dword_ptr[r14 + 0x380], OneMillisecond);
-            WaitFor(a, OneShotCount, i);
+            PcGuest.WaitForCount(a, OneShotCount, i);
             a.mov(eax, __dword_ptr[r14 + 0x390]);
             a.or(__dword_ptr[CountOr], eax);
         }
@@ -185,7 +184,7 @@ internal static class ApicGuests
         a.mov(__dword_ptr[r15], 0x14);
         a.mov(__dword_ptr[r15 + 0x10], 0x50);
         g.ProgramPitChannel0(DeviceGuests.OneKilohertzDivisor);
-        WaitFor(a, PitCount, Ticks);
+        PcGuest.WaitForCount(a, PitCount, Ticks);
         a.mov(__dword_ptr[r15], 0x14);
         a.mov(__dword_ptr[r15 + 0x10], 0x1_0050);
         g.Print("IOAPIC PIT: ");
@@ -225,7 +224,7 @@ internal static class ApicGuests
         Assembler a = g.A;
         Label code = a.CreateLabel(), wait = a.CreateLabel(), started = a.CreateLabel(), sipi = a.CreateLabel();
         byte[] trampoline = ApTrampoline();
-        MapApicPages(a);
+        PcGuest.MapHighMmioPages(a);
         a.mov(r14, LapicBase);
         a.mov(__dword_ptr[ApMarker], 0);
         a.mov(__dword_ptr[ApMarker + 4], 0);
@@ -303,36 +302,7 @@ internal static class ApicGuests
         return stream.ToArray();
     }
 
-    /// <summary>Maps 0xFEC00000-0xFEFFFFFF uncached (two 2 MiB pages: I/O APIC and local APIC) through PDPT entry 3.</summary>
-    private static void MapApicPages(Assembler a)
-    {
-        a.mov(edi, HighPageDirectory);
-        a.xor(eax, eax);
-        a.mov(ecx, 1024);
-        a.rep.stosd();
-        a.mov(__dword_ptr[0x11000 + (3 * 8)], HighPageDirectory + 3);
-        a.mov(__dword_ptr[HighPageDirectory + (0x1F6 * 8)], unchecked((int)(0xFEC0_0000u | 0x9B)));
-        a.mov(__dword_ptr[HighPageDirectory + (0x1F7 * 8)], unchecked((int)(0xFEE0_0000u | 0x9B)));
-        a.mov(rax, cr3);
-        a.mov(cr3, rax);
-    }
 
-    /// <summary>
-    /// CLI; compare; STI;HLT (STI's shadow covers HLT) until the counter reaches <paramref name="target"/>. The handlers
-    /// return with IF clear, so exactly one interrupt is taken per HLT.
-    /// </summary>
-    private static void WaitFor(Assembler a, uint counter, int target)
-    {
-        Label loop = a.CreateLabel(), done = a.CreateLabel();
-        a.Label(ref loop);
-        a.cli();
-        a.cmp(__dword_ptr[counter], target);
-        a.jae(done);
-        a.sti();
-        a.hlt();
-        a.jmp(loop);
-        a.Label(ref done);
-    }
 
     private static void Handler(PcGuest g, ref Label label, uint counter, bool eoi)
     {
@@ -348,7 +318,7 @@ internal static class ApicGuests
 
         a.pop(rax);
 
-        // Return with IF clear, so that WaitFor's loop compares the counter before another interrupt can come in:
+        // Return with IF clear, so that WaitForCount's loop compares the counter before another interrupt can come in:
         // otherwise a second tick between IRETQ and CLI (a slow host makes that likely) would overshoot the count.
         a.and(__qword_ptr[rsp + 16], ~0x200);
         g.Iret();

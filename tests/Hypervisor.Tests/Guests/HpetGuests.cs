@@ -42,7 +42,6 @@ internal static class HpetGuests
     private const uint PeriodicCount = PcGuest.Variables;
     private const uint OneShotCount = PcGuest.Variables + 4;
     private const uint LevelCount = PcGuest.Variables + 8;
-    private const uint HighPageDirectory = 0x13000;
     private const ulong LapicBase = 0xFEE0_0000;
     private const ulong IoApicBase = 0xFEC0_0000;
     private const ulong HpetBase = 0xFED0_0000;
@@ -52,7 +51,7 @@ internal static class HpetGuests
         Assembler a = g.A;
         Label periodic = a.CreateLabel(), oneShot = a.CreateLabel(), level = a.CreateLabel(), spurious = a.CreateLabel();
 
-        MapHighPages(a);
+        PcGuest.MapHighMmioPages(a);
         a.mov(r13, HpetBase);
         a.mov(r14, LapicBase);
         a.mov(r15, IoApicBase);
@@ -162,7 +161,7 @@ internal static class HpetGuests
         a.mov(__dword_ptr[r13 + 0x100], 0x4C);
         a.mov(__dword_ptr[r13 + 0x10C], 0);
         a.mov(__qword_ptr[r13 + 0x10], 3); // ENABLE_CNF | LEG_RT_CNF
-        WaitFor(a, PeriodicCount, Ticks);
+        PcGuest.WaitForCount(a, PeriodicCount, Ticks);
         a.mov(__qword_ptr[r13 + 0x100], 0);
         a.mov(r8, __qword_ptr[r13 + 0xF0]);
         a.mov(r9, __qword_ptr[r13 + 0x108]);
@@ -199,7 +198,7 @@ internal static class HpetGuests
         a.mov(__qword_ptr[r13 + 0x128], rax);
         a.mov(__qword_ptr[r13 + 0x120], 0x4); // Tn_INT_ENB
         a.mov(__qword_ptr[r13 + 0x10], 3); // ENABLE_CNF | LEG_RT_CNF
-        WaitFor(a, OneShotCount, 1);
+        PcGuest.WaitForCount(a, OneShotCount, 1);
         a.mov(__qword_ptr[r13 + 0x120], 0);
         g.Print("legacy one-shot: ");
         a.mov(al, __byte_ptr[OneShotCount]);
@@ -219,7 +218,7 @@ internal static class HpetGuests
             a.add(eax, PeriodTicks / 2);
             a.mov(__dword_ptr[r13 + 0x148], eax);
             a.mov(__qword_ptr[r13 + 0x10], 1); // ENABLE_CNF
-            WaitFor(a, LevelCount, i);
+            PcGuest.WaitForCount(a, LevelCount, i);
         }
 
         a.mov(__dword_ptr[r13 + 0x140], 0);
@@ -275,37 +274,11 @@ internal static class HpetGuests
         a.mov(__dword_ptr[r15 + 0x10], vector | (levelTriggered ? 1 << 15 : 0));
     }
 
-    /// <summary>Maps 0xFEC00000-0xFEFFFFFF uncached (I/O APIC, HPET, local APIC) through PDPT entry 3.</summary>
-    private static void MapHighPages(Assembler a)
-    {
-        a.mov(edi, HighPageDirectory);
-        a.xor(eax, eax);
-        a.mov(ecx, 1024);
-        a.rep.stosd();
-        a.mov(__dword_ptr[0x11000 + (3 * 8)], HighPageDirectory + 3);
-        a.mov(__dword_ptr[HighPageDirectory + (0x1F6 * 8)], unchecked((int)(0xFEC0_0000u | 0x9B)));
-        a.mov(__dword_ptr[HighPageDirectory + (0x1F7 * 8)], unchecked((int)(0xFEE0_0000u | 0x9B)));
-        a.mov(rax, cr3);
-        a.mov(cr3, rax);
-    }
 
-    /// <summary>CLI; compare; STI;HLT until the counter reaches <paramref name="target"/> (one interrupt per HLT).</summary>
-    private static void WaitFor(Assembler a, uint counter, int target)
-    {
-        Label loop = a.CreateLabel(), done = a.CreateLabel();
-        a.Label(ref loop);
-        a.cli();
-        a.cmp(__dword_ptr[counter], target);
-        a.jae(done);
-        a.sti();
-        a.hlt();
-        a.jmp(loop);
-        a.Label(ref done);
-    }
 
     /// <summary>
     /// Counts the interrupt; for a level-triggered timer first writes its bit to GINTR_STA (the line drops), then EOI
-    /// (which, for a level-triggered I/O APIC pin, clears remote IRR). Returns with IF clear, so WaitFor compares first.
+    /// (which, for a level-triggered I/O APIC pin, clears remote IRR). Returns with IF clear, so WaitForCount compares first.
     /// </summary>
     private static void Handler(PcGuest g, ref Label label, uint counter, int clearStatus)
     {

@@ -65,6 +65,41 @@ internal sealed class PcGuest
         _printTwoDigits = A.CreateLabel("printTwoDigits");
     }
 
+    /// <summary>
+    /// In long mode: maps 0xFEC00000-0xFEFFFFFF uncached (I/O APIC, HPET, local APIC: two 2 MiB pages) through PDPT
+    /// entry 3, with a page directory at 0x13000, and reloads CR3.
+    /// </summary>
+    public static void MapHighMmioPages(Assembler a)
+    {
+        const uint highPageDirectory = 0x13000;
+        a.mov(edi, highPageDirectory);
+        a.xor(eax, eax);
+        a.mov(ecx, 1024);
+        a.rep.stosd();
+        a.mov(__dword_ptr[PageTables + 0x1000 + (3 * 8)], highPageDirectory + 3);
+        a.mov(__dword_ptr[highPageDirectory + (0x1F6 * 8)], unchecked((int)(0xFEC0_0000u | 0x9B)));
+        a.mov(__dword_ptr[highPageDirectory + (0x1F7 * 8)], unchecked((int)(0xFEE0_0000u | 0x9B)));
+        a.mov(rax, cr3);
+        a.mov(cr3, rax);
+    }
+
+    /// <summary>
+    /// CLI; compare; STI;HLT (STI's shadow covers HLT) until the dword at <paramref name="counter"/> reaches
+    /// <paramref name="target"/>. Handlers that return with IF clear make it exactly one interrupt per HLT.
+    /// </summary>
+    public static void WaitForCount(Assembler a, uint counter, int target)
+    {
+        Label loop = a.CreateLabel(), done = a.CreateLabel();
+        a.Label(ref loop);
+        a.cli();
+        a.cmp(__dword_ptr[counter], target);
+        a.jae(done);
+        a.sti();
+        a.hlt();
+        a.jmp(loop);
+        a.Label(ref done);
+    }
+
     public GuestMode Mode { get; }
 
     public Assembler A { get; }
