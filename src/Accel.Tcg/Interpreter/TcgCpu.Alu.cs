@@ -174,8 +174,28 @@ internal sealed partial class TcgCpu
                     throw Gp0();
                 }
 
-                ulong lo = ReadMem(seg, ea, half), hi = ReadMem(seg, ea + (ulong)half, half);
                 ulong mask = SizeMask(half);
+                if (_locked.Active)
+                {
+                    // CMPXCHG8B swapped as one 8-byte word (TcgCpu.Atomic.cs).
+                    ulong lo32 = _locked.Value & mask, hi32 = _locked.Value >> 32;
+                    bool same = lo32 == (S.Gpr[0] & mask) && hi32 == (S.Gpr[2] & mask);
+                    WriteLockable(seg, ea, 8, same ? ((S.Gpr[1] & mask) << 32) | (S.Gpr[3] & mask) : _locked.Value);
+                    if (same)
+                    {
+                        f |= Fl.ZF;
+                    }
+                    else
+                    {
+                        SetGpr(0, half, lo32);
+                        SetGpr(2, half, hi32);
+                        f &= ~Fl.ZF;
+                    }
+
+                    break;
+                }
+
+                ulong lo = ReadMem(seg, ea, half), hi = ReadMem(seg, ea + (ulong)half, half);
                 bool equal = lo == (S.Gpr[0] & mask) && hi == (S.Gpr[2] & mask);
                 ProbeWrite(seg, ea, half * 2 > 8 ? 8 : half * 2);
                 if (equal)
@@ -298,11 +318,11 @@ internal sealed partial class TcgCpu
             ea = MaskAddress(ref ins, ea + (ulong)BitStringByteOffset(offset, bits));
         }
 
-        ulong value = ReadMem(seg, ea, sz);
+        ulong value = ReadLockable(seg, ea, sz);
         ulong res = Apply(m, value, offset, bits, ref f);
         if (m != Mnemonic.Bt)
         {
-            WriteMem(seg, ea, sz, res);
+            WriteLockable(seg, ea, sz, res);
         }
 
         static ulong Apply(Mnemonic m, ulong v, ulong off, int bits, ref ulong f) => m switch

@@ -14,6 +14,12 @@ internal sealed partial class TcgCpu
             throw Ud(); // LOCK is only valid on read-modify-write instructions with a memory destination (SDM Vol. 2, LOCK)
         }
 
+        if (!_inLocked && IsLocked(ref ins))
+        {
+            ExecuteLocked(ref ins); // atomic across vCPUs: TcgCpu.Atomic.cs
+            return;
+        }
+
         switch (ins.Mnemonic)
         {
             // ------------------------------------------------ data movement

@@ -170,7 +170,7 @@ internal sealed partial class TcgCpu
             case OpKind.Register:
                 return GetReg(ins.GetOpRegister(n));
             case OpKind.Memory:
-                return ReadMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), size);
+                return ReadLockable(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), size);
             default:
                 return ins.GetImmediate(n) & SizeMask(size);
         }
@@ -184,7 +184,7 @@ internal sealed partial class TcgCpu
         }
         else
         {
-            WriteMem(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), size, value);
+            WriteLockable(SegIndex(ins.MemorySegment), EffectiveAddress(ref ins), size, value);
         }
     }
 

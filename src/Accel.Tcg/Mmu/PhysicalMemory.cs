@@ -58,6 +58,12 @@ internal sealed unsafe class PhysicalMemory : IDisposable
     /// <summary>True when the physical page can hold cached code (it is tracked RAM or ROM).</summary>
     public bool IsTracked(ulong page) => page < _trackedPages;
 
+    /// <summary>
+    /// Serialises the locked instructions of the machine's vCPUs that cannot be done with one host compare-and-swap
+    /// (split locks, CMPXCHG16B, MMIO): see TcgCpu.Atomic.cs.
+    /// </summary>
+    public Lock AtomicLock { get; } = new();
+
     /// <summary>The current code generation of a tracked page.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint Generation(ulong page) => page < _trackedPages ? Volatile.Read(ref _codeGeneration[page]) : 0;

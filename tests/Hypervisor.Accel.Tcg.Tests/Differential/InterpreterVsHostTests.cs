@@ -240,6 +240,26 @@ public class InterpreterVsHostTests
         yield return new Form("cmpxchg8b", a => a.cmpxchg8b(__qword_ptr[rbp + 8]), UsesScratch: true);
         yield return new Form("cmpxchg16b", a => a.cmpxchg16b(__xmmword_ptr[rbp + 16]), UsesScratch: true,
             HostSupports: () => (X86Base.CpuId(1, 0).Ecx & (1 << 13)) != 0);
+        // Locked read-modify-writes (one compare-and-swap of the aligned 8 bytes around the operand, TcgCpu.Atomic.cs;
+        // the split, bit-string and 16-byte forms take the machine's atomic lock instead).
+        yield return new Form("lock-add-mem", a => a.@lock.add(__qword_ptr[rbp + 8], rcx), UsesScratch: true);
+        yield return new Form("lock-adc-mem16", a => a.@lock.adc(__word_ptr[rbp + 6], dx), UsesScratch: true);
+        yield return new Form("lock-sbb-mem8", a => a.@lock.sbb(__byte_ptr[rbp + 3], cl), UsesScratch: true);
+        yield return new Form("lock-split-sub", a => a.@lock.sub(__dword_ptr[rbp + 6], ecx), UsesScratch: true);
+        yield return new Form("lock-inc-neg-not", a => { a.@lock.inc(__dword_ptr[rbp + 4]); a.@lock.neg(__word_ptr[rbp + 2]); a.@lock.not(__byte_ptr[rbp + 1]); },
+            UsesScratch: true);
+        yield return new Form("lock-xadd-mem", a => a.@lock.xadd(__dword_ptr[rbp + 12], eax), UsesScratch: true);
+        yield return new Form("lock-cmpxchg-mem", a => a.@lock.cmpxchg(__qword_ptr[rbp], rcx), UsesScratch: true);
+        yield return new Form("lock-cmpxchg-mem8", a => a.@lock.cmpxchg(__byte_ptr[rbp + 5], dl), UsesScratch: true);
+        yield return new Form("xchg-mem", a => a.xchg(__word_ptr[rbp + 10], si), UsesScratch: true);
+        yield return new Form("lock-bts-mem", a => a.@lock.bts(__qword_ptr[rbp + 16], rcx), _ => btUndef,
+            (ref RegisterFile r) => r.Rcx = (r.Rcx & 0xFF) - 64, UsesScratch: true);
+        yield return new Form("lock-btr-mem16", a => a.@lock.btr(__word_ptr[rbp + 32], dx), _ => btUndef,
+            (ref RegisterFile r) => r.Rdx = (ulong)((long)(r.Rdx & 0x7F) - 64) & 0xFFFF, UsesScratch: true);
+        yield return new Form("lock-btc-imm", a => a.@lock.btc(__dword_ptr[rbp + 20], 37), _ => btUndef, UsesScratch: true);
+        yield return new Form("lock-cmpxchg8b", a => a.@lock.cmpxchg8b(__qword_ptr[rbp + 8]), UsesScratch: true);
+        yield return new Form("lock-cmpxchg16b", a => a.@lock.cmpxchg16b(__xmmword_ptr[rbp + 16]), UsesScratch: true,
+            HostSupports: () => (X86Base.CpuId(1, 0).Ecx & (1 << 13)) != 0);
         yield return new Form("movs-mem", a => { a.mov(rsi, rbp); a.lea(rdi, __[rbp + 32]); a.mov(ecx, 5); a.rep.movsb(); a.sub(rsi, rbp); a.sub(rdi, rbp); },
             UsesScratch: true, Fixup: (ref RegisterFile r) => r.Rflags &= ~0x400UL);
         yield return new Form("scas-mem", a => { a.mov(rdi, rbp); a.mov(ecx, 40); a.repne.scasb(); a.sub(rdi, rbp); },

@@ -40,7 +40,7 @@ internal static class ApicGuests
     private const uint PitCount = PcGuest.Variables + 8;
     private const uint IpiCount = PcGuest.Variables + 12;
     private const uint CountOr = PcGuest.Variables + 16;
-    private const ulong LapicBase = 0xFEE0_0000;
+    internal const ulong LapicBase = 0xFEE0_0000;
     private const ulong IoApicBase = 0xFEC0_0000;
 
     /// <summary>The timer count for 1 ms at the 1 GHz bus clock divided by 16 (both QEMU's and ours).</summary>
