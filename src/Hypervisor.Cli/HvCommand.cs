@@ -28,7 +28,7 @@ internal static class HvCommand
         var command = new Command("probe", "List the accelerators, whether each can run here, and why not.");
         command.SetAction(_ =>
         {
-            using ServiceProvider services = BuildServices("auto", verbose: false);
+            using ServiceProvider services = BuildServices("auto", 1, verbose: false);
             var selector = services.GetRequiredService<AcceleratorSelector>();
             Console.Out.WriteLine($"{"accelerator",-12} {"available",-10} reason");
             foreach ((IAccelerator accelerator, AcceleratorProbeResult result) in selector.ProbeAll())
@@ -69,6 +69,11 @@ internal static class HvCommand
         {
             Description = "The kernel command line for --kernel, as qemu-system-x86_64 -append (for example \"console=ttyS0\").",
         };
+        var smp = new Option<int>("--smp")
+        {
+            Description = "vCPUs, as qemu-system-x86_64 -smp N (1-255; each runs on its own host thread; the guest starts the others with INIT/SIPI).",
+            DefaultValueFactory = _ => 1,
+        };
         var timeout = new Option<double?>("--timeout")
         {
             Description = $"Stop the guest after this many seconds (exit status {MachineRunResult.TimeoutExitStatus}).",
@@ -83,11 +88,12 @@ internal static class HvCommand
             + $"{MachineRunResult.GuestErrorExitStatus} guest error, {MachineRunResult.TimeoutExitStatus} timeout, {MachineRunResult.CancelledExitStatus} Ctrl+C, "
             + $"{ExitCodes.UsageError} usage error, {ExitCodes.ImageError} bad image, {ExitCodes.AcceleratorUnavailable} no accelerator, {ExitCodes.InternalError} internal error.")
         {
-            accel, memory, bios, kernel, initrd, append, timeout, debugcon, verbose,
+            accel, memory, smp, bios, kernel, initrd, append, timeout, debugcon, verbose,
         };
         command.SetAction(parse => Run(new RunArguments(
             parse.GetValue(accel) ?? "auto",
             parse.GetValue(memory) ?? "128M",
+            parse.GetValue(smp),
             parse.GetValue(bios),
             parse.GetValue(kernel),
             parse.GetValue(initrd),
@@ -98,7 +104,7 @@ internal static class HvCommand
         return command;
     }
 
-    private sealed record RunArguments(string Accelerator, string Memory, FileInfo? Bios, FileInfo? Kernel, FileInfo? Initrd,
+    private sealed record RunArguments(string Accelerator, string Memory, int Vcpus, FileInfo? Bios, FileInfo? Kernel, FileInfo? Initrd,
         string? Append, double? TimeoutSeconds, string? Debugcon, bool Verbose);
 
     private static int Run(RunArguments args)
@@ -162,7 +168,7 @@ internal static class HvCommand
 
         using Stream stdout = Console.OpenStandardOutput();
         using Stream? debugconFile = OpenDebugcon(args.Debugcon);
-        using ServiceProvider services = BuildServices(args.Accelerator, args.Verbose);
+        using ServiceProvider services = BuildServices(args.Accelerator, args.Vcpus, args.Verbose);
         var factory = services.GetRequiredService<IVirtualMachineFactory>();
         using VirtualMachine machine = factory.Create(new MachineRequest
         {
@@ -270,7 +276,7 @@ internal static class HvCommand
         }
     }
 
-    private static ServiceProvider BuildServices(string accelerator, bool verbose)
+    private static ServiceProvider BuildServices(string accelerator, int vcpus, bool verbose)
     {
         var services = new ServiceCollection();
         services.AddLogging(logging =>
@@ -279,7 +285,11 @@ internal static class HvCommand
             logging.AddSimpleConsole(o => o.SingleLine = true);
             logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         });
-        services.AddHypervisor(o => o.Accelerator = accelerator).AddAllAccelerators();
+        services.AddHypervisor(o =>
+        {
+            o.Accelerator = accelerator;
+            o.Vcpus = vcpus;
+        }).AddAllAccelerators();
         return services.BuildServiceProvider();
     }
 

@@ -60,10 +60,23 @@ public class CliTests
         Assert.That(stderr, Does.Contain("exit status 1"));
     }
 
+    [Test]
+    public void TheDemoRunsTheSameWithTwoVcpus()
+    {
+        // The second vCPU waits for a start-up IPI that the demo never sends; the output is the one-vCPU run's.
+        (int one, string oneOut, string oneErr) = Hv("run", "--accel", "tcg", "--timeout", "60");
+        (int two, string twoOut, string twoErr) = Hv("run", "--accel", "tcg", "--smp", "2", "--timeout", "60");
+        Assert.That(one, Is.EqualTo((DemoGuest.DebugExitValue << 1) | 1), oneErr);
+        Assert.That(two, Is.EqualTo(one), twoErr);
+        Assert.That(twoOut, Is.EqualTo(oneOut));
+    }
+
     [TestCase("--accel", "bogus", 64, "Unknown accelerator 'bogus'")]
     [TestCase("--memory", "12X", 64, "Invalid memory size")]
     [TestCase("--bios", "/nonexistent/bios.bin", 66, "cannot read firmware image")]
     [TestCase("--timeout", "-1", 64, "--timeout")]
+    [TestCase("--smp", "0", 64, "Vcpus must be at least 1")]
+    [TestCase("--smp", "256", 64, "1 to 255 vCPUs")]
     public void UserErrorsPrintOneClearLineAndExitNonZero(string option, string value, int expectedCode, string expectedText)
     {
         (int code, string stdout, string stderr) = Hv("run", option, value);

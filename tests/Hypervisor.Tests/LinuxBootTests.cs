@@ -22,43 +22,8 @@ public partial class LinuxBootTests
     [Test]
     public void DebianKernelBootsToInitAndPowersOffOnTcgAsUnderQemu()
     {
-        string kernelPath = LinuxKernelAsset.Require();
-        byte[] initrd = BuildInitramfs();
-        string initrdPath = Path.Combine(Path.GetTempPath(), $"hv-initrd-{Guid.NewGuid():N}.cpio");
-        File.WriteAllBytes(initrdPath, initrd);
-        string qemuSerial;
-        int qemuExit;
-        try
-        {
-            (qemuSerial, qemuExit) = RunQemu(kernelPath, initrdPath, TimeSpan.FromMinutes(3));
-        }
-        finally
-        {
-            File.Delete(initrdPath);
-        }
-
-        Assert.That(qemuSerial, Does.Contain(Marker), $"QEMU itself did not reach /init (exit {qemuExit}); the reference run is broken:\n{Tail(qemuSerial)}");
-
-        var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
-        using ServiceProvider provider = services.BuildServiceProvider();
-        var serial = new MarkerStream(Marker + " release=");
-        var clock = Stopwatch.StartNew();
-        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
-        {
-            Kernel = File.ReadAllBytes(kernelPath),
-            Initrd = initrd,
-            KernelCommandLine = CommandLine,
-            Memory = "128M",
-            SerialOutput = serial,
-        });
-        TimeSpan toMarker = TimeSpan.Zero;
-        serial.MarkerSeen.ContinueWith(_ => toMarker = clock.Elapsed, TaskScheduler.Default);
-        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: TimeSpan.FromMinutes(12)));
-        string ours = Encoding.Latin1.GetString(serial.ToArray());
-        TestContext.Out.WriteLine(
-            $"tcg: machine creation to /init marker {toMarker.TotalSeconds:0.0} s, run {result.Elapsed.TotalSeconds:0.0} s, " +
-            $"{result.Instructions} instructions, {result.Exits} exits");
+        (string ours, string qemuSerial, VirtualMachine vm, MachineRunResult result) = BootBoth(vcpus: 1);
+        using VirtualMachine machine = vm;
 
         Assert.That(result.Reason, Is.EqualTo(MachineStopReason.PowerOff), $"stopped by {result.Reason}: {result.Detail}\n{Tail(ours)}");
         Assert.That(result.ExitStatus, Is.Zero);
@@ -90,7 +55,8 @@ public partial class LinuxBootTests
         {
             // The MADT: the kernel took its interrupt configuration from it and routes the timer through the IOAPIC.
             Assert.That(ours, Does.Contain("ACPI: Using ACPI (MADT) for SMP configuration information"));
-            Assert.That(ours, Does.Contain("IOAPIC[0]: apic_id 1, version 32, address 0xfec00000, GSI 0-23"));
+            Assert.That(IoApicLine().Match(ours).Value, Is.EqualTo("IOAPIC[0]: apic_id 0, version 32, address 0xfec00000, GSI 0-23"));
+            Assert.That(IoApicLine().Match(ours).Value, Is.EqualTo(IoApicLine().Match(qemuSerial).Value));
         }
 
         if (vm.GetDevice<Hypervisor.Devices.PcDevices>()?.Hpet is not null)
@@ -107,8 +73,78 @@ public partial class LinuxBootTests
         }
     }
 
+    [Test]
+    public void DebianKernelBringsUpTwoVcpusOnTcgAsUnderQemu()
+    {
+        // Two vCPUs, each on its own host thread: the kernel starts CPU 1 with INIT and start-up IPIs through our local
+        // APIC, runs its real-mode trampoline, and schedules /init on either. QEMU is given the same topology (one core
+        // per package, as our CPUID describes it; QEMU 7.2's plain -smp 2 would be one package of two cores).
+        (string ours, string qemuSerial, VirtualMachine vm, MachineRunResult result) = BootBoth(vcpus: 2, "-smp", "2,sockets=2,cores=1");
+        using VirtualMachine machine = vm;
+
+        Assert.That(result.Reason, Is.EqualTo(MachineStopReason.PowerOff), $"stopped by {result.Reason}: {result.Detail}\n{Tail(ours)}");
+        Assert.That(qemuSerial, Does.Contain("smp: Brought up 1 node, 2 CPUs"), $"QEMU's reference boot did not bring up two CPUs:\n{Tail(qemuSerial)}");
+        Assert.That(SmpLines(ours), Is.EqualTo(SmpLines(qemuSerial)), Tail(ours));
+        Assert.That(SmpLines(ours), Has.Length.EqualTo(4), Tail(ours));
+        Assert.That(CpusLine().Match(ours).Value.TrimEnd('\r'), Is.EqualTo($"{LinuxInitramfs.CpusMarker} 2"), Tail(ours));
+        Assert.That(CpusLine().Match(qemuSerial).Value.TrimEnd('\r'), Is.EqualTo($"{LinuxInitramfs.CpusMarker} 2"));
+        Assert.That(ours, Does.Contain("reboot: Power down"));
+
+        // What the kernel found in our MADT: two processors, allowed and booted.
+        static string[] SmpLines(string log) => SmpLine().Matches(log).Select(m => m.Value.TrimEnd('\r')).ToArray();
+    }
+
+    /// <summary>
+    /// Boots the kernel and the /init archive under QEMU (with <paramref name="qemuArguments"/>) and then on tcg with
+    /// <paramref name="vcpus"/> vCPUs; the caller owns the returned machine.
+    /// </summary>
+    private static (string Ours, string Qemu, VirtualMachine Machine, MachineRunResult Result) BootBoth(int vcpus, params string[] qemuArguments)
+    {
+        string kernelPath = LinuxKernelAsset.Require();
+        byte[] initrd = BuildInitramfs();
+        string initrdPath = Path.Combine(Path.GetTempPath(), $"hv-initrd-{Guid.NewGuid():N}.cpio");
+        File.WriteAllBytes(initrdPath, initrd);
+        string qemuSerial;
+        int qemuExit;
+        try
+        {
+            (qemuSerial, qemuExit) = RunQemu(kernelPath, initrdPath, TimeSpan.FromMinutes(3), qemuArguments);
+        }
+        finally
+        {
+            File.Delete(initrdPath);
+        }
+
+        Assert.That(qemuSerial, Does.Contain(Marker), $"QEMU itself did not reach /init (exit {qemuExit}); the reference run is broken:\n{Tail(qemuSerial)}");
+
+        var services = new ServiceCollection();
+        services.AddHypervisor(o =>
+        {
+            o.Accelerator = "tcg";
+            o.Vcpus = vcpus;
+        }).AddAllAccelerators();
+        using ServiceProvider provider = services.BuildServiceProvider();
+        var serial = new MarkerStream(Marker + " release=");
+        var clock = Stopwatch.StartNew();
+        VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
+        {
+            Kernel = File.ReadAllBytes(kernelPath),
+            Initrd = initrd,
+            KernelCommandLine = CommandLine,
+            Memory = "128M",
+            SerialOutput = serial,
+        });
+        TimeSpan toMarker = TimeSpan.Zero;
+        serial.MarkerSeen.ContinueWith(_ => toMarker = clock.Elapsed, TaskScheduler.Default);
+        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: TimeSpan.FromMinutes(12)));
+        TestContext.Out.WriteLine(
+            $"tcg, {vcpus} vCPU(s): machine creation to /init marker {toMarker.TotalSeconds:0.0} s, run {result.Elapsed.TotalSeconds:0.0} s, " +
+            $"{result.Instructions} instructions, {result.Exits} exits");
+        return (Encoding.Latin1.GetString(serial.ToArray()), qemuSerial, vm, result);
+    }
+
     /// <summary>Boots the kernel under QEMU TCG; returns COM1's output and QEMU's exit code (-1 on timeout).</summary>
-    internal static (string Serial, int ExitCode) RunQemu(string kernel, string initrd, TimeSpan timeout)
+    internal static (string Serial, int ExitCode) RunQemu(string kernel, string initrd, TimeSpan timeout, params string[] extraArguments)
     {
         string qemu = Qemu.RequireBinary();
         var psi = new ProcessStartInfo(qemu)
@@ -122,7 +158,7 @@ public partial class LinuxBootTests
                  {
                      "-accel", "tcg", "-m", "128", "-kernel", kernel, "-initrd", initrd, "-append", CommandLine,
                      "-nographic", "-no-reboot",
-                 })
+                 }.Concat(extraArguments))
         {
             psi.ArgumentList.Add(a);
         }
@@ -152,6 +188,15 @@ public partial class LinuxBootTests
 
     [GeneratedRegex(Marker + @" release=[^\r\n]*")]
     private static partial Regex MarkerLine();
+
+    [GeneratedRegex(@"IOAPIC\[0\]: [^\r\n]*")]
+    private static partial Regex IoApicLine();
+
+    [GeneratedRegex(@"(smpboot: Allowing [^\r\n]*|smp: Brought up [^\r\n]*|smpboot: Max logical packages: [^\r\n]*|smpboot: Total of \d+ processors activated)")]
+    private static partial Regex SmpLine();
+
+    [GeneratedRegex(LinuxInitramfs.CpusMarker + @" [^\r\n]*")]
+    private static partial Regex CpusLine();
 
     [GeneratedRegex(@"hpet0: [^\r\n]*")]
     private static partial Regex HpetLine();

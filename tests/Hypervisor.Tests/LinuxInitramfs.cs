@@ -14,12 +14,16 @@ internal static partial class LinuxInitramfs
     internal const string BusyboxPath = "/bin/busybox";
     internal const string Marker = "HV-INIT-MARKER";
 
+    /// <summary>The line before the marker: the number of CPUs /init may run on (busybox nproc).</summary>
+    internal const string CpusMarker = "HV-INIT-CPUS";
+
     // Lean but telling: loglevel=7 keeps the banner (KERN_NOTICE) and the kernel's own reading of our e820 map and
     // ACPI tables (KERN_INFO); cryptomgr.notests skips the crypto self-tests, which are most of the boot's
     // instructions; panic=-1 turns a panic into a reboot, which ends the run as a reset instead of hanging.
-    /// <summary>/init: the marker with the release the kernel reports to userspace, then power-off.</summary>
+    /// <summary>/init: the online CPU count, the marker with the release the kernel reports to userspace, then power-off.</summary>
     internal const string InitScript =
         "#!/bin/sh\n" +
+        "echo \"" + CpusMarker + " $(/bin/busybox nproc)\"\n" +
         "echo \"" + Marker + " release=$(/bin/busybox uname -r)\"\n" +
         "/bin/busybox poweroff -f\n";
 

@@ -294,6 +294,50 @@ public class LinuxLoaderTests
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(fadt + 64)), Is.EqualTo(AcpiPmDevice.DefaultPort + AcpiPmDevice.ControlOffset), "PM1a_CNT_BLK");
     }
 
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(255)]
+    public void MadtListsEveryProcessorAndFitsBesideTheHpetTable(int processors)
+    {
+        // ACPI 6.5, 5.2.12: one Processor Local APIC structure (type 0, length 8) per processor with UID = APIC ID = its
+        // index and the Enabled flag, then the I/O APIC (type 1, ID 0) and the IRQ 0 -> GSI 2 override (type 2).
+        byte[] block = AcpiTables.Build(new AcpiTableOptions
+        {
+            IncludeMadt = true,
+            ProcessorCount = processors,
+            Hpet = new AcpiHpetDescription(0x8086_A201, 0xFED0_0000),
+        });
+        ulong b = AcpiTables.DefaultBaseAddress;
+        int rsdt = (int)(BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(16)) - b);
+        int[] tables = Enumerable.Range(0, (BinaryPrimitives.ReadInt32LittleEndian(block.AsSpan(rsdt + 4)) - 36) / 4)
+            .Select(i => (int)(BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(rsdt + 36 + (4 * i))) - b)).ToArray();
+        int madt = tables.Single(t => Encoding.ASCII.GetString(block, t, 4) == "APIC");
+        int hpet = tables.Single(t => Encoding.ASCII.GetString(block, t, 4) == "HPET");
+        int length = BinaryPrimitives.ReadInt32LittleEndian(block.AsSpan(madt + 4));
+        Assert.That(Sum(block.AsSpan(madt, length)), Is.Zero);
+        Assert.That(Sum(block.AsSpan(hpet, BinaryPrimitives.ReadInt32LittleEndian(block.AsSpan(hpet + 4)))), Is.Zero);
+        Assert.That(madt + length <= AcpiTables.BlockSize && (hpet + AcpiTables.HpetTableLength <= madt || madt + length <= hpet), Is.True, "the tables overlap or overflow the block");
+
+        var entries = new List<(byte Type, byte A, byte B, uint Flags)>();
+        for (int o = madt + 44; o < madt + length; o += block[o + 1])
+        {
+            entries.Add((block[o], block[o + 2], block[o + 3], block[o] == 0 ? BinaryPrimitives.ReadUInt32LittleEndian(block.AsSpan(o + 4)) : 0));
+        }
+
+        var expected = Enumerable.Range(0, processors).Select(i => ((byte)0, (byte)i, (byte)i, 1u)).ToList();
+        expected.Add((1, 0, 0, 0)); // I/O APIC ID 0 (byte 3 is reserved)
+        expected.Add((2, 0, 0, 0)); // ISA bus 0, source IRQ 0
+        Assert.That(entries, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void MoreThanOneProcessorNeedsAMadtAndAtMost255()
+    {
+        Assert.That(() => AcpiTables.Build(new AcpiTableOptions { ProcessorCount = 2 }), Throws.ArgumentException.With.Message.Contains("MADT"));
+        Assert.That(() => AcpiTables.Build(new AcpiTableOptions { IncludeMadt = true, ProcessorCount = 256 }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(() => AcpiTables.Build(new AcpiTableOptions { IncludeMadt = true, ProcessorCount = 0 }), Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
     private static byte Sum(ReadOnlySpan<byte> data)
     {
         int sum = 0;

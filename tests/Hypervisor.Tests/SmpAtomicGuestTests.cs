@@ -28,6 +28,17 @@ public class SmpAtomicGuestTests
     }
 
     [Test]
+    public void TheRunEndsAsHaltedOnlyWhenEveryVcpuIsHalted()
+    {
+        // The AP halts with interrupts off when its work is done and is parked while the BSP prints (the test above);
+        // here the BSP halts so too, and only then does the machine stop.
+        (string serial, MachineRunResult result) = Run(SmpAtomicGuests.Build(haltAtEnd: true), "tcg");
+        Assert.That(result.Reason, Is.EqualTo(MachineStopReason.Halted), result.Detail);
+        Assert.That(result.Detail, Does.StartWith("all 2 vCPUs executed HLT with interrupts disabled"));
+        Assert.That(serial, Is.Empty);
+    }
+
+    [Test]
     public void CountersEqualQemus()
     {
         byte[] image = SmpAtomicGuests.Build();

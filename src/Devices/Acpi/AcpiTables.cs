@@ -8,10 +8,11 @@
 //                an 8042, no VGA
 //   base+0x200  FACS (5.2.10), 64-byte aligned
 //   base+0x240  DSDT (5.2.11.1): only Name (_S5, Package () { S5, S5, 0, 0 }), hand-assembled AML (20.2)
-//   base+0x300  MADT (5.2.12), only when the machine has a local APIC: LAPIC 0, IOAPIC at 0xFEC00000, IRQ0 -> GSI 2
-//   base+0x380  HPET (IA-PC HPET specification 1.0a, 3.2.4 "The ACPI 2.0 HPET Description Table"), only when the
+//   base+0x300  HPET (IA-PC HPET specification 1.0a, 3.2.4 "The ACPI 2.0 HPET Description Table"), only when the
 //                machine has an HPET: event timer block ID (GCAP_ID bits 31:0), the base address as a generic address
 //                structure in system memory, HPET number 0, the minimum periodic tick, no page protection claim
+//   base+0x340  MADT (5.2.12), only when the machine has local APICs: one LAPIC per processor (IDs 0..n-1), the
+//                IOAPIC (ID 0, as its register and QEMU's MADT) at 0xFEC00000, IRQ0 -> GSI 2; 66 + 8n bytes, up to 0xB7A for 255
 using System.Buffers.Binary;
 using System.Text;
 
@@ -30,10 +31,16 @@ public sealed record AcpiTableOptions
     public byte SciIrq { get; init; } = 9;
 
     /// <summary>
-    /// True to include a MADT (local APIC 0 at 0xFEE00000, an IOAPIC at 0xFEC00000, ISA IRQ 0 routed to GSI 2). Leave
-    /// false until the machine has a local APIC: without a MADT the kernel uses the 8259 PIC.
+    /// True to include a MADT (local APICs at 0xFEE00000, an IOAPIC at 0xFEC00000, ISA IRQ 0 routed to GSI 2). Leave
+    /// false when the machine has no local APIC: without a MADT the kernel uses the 8259 PIC.
     /// </summary>
     public bool IncludeMadt { get; init; }
+
+    /// <summary>
+    /// The processors the MADT lists (1-255, the default 1): local APIC IDs 0 to n-1, all enabled, processor 0 the
+    /// bootstrap processor. The OS starts the others with INIT and start-up IPIs. Needs <see cref="IncludeMadt"/>.
+    /// </summary>
+    public int ProcessorCount { get; init; } = 1;
 
     /// <summary>
     /// The HPET to describe (its event timer block ID, GCAP_ID bits 31:0, and base address), or null (the default) for
@@ -75,8 +82,8 @@ public static class AcpiTables
     private const int FadtOffset = 0x100;
     private const int FacsOffset = 0x200;
     private const int DsdtOffset = 0x240;
-    private const int MadtOffset = 0x300;
-    private const int HpetOffset = 0x380;
+    private const int HpetOffset = 0x300;
+    private const int MadtOffset = 0x340;
 
     /// <summary>The length of the HPET table: the header, then 20 bytes (3.2.4).</summary>
     public const int HpetTableLength = 56;
@@ -90,6 +97,16 @@ public static class AcpiTables
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.BaseAddress,
                 "The RSDP must be 16-byte aligned inside 0xE0000-0xFFFFF, where an OS searches for it.");
+        }
+
+        if (options.ProcessorCount is < 1 or > 255)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.ProcessorCount, "The MADT lists 1 to 255 processors (xAPIC IDs).");
+        }
+
+        if (options.ProcessorCount > 1 && !options.IncludeMadt)
+        {
+            throw new ArgumentException("More than one processor needs a MADT (IncludeMadt): without one the OS finds only the bootstrap processor.", nameof(options));
         }
 
         byte[] block = new byte[BlockSize];
@@ -131,7 +148,7 @@ public static class AcpiTables
         if (options.IncludeMadt)
         {
             tables.Add(MadtOffset);
-            WriteMadt(b[MadtOffset..]);
+            WriteMadt(b[MadtOffset..], options.ProcessorCount);
         }
 
         if (options.Hpet is { } hpet)
@@ -176,18 +193,23 @@ public static class AcpiTables
         return (byte)-sum;
     }
 
-    private static void WriteMadt(Span<byte> madt)
+    private static void WriteMadt(Span<byte> madt, int processors)
     {
         // Local APIC address, flags PCAT_COMPAT (8259s present, to be masked when the APIC is used).
         BinaryPrimitives.WriteUInt32LittleEndian(madt[36..], 0xFEE0_0000);
         BinaryPrimitives.WriteUInt32LittleEndian(madt[40..], 1);
         int o = 44;
-        // Processor Local APIC: type 0, length 8, ACPI processor UID 0, APIC ID 0, flags Enabled.
-        madt[o] = 0; madt[o + 1] = 8; madt[o + 2] = 0; madt[o + 3] = 0;
-        BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 4)..], 1);
-        o += 8;
-        // I/O APIC: type 1, length 12, ID 1 (after the one CPU, as QEMU numbers it), address 0xFEC00000, GSI base 0.
-        madt[o] = 1; madt[o + 1] = 12; madt[o + 2] = 1;
+        for (int i = 0; i < processors; i++)
+        {
+            // Processor Local APIC: type 0, length 8, ACPI processor UID i, APIC ID i, flags Enabled.
+            madt[o] = 0; madt[o + 1] = 8; madt[o + 2] = (byte)i; madt[o + 3] = (byte)i;
+            BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 4)..], 1);
+            o += 8;
+        }
+
+        // I/O APIC: type 1, length 12, ID 0 (what its ID register reads after reset, and QEMU's MADT, -smp 1 or more),
+        // address 0xFEC00000, GSI base 0.
+        madt[o] = 1; madt[o + 1] = 12; madt[o + 2] = 0;
         BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 4)..], 0xFEC0_0000);
         BinaryPrimitives.WriteUInt32LittleEndian(madt[(o + 8)..], 0);
         o += 12;

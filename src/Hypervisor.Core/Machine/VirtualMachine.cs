@@ -91,6 +91,7 @@ public sealed class VirtualMachine : IDisposable
     private MachineRunResult RunCore(MachineRunOptions options, CancellationToken cancellationToken)
     {
         _control.Reset();
+        _parkedVcpus = 0;
         var stopwatch = Stopwatch.StartNew();
         VcpuStatistics[] before = Vcpus.Select(v => v.Statistics).ToArray();
         var lastExits = new VcpuExit[Vcpus.Count];
@@ -172,12 +173,19 @@ public sealed class VirtualMachine : IDisposable
         }
     }
 
+    /// <summary>How often a parked vCPU (HLT with interrupts off, one of several) looks for an NMI, INIT or SIPI.</summary>
+    private const int ParkedPollMilliseconds = 10;
+
+    /// <summary>vCPUs of a multi-processor machine halted with interrupts off (see <see cref="VcpuLoop"/>).</summary>
+    private int _parkedVcpus;
+
     private VcpuExit VcpuLoop(IVcpu vcpu, long? instructionLimit)
     {
         CurrentVcpu.Index = vcpu.Index;
         long limit = instructionLimit ?? long.MaxValue;
         long startCount = vcpu.Statistics.Instructions;
         VcpuExit exit = default;
+        bool parked = false;
         try
         {
             while (_control.Request is null)
@@ -189,10 +197,32 @@ public sealed class VirtualMachine : IDisposable
                 }
 
                 exit = vcpu.Run(remaining);
+                if (parked && exit.Reason != VcpuExitReason.Halted)
+                {
+                    parked = false; // woken by an NMI, INIT or start-up IPI
+                    Interlocked.Decrement(ref _parkedVcpus);
+                }
+
                 switch (exit.Reason)
                 {
                     case VcpuExitReason.Interrupted:
                         break; // a stop request or a spurious kick; the loop condition decides
+                    case VcpuExitReason.Halted when Vcpus.Count > 1:
+                        // One processor of several halted with interrupts off is not a dead machine (Linux parks the
+                        // others so before it powers off): it sleeps until another processor wakes it with an NMI, INIT
+                        // or a start-up IPI, which its next Run takes. The run ends when every vCPU is parked so.
+                        if (!parked)
+                        {
+                            parked = true;
+                            if (Interlocked.Increment(ref _parkedVcpus) == Vcpus.Count)
+                            {
+                                _control.RequestStop(MachineStopReason.Halted, MachineRunResult.HaltedExitStatus,
+                                    $"all {Vcpus.Count} vCPUs executed HLT with interrupts disabled (the last, vCPU {vcpu.Index}, at 0x{exit.InstructionPointer:X})");
+                            }
+                        }
+
+                        _control.StoppedHandle.WaitOne(ParkedPollMilliseconds);
+                        break;
                     case VcpuExitReason.Halted:
                         _control.RequestStop(MachineStopReason.Halted, MachineRunResult.HaltedExitStatus,
                             $"vCPU {vcpu.Index} executed HLT with interrupts disabled at 0x{exit.InstructionPointer:X}");

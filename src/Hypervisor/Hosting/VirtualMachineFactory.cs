@@ -97,12 +97,6 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
             throw new HypervisorConfigurationException("A kernel is booted without firmware: give either a firmware image or a kernel, not both.");
         }
 
-        if (options.Vcpus != 1)
-        {
-            // Application processors are started with INIT/SIPI through a local APIC, which the machine lacks so far.
-            throw new HypervisorConfigurationException($"Direct kernel boot supports one vCPU for now; {options.Vcpus} were asked for.");
-        }
-
         // Fail on a bad image before anything is allocated.
         LinuxSetupHeader.Parse(request.Kernel);
         if (request.Initrd is not null)
@@ -119,7 +113,7 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
                 MemorySizeInBytes = memory,
                 SerialOutput = request.SerialOutput,
                 DebugConsoleOutput = request.DebugconOutput,
-                VcpuCount = 1,
+                VcpuCount = options.Vcpus,
             });
             builder.AddDevice(devices);
             // The MADT describes the local APIC and the I/O APIC when the PC has them; without it Linux uses the 8259s.
@@ -128,6 +122,7 @@ public sealed class VirtualMachineFactory : IVirtualMachineFactory
             builder.AddAcpi(new AcpiTableOptions
             {
                 IncludeMadt = devices.Apic is not null,
+                ProcessorCount = options.Vcpus,
                 Hpet = devices.Hpet is null ? null : new AcpiHpetDescription((uint)HpetTimerBlock.Capabilities, HpetTimerBlock.DefaultBase),
             });
             machine = builder.Build(_selector, spec, _loggerFactory);

@@ -49,7 +49,8 @@ internal static class SmpAtomicGuests
     }
 
     /// <summary>Builds the firmware image.</summary>
-    public static byte[] Build() => PcGuest.Build(GuestMode.Long, g =>
+    /// <param name="haltAtEnd">Instead of printing and exiting, the BSP halts with interrupts off once the AP is done.</param>
+    public static byte[] Build(bool haltAtEnd = false) => PcGuest.Build(GuestMode.Long, g =>
     {
         Assembler a = g.A;
         Label code = a.CreateLabel(), waitAp = a.CreateLabel(), printHex = a.CreateLabel(), hexDigit = a.CreateLabel(),
@@ -83,6 +84,11 @@ internal static class SmpAtomicGuests
         a.pause();
         a.cmp(__dword_ptr[ApDone], 0);
         a.je(waitAp);
+        if (haltAtEnd)
+        {
+            a.cli();
+            a.hlt();
+        }
 
         PrintCounter(g, "inc ", IncCounter, printHex);
         PrintCounter(g, " xadd ", XaddCounter, printHex);
@@ -124,7 +130,7 @@ internal static class SmpAtomicGuests
         g.A.call(printHex);
     }
 
-    /// <summary>The AP's real-mode code: DS = 0, the same work loop, then the done flag and a halt loop with interrupts on.</summary>
+    /// <summary>The AP's real-mode code: DS = 0, the same work loop, then the done flag and a halt loop with interrupts off.</summary>
     private static byte[] ApCode()
     {
         var a = new Assembler(16);
@@ -135,8 +141,7 @@ internal static class SmpAtomicGuests
         EmitWork(a);
         a.mov(__dword_ptr[ApDone], 1);
         a.Label(ref sleep);
-        a.sti(); // nothing is routed to the AP; HLT with IF clear would end the machine's run
-        a.hlt();
+        a.hlt(); // with IF clear: the machine parks this vCPU and runs on (only all vCPUs halted so end the run)
         a.jmp(sleep);
         using var stream = new MemoryStream();
         a.Assemble(new StreamCodeWriter(stream), Trampoline);
