@@ -28,13 +28,18 @@ public sealed partial class KvmLinuxBootTests
     [SetUp]
     public void RequireKvm() => KvmHost.RequireKvm();
 
-    [Test]
-    public void DebianKernelBootsToInitAndPowersOffOnKvm()
+    [TestCase(1)]
+    [TestCase(2)]
+    public void DebianKernelBootsToInitAndPowersOffOnKvm(int vcpus)
     {
         string kernelPath = LinuxKernelAsset.Require();
         byte[] initrd = LinuxInitramfs.Build();
         var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = "kvm").AddAllAccelerators();
+        services.AddHypervisor(o =>
+        {
+            o.Accelerator = "kvm";
+            o.Vcpus = vcpus;
+        }).AddAllAccelerators();
         using ServiceProvider provider = services.BuildServiceProvider();
         var serial = new MarkerStream(LinuxInitramfs.Marker + " release=");
         var clock = Stopwatch.StartNew();
@@ -49,7 +54,7 @@ public sealed partial class KvmLinuxBootTests
         Assert.That(vm.AcceleratorName, Is.EqualTo("kvm"));
         MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: TimeSpan.FromMinutes(6)));
         string log = Encoding.Latin1.GetString(serial.ToArray());
-        TestContext.Out.WriteLine($"kvm: run {result.Elapsed.TotalSeconds:0.0} s, {result.Exits} exits (to the marker: {clock.Elapsed.TotalSeconds:0.0} s at most)");
+        TestContext.Out.WriteLine($"kvm, {vcpus} vCPU(s): run {result.Elapsed.TotalSeconds:0.0} s, {result.Exits} exits (to the marker: {clock.Elapsed.TotalSeconds:0.0} s at most)");
 
         Assert.That(result.Reason, Is.EqualTo(MachineStopReason.PowerOff), $"stopped by {result.Reason}: {result.Detail}\n{Tail(log)}");
         string banner = Banner().Match(log).Value;
@@ -60,6 +65,10 @@ public sealed partial class KvmLinuxBootTests
         Assert.That(log, Does.Contain("ACPI: PM: (supports S0 S5)"));
         Assert.That(log, Does.Contain("reboot: Power down"));
         Assert.That(log, Does.Contain("x86/fpu: Enabled xstate features 0x3"), "the kernel uses XSAVE with x87 and SSE state");
+
+        // Every vCPU came up (the others through INIT and start-up IPIs from our local APIC) and /init may run on all.
+        Assert.That(log, Does.Contain(vcpus == 1 ? "smp: Brought up 1 node, 1 CPU\r" : $"smp: Brought up 1 node, {vcpus} CPUs\r"), Tail(log));
+        Assert.That(log, Does.Contain($"{LinuxInitramfs.CpusMarker} {vcpus}\r"), Tail(log));
     }
 
     private static string Tail(string log) => log.Length <= 3000 ? log : log[^3000..];

@@ -49,22 +49,6 @@ public class SmpAtomicGuestTests
         Assert.That(result.ExitStatus, Is.EqualTo(qemuExit));
     }
 
-    private static (string Serial, MachineRunResult Result) Run(byte[] image, string accelerator)
-    {
-        var services = new ServiceCollection();
-        services.AddHypervisor(o =>
-        {
-            o.Accelerator = accelerator;
-            o.Vcpus = 2;
-        }).AddAllAccelerators();
-        using ServiceProvider provider = services.BuildServiceProvider();
-        using var serial = new MemoryStream();
-        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
-        {
-            Firmware = image,
-            SerialOutput = serial,
-        });
-        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: Timeout));
-        return (Encoding.Latin1.GetString(serial.ToArray()), result);
-    }
+    private static (string Serial, MachineRunResult Result) Run(byte[] image, string accelerator) =>
+        FirmwareRun.Run(image, accelerator, Timeout, vcpus: 2);
 }

@@ -48,18 +48,6 @@ public class SystemGuestTests
         Assert.That(qemuExit, Is.EqualTo((SystemGuests.ExitValue << 1) | 1));
     }
 
-    private static (string Serial, MachineRunResult Result) Run(byte[] image, string accelerator)
-    {
-        var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = accelerator).AddAllAccelerators();
-        using ServiceProvider provider = services.BuildServiceProvider();
-        using var serial = new MemoryStream();
-        using VirtualMachine vm = provider.GetRequiredService<IVirtualMachineFactory>().Create(new MachineRequest
-        {
-            Firmware = image,
-            SerialOutput = serial,
-        });
-        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: Timeout));
-        return (Encoding.Latin1.GetString(serial.ToArray()), result);
-    }
+    private static (string Serial, MachineRunResult Result) Run(byte[] image, string accelerator) =>
+        FirmwareRun.Run(image, accelerator, Timeout);
 }
