@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Io;
+using Hypervisor.Core.Machine.Interop;
 using Hypervisor.Core.Memory;
 using Hypervisor.Core.Timing;
 using Microsoft.Extensions.Logging;
@@ -134,18 +135,26 @@ public sealed class VirtualMachine : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Runs the device timers on host time until the machine stops. Waits for the next deadline without spinning:
+    /// whole milliseconds on the stop and <see cref="TimerQueue.Changed"/> handles (rounded down, so never past the
+    /// deadline), then the last fraction of a millisecond in a precise sleep (<see cref="PreciseSleep"/>). A spin there
+    /// took up to a millisecond of CPU before every deadline, which on a host with one CPU is taken from the vCPU
+    /// threads; rounding the wait up instead would fire every timer up to a millisecond late.
+    /// </summary>
     private void TimerLoop(TimeSpan? timeout, Stopwatch stopwatch)
     {
+        const long NanosecondsPerMillisecond = 1_000_000;
+        const long MaxWaitNanoseconds = 100 * NanosecondsPerMillisecond;
         WaitHandle[] handles = [_control.StoppedHandle, Timers.Changed];
         while (_control.Request is null)
         {
             Timers.RunDue();
-            long waitMs = 100;
+            long waitNs = MaxWaitNanoseconds;
             long? next = Timers.NextDeadline;
             if (next is not null)
             {
-                long deltaNs = next.Value - Timers.Clock.NowNanoseconds;
-                waitMs = Math.Clamp(deltaNs / 1_000_000, 0, 100);
+                waitNs = Math.Clamp(next.Value - Timers.Clock.NowNanoseconds, 0, MaxWaitNanoseconds);
             }
 
             if (timeout is not null)
@@ -158,14 +167,14 @@ public sealed class VirtualMachine : IDisposable
                     break;
                 }
 
-                waitMs = Math.Min(waitMs, (long)Math.Ceiling(left.TotalMilliseconds));
+                waitNs = Math.Min(waitNs, (long)Math.Ceiling(left.TotalMilliseconds) * NanosecondsPerMillisecond);
             }
 
-            if (waitMs > 0)
+            if (waitNs >= NanosecondsPerMillisecond)
             {
-                WaitHandle.WaitAny(handles, (int)waitMs);
+                WaitHandle.WaitAny(handles, (int)(waitNs / NanosecondsPerMillisecond));
             }
-            else
+            else if (waitNs > 0 && !PreciseSleep.Sleep(waitNs))
             {
                 Thread.Yield();
             }
