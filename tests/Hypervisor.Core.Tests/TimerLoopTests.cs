@@ -70,7 +70,7 @@ public class TimerLoopTests
         Assert.That(median, Is.LessThan(400_000), $"median lateness {median} ns");
     }
 
-    private static long VoluntarySwitchesOfThisThread()
+    internal static long VoluntarySwitchesOfThisThread()
     {
         foreach (string line in File.ReadLines("/proc/thread-self/status"))
         {
@@ -83,7 +83,7 @@ public class TimerLoopTests
         throw new InvalidOperationException("/proc/thread-self/status has no voluntary_ctxt_switches");
     }
 
-    private static VirtualMachine Build(VirtualMachineBuilder builder)
+    internal static VirtualMachine Build(VirtualMachineBuilder builder)
     {
         GuestMemoryLayout.AddRam(builder.Memory, 2 << 20);
         var selector = new AcceleratorSelector([new ParkingAccelerator()]);

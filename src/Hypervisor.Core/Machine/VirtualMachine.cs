@@ -108,15 +108,33 @@ public sealed class VirtualMachine : IDisposable
 
         using CancellationTokenRegistration registration = cancellationToken.Register(
             () => _control.RequestStop(MachineStopReason.Cancelled, MachineRunResult.CancelledExitStatus, "cancelled by the caller"));
-        foreach (Thread t in threads)
+        using WakeableSleep? sleep = WakeableSleep.TryCreate();
+        if (sleep is not null)
         {
-            t.Start();
+            Timers.Waker = sleep.Wake;
+            _control.StopWaker = sleep.Wake;
         }
 
-        TimerLoop(options.Timeout, stopwatch);
-        foreach (Thread t in threads)
+        try
         {
-            t.Join();
+            foreach (Thread t in threads)
+            {
+                t.Start();
+            }
+
+            TimerLoop(options.Timeout, stopwatch, sleep);
+            foreach (Thread t in threads)
+            {
+                t.Join();
+            }
+        }
+        finally
+        {
+            if (sleep is not null)
+            {
+                Timers.Waker = null;
+                _control.StopWaker = null;
+            }
         }
 
         stopwatch.Stop();
@@ -136,13 +154,14 @@ public sealed class VirtualMachine : IDisposable
     }
 
     /// <summary>
-    /// Runs the device timers on host time until the machine stops. Waits for the next deadline without spinning:
-    /// whole milliseconds on the stop and <see cref="TimerQueue.Changed"/> handles (rounded down, so never past the
-    /// deadline), then the last fraction of a millisecond in a precise sleep (<see cref="PreciseSleep"/>). A spin there
-    /// took up to a millisecond of CPU before every deadline, which on a host with one CPU is taken from the vCPU
+    /// Runs the device timers on host time until the machine stops. Waits for the next deadline without spinning and
+    /// without firing late: on Linux in one sleep with nanosecond resolution that a new deadline or a stop ends at once
+    /// (<paramref name="sleep"/>); elsewhere whole milliseconds on the stop and <see cref="TimerQueue.Changed"/> handles
+    /// (rounded down, so never past the deadline), then the last fraction of a millisecond with Thread.Yield. A spin
+    /// there took up to a millisecond of CPU before every deadline, which on a host with one CPU is taken from the vCPU
     /// threads; rounding the wait up instead would fire every timer up to a millisecond late.
     /// </summary>
-    private void TimerLoop(TimeSpan? timeout, Stopwatch stopwatch)
+    private void TimerLoop(TimeSpan? timeout, Stopwatch stopwatch, WakeableSleep? sleep)
     {
         const long NanosecondsPerMillisecond = 1_000_000;
         const long MaxWaitNanoseconds = 100 * NanosecondsPerMillisecond;
@@ -170,11 +189,20 @@ public sealed class VirtualMachine : IDisposable
                 waitNs = Math.Min(waitNs, (long)Math.Ceiling(left.TotalMilliseconds) * NanosecondsPerMillisecond);
             }
 
-            if (waitNs >= NanosecondsPerMillisecond)
+            if (waitNs <= 0)
+            {
+                continue;
+            }
+
+            if (sleep is not null)
+            {
+                sleep.Sleep(waitNs);
+            }
+            else if (waitNs >= NanosecondsPerMillisecond)
             {
                 WaitHandle.WaitAny(handles, (int)(waitNs / NanosecondsPerMillisecond));
             }
-            else if (waitNs > 0 && !PreciseSleep.Sleep(waitNs))
+            else
             {
                 Thread.Yield();
             }

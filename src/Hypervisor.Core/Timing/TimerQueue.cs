@@ -12,6 +12,7 @@ public sealed class TimerQueue
     private readonly List<DeviceTimer> _timers = [];
     private readonly AutoResetEvent _changed = new(false);
     private bool _runningDue; // guarded by the I/O lock
+    private Action? _waker;
 
     /// <summary>Creates a queue over <paramref name="clock"/>; callbacks run with <paramref name="ioLock"/> held.</summary>
     public TimerQueue(IMachineClock clock, IoLock ioLock)
@@ -91,7 +92,18 @@ public sealed class TimerQueue
         if (!(_runningDue && _ioLock.Sync.IsHeldByCurrentThread))
         {
             _changed.Set();
+            Volatile.Read(ref _waker)?.Invoke();
         }
+    }
+
+    /// <summary>
+    /// Called with <see cref="Changed"/>, for a waiting thread that sleeps on something other than the handle (the
+    /// machine's timer thread on Linux); null for none.
+    /// </summary>
+    internal Action? Waker
+    {
+        get => Volatile.Read(ref _waker);
+        set => Volatile.Write(ref _waker, value);
     }
 
     private int RunDueLocked()
