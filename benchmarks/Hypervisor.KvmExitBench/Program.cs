@@ -104,13 +104,18 @@ for (int round = 1; round <= rounds; round++)
         line.Append(layer == "c"
             ? string.Create(CultureInfo.InvariantCulture, $" c {s.Steady:0.00}")
             : string.Create(CultureInfo.InvariantCulture, $" {layer} {s.Steady:0.00}/{s.Whole:0.00} w{s.Waited * 100:0}%{(s.KvmExits is long k ? $" x{k}" : "")}"));
+        if (s.TimerCpu is double tc)
+        {
+            line.Append(CultureInfo.InvariantCulture, $" t{tc:0}us/{s.TimerSlices:0}");
+        }
+
         if (s.BytesPerExit is double b)
         {
             line.Append(CultureInfo.InvariantCulture, $" ({b:0.0} B/exit)");
         }
     }
 
-    Console.WriteLine(line.Append(" us/exit (steady/whole, w: the share of the steady window the vCPU thread waited for the CPU)"));
+    Console.WriteLine(line.Append(" us/exit (steady/whole, w: the share of the steady window the vCPU thread waited for the CPU; t: the timer thread's CPU and slices per 1000 exits)"));
 }
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -129,6 +134,12 @@ foreach (string layer in timed)
         {
             text.Append(CultureInfo.InvariantCulture,
                 $"; vCPU thread waited {Median([.. values.Select(v => v.Waited ?? 0)]) * 100:0.0} % of the window, {Median([.. values.Select(v => v.Slices ?? 0)]):0.0} slices per 1000 exits");
+            if (values[0].TimerCpu is not null)
+            {
+                text.Append(CultureInfo.InvariantCulture,
+                    $"; timer thread {Median([.. values.Select(v => v.TimerCpu ?? 0)]):0} us CPU, {Median([.. values.Select(v => v.TimerSlices ?? 0)]):0.0} slices per 1000 exits (whole run)");
+            }
+
             text.Append(CultureInfo.InvariantCulture,
                 $"; fixed cost per run {Median([.. values.Select(v => ((v.Whole * exits) - (v.Steady * (exits + (exits / chunk)))) / 1000)]):0.0} ms");
         }
@@ -236,6 +247,12 @@ internal sealed record Sample(double Steady, double Whole, double[] Chunks, doub
 
     /// <summary>KVM_RUN returns the vCPU counted over the whole run (machine layers).</summary>
     public long? KvmExits { get; init; }
+
+    /// <summary>Machine layers: the CPU time of the timer thread (the caller's, in VirtualMachine.Run) over the whole run, microseconds per 1000 exits.</summary>
+    public double? TimerCpu { get; init; }
+
+    /// <summary>Machine layers: the times the timer thread got the CPU over the whole run, per 1000 exits.</summary>
+    public double? TimerSlices { get; init; }
 }
 
 /// <summary>
@@ -608,16 +625,23 @@ internal static unsafe partial class Bench
         var marks = new Marks(exits, chunk);
         using VirtualMachine vm = Build(kvm, exits, chunk, pc, marks, maskPic, stopPit);
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        SchedStat timerBefore = SchedStat.OfThisThread();
         long start = Stopwatch.GetTimestamp();
         MachineRunResult result = vm.Run(new MachineRunOptions(TimeSpan.FromMinutes(10)));
         long end = Stopwatch.GetTimestamp();
+        SchedStat timerAfter = SchedStat.OfThisThread();
         long bytes = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         if (result.Reason != MachineStopReason.Halted || PortWrites(vm) != exits)
         {
             throw new InvalidOperationException($"unexpected run: {result.Reason} {result.Detail}, {PortWrites(vm)} port writes seen");
         }
 
-        return Per(exits, chunk, start, marks, end, (double)bytes / exits) with { KvmExits = result.Exits };
+        return Per(exits, chunk, start, marks, end, (double)bytes / exits) with
+        {
+            KvmExits = result.Exits,
+            TimerCpu = (timerAfter.RunNs - timerBefore.RunNs) / 1000.0 * 1000 / exits,
+            TimerSlices = (timerAfter.Slices - timerBefore.Slices) * 1000.0 / exits,
+        };
     }
 }
 

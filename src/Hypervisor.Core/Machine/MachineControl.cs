@@ -6,12 +6,20 @@ internal sealed class MachineControl : IMachineControl
     private readonly ManualResetEventSlim _stopped = new(false);
     private StopRequest? _request;
     private IReadOnlyList<IVcpu> _vcpus = [];
+    private Action? _stopWaker;
 
     public WaitHandle StoppedHandle => _stopped.WaitHandle;
 
     public StopRequest? Request => Volatile.Read(ref _request);
 
     public void Attach(IReadOnlyList<IVcpu> vcpus) => _vcpus = vcpus;
+
+    /// <summary>Called after <see cref="StoppedHandle"/> is set, for a thread that sleeps on something else; null for none.</summary>
+    public Action? StopWaker
+    {
+        get => Volatile.Read(ref _stopWaker);
+        set => Volatile.Write(ref _stopWaker, value);
+    }
 
     public void Reset()
     {
@@ -32,6 +40,7 @@ internal sealed class MachineControl : IMachineControl
         }
 
         _stopped.Set();
+        StopWaker?.Invoke();
     }
 
     public void NotifyInterruptPending()

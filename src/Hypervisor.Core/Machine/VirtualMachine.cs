@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Io;
+using Hypervisor.Core.Machine.Interop;
 using Hypervisor.Core.Memory;
 using Hypervisor.Core.Timing;
 using Microsoft.Extensions.Logging;
@@ -108,15 +109,33 @@ public sealed class VirtualMachine : IDisposable
 
         using CancellationTokenRegistration registration = cancellationToken.Register(
             () => _control.RequestStop(MachineStopReason.Cancelled, MachineRunResult.CancelledExitStatus, "cancelled by the caller"));
-        foreach (Thread t in threads)
+        using WakeableSleep? sleep = WakeableSleep.TryCreate();
+        if (sleep is not null)
         {
-            t.Start();
+            Timers.Waker = sleep.Wake;
+            _control.StopWaker = sleep.Wake;
         }
 
-        TimerLoop(options.Timeout, stopwatch);
-        foreach (Thread t in threads)
+        try
         {
-            t.Join();
+            foreach (Thread t in threads)
+            {
+                t.Start();
+            }
+
+            TimerLoop(options.Timeout, stopwatch, sleep);
+            foreach (Thread t in threads)
+            {
+                t.Join();
+            }
+        }
+        finally
+        {
+            if (sleep is not null)
+            {
+                Timers.Waker = null;
+                _control.StopWaker = null;
+            }
         }
 
         stopwatch.Stop();
@@ -135,18 +154,27 @@ public sealed class VirtualMachine : IDisposable
         return result;
     }
 
-    private void TimerLoop(TimeSpan? timeout, Stopwatch stopwatch)
+    /// <summary>
+    /// Runs the device timers on host time until the machine stops. Waits for the next deadline without spinning and
+    /// without firing late: on Linux in one sleep with nanosecond resolution that a new deadline or a stop ends at once
+    /// (<paramref name="sleep"/>); elsewhere whole milliseconds on the stop and <see cref="TimerQueue.Changed"/> handles
+    /// (rounded down, so never past the deadline), then the last fraction of a millisecond with Thread.Yield. A spin
+    /// there took up to a millisecond of CPU before every deadline, which on a host with one CPU is taken from the vCPU
+    /// threads; rounding the wait up instead would fire every timer up to a millisecond late.
+    /// </summary>
+    private void TimerLoop(TimeSpan? timeout, Stopwatch stopwatch, WakeableSleep? sleep)
     {
+        const long NanosecondsPerMillisecond = 1_000_000;
+        const long MaxWaitNanoseconds = 100 * NanosecondsPerMillisecond;
         WaitHandle[] handles = [_control.StoppedHandle, Timers.Changed];
         while (_control.Request is null)
         {
             Timers.RunDue();
-            long waitMs = 100;
+            long waitNs = MaxWaitNanoseconds;
             long? next = Timers.NextDeadline;
             if (next is not null)
             {
-                long deltaNs = next.Value - Timers.Clock.NowNanoseconds;
-                waitMs = Math.Clamp(deltaNs / 1_000_000, 0, 100);
+                waitNs = Math.Clamp(next.Value - Timers.Clock.NowNanoseconds, 0, MaxWaitNanoseconds);
             }
 
             if (timeout is not null)
@@ -159,12 +187,21 @@ public sealed class VirtualMachine : IDisposable
                     break;
                 }
 
-                waitMs = Math.Min(waitMs, (long)Math.Ceiling(left.TotalMilliseconds));
+                waitNs = Math.Min(waitNs, (long)Math.Ceiling(left.TotalMilliseconds) * NanosecondsPerMillisecond);
             }
 
-            if (waitMs > 0)
+            if (waitNs <= 0)
             {
-                WaitHandle.WaitAny(handles, (int)waitMs);
+                continue;
+            }
+
+            if (sleep is not null)
+            {
+                sleep.Sleep(waitNs);
+            }
+            else if (waitNs >= NanosecondsPerMillisecond)
+            {
+                WaitHandle.WaitAny(handles, (int)(waitNs / NanosecondsPerMillisecond));
             }
             else
             {

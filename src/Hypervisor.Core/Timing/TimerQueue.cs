@@ -11,6 +11,8 @@ public sealed class TimerQueue
     private readonly IoLock _ioLock;
     private readonly List<DeviceTimer> _timers = [];
     private readonly AutoResetEvent _changed = new(false);
+    private bool _runningDue; // guarded by the I/O lock
+    private Action? _waker;
 
     /// <summary>Creates a queue over <paramref name="clock"/>; callbacks run with <paramref name="ioLock"/> held.</summary>
     public TimerQueue(IMachineClock clock, IoLock ioLock)
@@ -22,7 +24,11 @@ public sealed class TimerQueue
     /// <summary>The clock deadlines refer to.</summary>
     public IMachineClock Clock { get; }
 
-    /// <summary>Signalled whenever a deadline is set, so the thread that waits for the next deadline re-evaluates.</summary>
+    /// <summary>
+    /// Signalled whenever a deadline is set, so the thread that waits for the next deadline re-evaluates; not for a
+    /// deadline set by a callback inside <see cref="RunDue"/>, whose caller looks at <see cref="NextDeadline"/> after it
+    /// anyway (a periodic device timer would otherwise end every wait of the timer thread at once, for nothing).
+    /// </summary>
     public WaitHandle Changed => _changed;
 
     /// <summary>Creates a timer that calls <paramref name="callback"/> (with the I/O lock held) when it expires.</summary>
@@ -63,36 +69,70 @@ public sealed class TimerQueue
     /// <remarks>A callback may reschedule its own timer; one that reschedules into the past runs again, up to a bound per call.</remarks>
     public int RunDue()
     {
-        int ran = 0;
         lock (_ioLock.Sync)
         {
-            for (int guard = 0; guard < 10_000; guard++)
+            _runningDue = true;
+            try
             {
-                long now = Clock.NowNanoseconds;
-                DeviceTimer? due = null;
-                foreach (DeviceTimer t in _timers)
-                {
-                    if (t.IsScheduled && t.Deadline <= now && (due is null || t.Deadline < due.Deadline))
-                    {
-                        due = t;
-                    }
-                }
-
-                if (due is null)
-                {
-                    break;
-                }
-
-                due.IsScheduled = false;
-                due.Callback();
-                ran++;
+                return RunDueLocked();
             }
+            finally
+            {
+                _runningDue = false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A deadline was set. Wakes the waiting thread unless the call comes from a callback that <see cref="RunDue"/> runs:
+    /// only that thread can set one while <see cref="_runningDue"/> is true, since it holds the I/O lock throughout.
+    /// </summary>
+    internal void OnScheduled()
+    {
+        if (!(_runningDue && _ioLock.Sync.IsHeldByCurrentThread))
+        {
+            _changed.Set();
+            Volatile.Read(ref _waker)?.Invoke();
+        }
+    }
+
+    /// <summary>
+    /// Called with <see cref="Changed"/>, for a waiting thread that sleeps on something other than the handle (the
+    /// machine's timer thread on Linux); null for none.
+    /// </summary>
+    internal Action? Waker
+    {
+        get => Volatile.Read(ref _waker);
+        set => Volatile.Write(ref _waker, value);
+    }
+
+    private int RunDueLocked()
+    {
+        int ran = 0;
+        for (int guard = 0; guard < 10_000; guard++)
+        {
+            long now = Clock.NowNanoseconds;
+            DeviceTimer? due = null;
+            foreach (DeviceTimer t in _timers)
+            {
+                if (t.IsScheduled && t.Deadline <= now && (due is null || t.Deadline < due.Deadline))
+                {
+                    due = t;
+                }
+            }
+
+            if (due is null)
+            {
+                break;
+            }
+
+            due.IsScheduled = false;
+            due.Callback();
+            ran++;
         }
 
         return ran;
     }
-
-    internal void OnScheduled() => _changed.Set();
 }
 
 /// <summary>A one-shot timer of a device. Use it with the machine's I/O lock held (device code always is).</summary>
