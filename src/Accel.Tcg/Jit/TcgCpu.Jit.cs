@@ -338,6 +338,9 @@ internal sealed partial class TcgCpu
         }
     }
 
+    /// <summary>Guest instructions retired by this vCPU so far (the tiering clock; blocks being chained not yet counted).</summary>
+    internal long JitClock => _retired + _lastExecuted;
+
     /// <summary>The CS limit (translated 16/32-bit RET checks its target against it).</summary>
     internal uint JitCsLimit() => S.Seg[Seg.CS].Limit;
 
