@@ -58,6 +58,16 @@ internal sealed class JitEngine
     /// <summary>Instructions below which a region without a loop is not translated (<see cref="WorthTranslating"/>).</summary>
     internal const int MinStraightInstructions = 16;
 
+    /// <summary>
+    /// Most executions of an untranslated block between two tiering lookups (<see cref="Lookup"/>). A lookup costs the
+    /// vCPU a dependent load of the block's table entry and the bookkeeping; done at every execution of every block it
+    /// was the largest cost of the JIT on the Linux boot (about 1.2 s of the vCPU thread's CPU: Lookup, Use, Probe,
+    /// RunJit). A block is looked up again after about 1/64 of the threshold's instructions (at most this many
+    /// executions, at least one: with a small threshold every execution counts, as before), so a translation is
+    /// queued at most that much later.
+    /// </summary>
+    internal const int MaxBatch = 256;
+
     private sealed class Entry
     {
         public ulong Phys;
@@ -113,6 +123,8 @@ internal sealed class JitEngine
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public JitRegion? Lookup(Interpreter.TcgCpu cpu, DecodedBlock block)
     {
+        int executions = Math.Max(block.JitBatch, 1);
+
         // The entry the block found last time, if it is still in the table and still this block's (decoded blocks are
         // reused for other code): the common case costs no hashing and no probe of the table.
         Entry? e = System.Runtime.CompilerServices.Unsafe.As<Entry?>(block.JitEntry);
@@ -121,13 +133,31 @@ internal sealed class JitEngine
             e = Probe(block);
             if (e is null)
             {
+                Defer(block, MaxBatch);
                 return null;
             }
 
             block.JitEntry = e;
         }
 
-        return Use(cpu, block, e);
+        JitRegion? region = Use(cpu, block, e, executions);
+        if (region is null)
+        {
+            Defer(block, e.Declined ? MaxBatch : (int)Math.Clamp(Options.Threshold / (64L * Math.Max(block.Count, 1)), 1, MaxBatch));
+        }
+        else
+        {
+            block.JitBatch = 1;
+        }
+
+        return region;
+    }
+
+    /// <summary>Lets the block run <paramref name="batch"/> times before its next lookup, which counts them all.</summary>
+    private static void Defer(DecodedBlock block, int batch)
+    {
+        block.JitBatch = batch;
+        block.JitCountdown = batch - 1;
     }
 
     /// <summary>The table's entry for <paramref name="block"/>, inserted if missing; null when its set is full of translations.</summary>
@@ -157,7 +187,7 @@ internal sealed class JitEngine
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private JitRegion? Use(Interpreter.TcgCpu cpu, DecodedBlock block, Entry e)
+    private JitRegion? Use(Interpreter.TcgCpu cpu, DecodedBlock block, Entry e, int executions)
     {
         if (e.Generation != block.Generation)
         {
@@ -198,7 +228,7 @@ internal sealed class JitEngine
             e.Epoch = epoch;
         }
 
-        e.Hits += block.Count;
+        e.Hits += (long)block.Count * executions;
         if (e.Declined || e.Hits <= ThresholdOf(e))
         {
             return null;

@@ -34,6 +34,13 @@ internal sealed partial class TcgCpu
     private bool RunJit(DecodedBlock block, long budget)
     {
         JitEngine jit = Jit!;
+        int countdown = block.JitCountdown;
+        if (countdown > 0)
+        {
+            block.JitCountdown = countdown - 1; // not translated: the next lookup counts the skipped executions
+            return false;
+        }
+
         JitRegion? region = jit.Lookup(this, block);
         if (region is null || !JitCanEnter(region))
         {
