@@ -38,6 +38,12 @@ internal sealed class DecodedBlock
     /// </summary>
     public object? JitEntry;
 
+    /// <summary>
+    /// Executions of this block the JIT's tiering skips before it looks the block up again, and how many executions
+    /// that lookup then counts (owned by Jit.JitEngine; a stale value after the block is reused only delays tiering).
+    /// </summary>
+    public int JitCountdown, JitBatch;
+
     /// <summary>The fault to raise when the first instruction cannot be fetched (vector, or -1 for none).</summary>
     public int FetchFaultVector = -1;
     public uint FetchFaultError;

@@ -375,9 +375,10 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
         RefreshFast();
         DecodedBlock block = GetBlock();
 
-        // Without the JIT and a trace hook, a whole block runs here (ExecuteBlock handles the rest: JIT, trace,
-        // single-step, interrupt shadow, a block longer than the budget, a fetch fault).
-        bool plain = Jit is null && TraceHook is null;
+        // Without a trace hook, a whole block runs here, translated (RunJit) or as fused micro-ops (ExecuteBlock
+        // handles the rest: trace, single-step, interrupt shadow, a block longer than the budget, a fetch fault).
+        bool plain = TraceHook is null;
+        var jit = Jit;
         while (true)
         {
             int count = block.Count;
@@ -385,6 +386,13 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
             {
                 _sawGeneric = false;
                 _currentPage = block.Page;
+                if (jit is not null && block.Cached && !_breakpointsEnabled && RunJit(block, budget - _lastExecuted))
+                {
+                    _sawGeneric = true;
+                    RefreshFast();
+                    goto checks;
+                }
+
                 ref MicroOp op = ref MemoryMarshal.GetArrayDataReference(block.Ops);
                 ref MicroOp end = ref Unsafe.Add(ref op, count);
                 do
@@ -408,6 +416,7 @@ internal sealed partial class TcgCpu : IVcpu, INonMaskableInterruptTarget
                 ExecuteBlock(block, budget - _lastExecuted);
             }
 
+        checks:
             // After a block of micro-ops only (no generic instruction, trace, single-step or shadow), nothing but
             // another thread's request can have changed what the checks below look at.
             // An interrupt request while IF is clear, or a local-APIC hint without a local APIC, needs nothing here.

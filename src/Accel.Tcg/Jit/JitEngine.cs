@@ -49,6 +49,25 @@ internal sealed class JitEngine
     /// <summary>Misses of a set whose two ways both hold translations before a new block may evict the older one.</summary>
     private const int FullSetPatience = 64;
 
+    /// <summary>
+    /// An epoch of the tiering clock is 2^EpochBits guest instructions retired by the vCPU (about 16.8 million, a
+    /// few tenths of a second in the interpreter); a block's count is halved for every epoch it did not run in.
+    /// </summary>
+    internal const int EpochBits = 24;
+
+    /// <summary>Instructions below which a region without a loop is not translated (<see cref="WorthTranslating"/>).</summary>
+    internal const int MinStraightInstructions = 16;
+
+    /// <summary>
+    /// Most executions of an untranslated block between two tiering lookups (<see cref="Lookup"/>). A lookup costs the
+    /// vCPU a dependent load of the block's table entry and the bookkeeping; done at every execution of every block it
+    /// was the largest cost of the JIT on the Linux boot (about 1.2 s of the vCPU thread's CPU: Lookup, Use, Probe,
+    /// RunJit). A block is looked up again after about 1/64 of the threshold's instructions (at most this many
+    /// executions, at least one: with a small threshold every execution counts, as before), so a translation is
+    /// queued at most that much later.
+    /// </summary>
+    internal const int MaxBatch = 256;
+
     private sealed class Entry
     {
         public ulong Phys;
@@ -56,6 +75,9 @@ internal sealed class JitEngine
         public int Bitness;
         public uint Generation;
         public long Hits;
+
+        /// <summary>The tiering epoch (<see cref="EpochBits"/>) <see cref="Hits"/> was last decayed to.</summary>
+        public long Epoch;
         public bool Declined;
         public int Invalidations;
         public JitRegion? Region;
@@ -101,6 +123,8 @@ internal sealed class JitEngine
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public JitRegion? Lookup(Interpreter.TcgCpu cpu, DecodedBlock block)
     {
+        int executions = Math.Max(block.JitBatch, 1);
+
         // The entry the block found last time, if it is still in the table and still this block's (decoded blocks are
         // reused for other code): the common case costs no hashing and no probe of the table.
         Entry? e = System.Runtime.CompilerServices.Unsafe.As<Entry?>(block.JitEntry);
@@ -109,13 +133,31 @@ internal sealed class JitEngine
             e = Probe(block);
             if (e is null)
             {
+                Defer(block, MaxBatch);
                 return null;
             }
 
             block.JitEntry = e;
         }
 
-        return Use(cpu, block, e);
+        JitRegion? region = Use(cpu, block, e, executions);
+        if (region is null)
+        {
+            Defer(block, e.Declined ? MaxBatch : (int)Math.Clamp(Options.Threshold / (64L * Math.Max(block.Count, 1)), 1, MaxBatch));
+        }
+        else
+        {
+            block.JitBatch = 1;
+        }
+
+        return region;
+    }
+
+    /// <summary>Lets the block run <paramref name="batch"/> times before its next lookup, which counts them all.</summary>
+    private static void Defer(DecodedBlock block, int batch)
+    {
+        block.JitBatch = batch;
+        block.JitCountdown = batch - 1;
     }
 
     /// <summary>The table's entry for <paramref name="block"/>, inserted if missing; null when its set is full of translations.</summary>
@@ -145,7 +187,7 @@ internal sealed class JitEngine
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private JitRegion? Use(Interpreter.TcgCpu cpu, DecodedBlock block, Entry e)
+    private JitRegion? Use(Interpreter.TcgCpu cpu, DecodedBlock block, Entry e, int executions)
     {
         if (e.Generation != block.Generation)
         {
@@ -176,7 +218,17 @@ internal sealed class JitEngine
             return job.Done ? Install(e, job) : null;
         }
 
-        e.Hits += block.Count;
+        long epoch = cpu.JitClock >> EpochBits;
+        if (e.Epoch != epoch)
+        {
+            // Halve the count for every epoch since the block last ran: only code that retires the threshold within a
+            // few epochs (a loop running now) is translated, not code that collects it slowly over a whole boot and
+            // has mostly finished running by the time its translation is ready.
+            e.Hits >>= (int)Math.Min(epoch - e.Epoch, 63);
+            e.Epoch = epoch;
+        }
+
+        e.Hits += (long)block.Count * executions;
         if (e.Declined || e.Hits <= ThresholdOf(e))
         {
             return null;
@@ -198,6 +250,12 @@ internal sealed class JitEngine
         }
 
         List<DecodedBlock> blocks = cpu.JitFormRegion(block);
+        if (Options.Threshold > 0 && !WorthTranslating(blocks, stackBits))
+        {
+            e.Declined = true;
+            return null;
+        }
+
         if (!background)
         {
             long start = Stopwatch.GetTimestamp();
@@ -212,6 +270,53 @@ internal sealed class JitEngine
         e.Pending = new JitCompiler.Job(blocks, stackBits, this);
         JitCompiler.Enqueue(e.Pending);
         return null;
+    }
+
+    /// <summary>
+    /// Whether a region of <paramref name="blocks"/> can repay its compilation: at least half of its instructions are
+    /// translated natively (each of the others is an interpreter call with the registers spilled around it, no faster
+    /// than the interpreter: on the Linux boot, SSE loops of the kernel's random-number code with a fifth of their
+    /// instructions native ran at 140 ns per instruction translated), and it has a loop (a branch to one of its
+    /// blocks) or at least <see cref="MinStraightInstructions"/> instructions (a short straight region runs a handful
+    /// of instructions per entry, which the interpreter runs about as fast as entering and leaving translated code; on
+    /// the boot a one-instruction region, the kernel's return thunk, was entered 2.9 million times).
+    /// </summary>
+    internal static bool WorthTranslating(List<DecodedBlock> blocks, int stackBits)
+    {
+        int total = 0, native = 0;
+        foreach (DecodedBlock b in blocks)
+        {
+            total += b.Count;
+            native += JitTranslator.NativeCount(b, stackBits);
+        }
+
+        if (native * 2 < total)
+        {
+            return false;
+        }
+
+        if (total >= MinStraightInstructions)
+        {
+            return true;
+        }
+
+        foreach (DecodedBlock b in blocks)
+        {
+            for (int i = 0; i < b.Count; i++)
+            {
+                ref Iced.Intel.Instruction ins = ref b.Instructions[i];
+                if (ins.Op0Kind is Iced.Intel.OpKind.NearBranch16 or Iced.Intel.OpKind.NearBranch32 or Iced.Intel.OpKind.NearBranch64)
+                {
+                    ulong target = ins.NearBranchTarget;
+                    if (blocks.Exists(t => t.Rip == target))
+                    {
+                        return true;
+                    }
+                }
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Called by the compiler thread when a job of this engine finished or was skipped.</summary>

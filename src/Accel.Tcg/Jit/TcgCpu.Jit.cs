@@ -34,6 +34,13 @@ internal sealed partial class TcgCpu
     private bool RunJit(DecodedBlock block, long budget)
     {
         JitEngine jit = Jit!;
+        int countdown = block.JitCountdown;
+        if (countdown > 0)
+        {
+            block.JitCountdown = countdown - 1; // not translated: the next lookup counts the skipped executions
+            return false;
+        }
+
         JitRegion? region = jit.Lookup(this, block);
         if (region is null || !JitCanEnter(region))
         {
@@ -337,6 +344,9 @@ internal sealed partial class TcgCpu
             EndBlock();
         }
     }
+
+    /// <summary>Guest instructions retired by this vCPU so far (the tiering clock; blocks being chained not yet counted).</summary>
+    internal long JitClock => _retired + _lastExecuted;
 
     /// <summary>The CS limit (translated 16/32-bit RET checks its target against it).</summary>
     internal uint JitCsLimit() => S.Seg[Seg.CS].Limit;
