@@ -114,6 +114,17 @@ internal sealed class JitTranslator
 
     /// <summary>Supervisor code whose accesses SMAP does not restrict now (CR4.SMAP clear or EFLAGS.AC set; STAC/CLAC end the region).</summary>
     private LocalBuilder _supAll = null!;
+
+    /// <summary>
+    /// The stack page cache (<see cref="EmitStackAccess"/>): linear page number + 1 of the page PUSH/POP/CALL/RET last
+    /// reached through the write TLB (0: none), its host address, its physical page and a reference to its code-page
+    /// byte (a shared zero for an untracked page). Null when the region has no native stack instruction.
+    /// </summary>
+    private LocalBuilder? _stkTag, _stkHost, _stkPhys, _stkHolds;
+
+    /// <summary>The code-page byte of pages <see cref="PhysicalMemory"/> does not track (never set).</summary>
+    private static readonly byte[] s_untracked = new byte[1];
+    private static readonly FieldInfo s_untrackedField = typeof(JitTranslator).GetField(nameof(s_untracked), Any)!;
     private Label _faultExit, _commonExit;
     private LocalBuilder _exitRip = null!;
     private int _pending = JitFlags.None;
@@ -563,6 +574,20 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Stloc, _holds);
         }
         DeclareSegments();
+        if (_usesStack && s_holdsCode is not null && (InlineMemory(State.Seg.SS) || _segLimit[State.Seg.SS] is not null))
+        {
+            _stkTag = il.DeclareLocal(typeof(ulong));
+            _stkHost = il.DeclareLocal(typeof(nint));
+            _stkPhys = il.DeclareLocal(typeof(ulong));
+            _stkHolds = il.DeclareLocal(typeof(byte).MakeByRefType());
+            il.Emit(OpCodes.Ldc_I8, 0L);
+            il.Emit(OpCodes.Stloc, _stkTag);
+            il.Emit(OpCodes.Ldsfld, s_untrackedField);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Ldelema, typeof(byte));
+            il.Emit(OpCodes.Stloc, _stkHolds);
+        }
+
         if (_bitness != 64 && Enumerable.Range(0, _count).Any(i => _native[i] && _ins[i].Mnemonic == Mnemonic.Ret))
         {
             // Read once per region entry: CS cannot change inside a region (far transfers end it).
@@ -573,23 +598,37 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Stloc, _csLimit);
         }
 
-        // The region entry reaches block 0 with no pending operation (lop = 0).
-        NoteIncoming(0, JitFlags.None, 0, 0);
+        // The region entry reaches block 0 with no pending operation (lop = 0). When internal branches reach block 0
+        // too (a loop head, a return site), the entry runs a copy of it emitted for that state, and block 0 itself
+        // gets the state its internal branches bring (statically known when they agree, as for any other block):
+        // otherwise the entry's "no pending operation" would make every pass of the loop dispatch on the run-time kind.
+        bool entryCopy = _blockTargeted[0];
+        if (!entryCopy)
+        {
+            NoteIncoming(0, JitFlags.None, 0, 0);
+        }
 
         // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run
         // time, unless every way in brings the same static state (Build).
-        for (int b = 0; b < _blockStart.Length; b++)
+        for (int pass = entryCopy ? -1 : 0; pass < _blockStart.Length; pass++)
         {
+            int b = Math.Max(pass, 0);
             _block = b;
-            il.MarkLabel(_blockLabels[b]);
-            _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
-            if (_entryStates?[b] is { } known)
+            if (pass >= 0)
+            {
+                il.MarkLabel(_blockLabels[b]);
+            }
+
+            _pending = pass < 0 || (b == 0 && !entryCopy) ? JitFlags.None : Dynamic;
+            if (pass >= 0 && _entryStates?[b] is { } known)
             {
                 _pending = known.Kind;
                 _pendingBits = known.Bits;
                 _pendingCount = known.Count;
             }
-            Array.Fill(_dirty, b != 0 || _blockTargeted[0]); // reached by branches: any register may be ahead of CpuState
+
+            // Reached by branches: any register may be ahead of CpuState.
+            Array.Fill(_dirty, pass > 0 || (pass == 0 && entryCopy));
             bool reachable = true;
             for (int j = 0; j < _blockCount[b]; j++)
             {
@@ -904,6 +943,7 @@ internal sealed class JitTranslator
             : _ins[i].Mnemonic is Mnemonic.In or Mnemonic.Out ? TcgCpu.JitStepPortIo
             : TcgCpu.JitStepEnds);
         il.Emit(OpCodes.Call, s_step);
+        EmitDropStackPage();
         int done0 = _local;
         LocalBuilder st = TempInt();
         il.Emit(OpCodes.Stloc, st);
@@ -1300,6 +1340,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Brfalse, FaultStub());
         il.Emit(OpCodes.Ldloc, _slowValue);
         il.Emit(OpCodes.Stloc, value);
+        EmitDropStackPage();
         il.MarkLabel(done);
         return value;
     }
@@ -1360,7 +1401,166 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Call, s_writeSlow);
         il.Emit(OpCodes.Brfalse, FaultStub());
         EmitNoteEndBlock();
+        EmitDropStackPage();
         il.MarkLabel(done);
+    }
+
+    /// <summary>
+    /// A stack access (PUSH/POP/CALL/RET) at SS offset <paramref name="offset"/>: the segment checks of
+    /// <see cref="InlineLinear"/>, then, when the linear page is the cached stack page, the host access right away (and
+    /// for a write the code-page byte of the page, so a write to a page holding code still bumps its generation). The
+    /// cache is filled from a write-TLB hit (a writable page is readable with the same privilege) and dropped after
+    /// every interpreter call (which may flush or refill the TLB). Anything else takes the generic path. Returns the
+    /// value read (a new temporary) or null for a write.
+    /// </summary>
+    private LocalBuilder? EmitStackAccess(LocalBuilder offset, int size, LocalBuilder? value)
+    {
+        const int ss = State.Seg.SS;
+        if (_stkTag is null)
+        {
+            if (value is null)
+            {
+                return EmitRead(ss, offset, size);
+            }
+
+            EmitWrite(ss, offset, size, value);
+            return null;
+        }
+
+        ILGenerator il = _il;
+        LocalBuilder? result = value is null ? Temp() : null;
+        Label slow = il.DefineLabel(), done = il.DefineLabel(), fill = il.DefineLabel(), hit = il.DefineLabel();
+        LocalBuilder lin = InlineLinear(ss, offset, size, slow)!;
+        il.Emit(OpCodes.Ldloc, lin);
+        il.Emit(OpCodes.Ldc_I4, 12);
+        il.Emit(OpCodes.Shr_Un);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, _stkTag);
+        il.Emit(OpCodes.Bne_Un, fill);
+        il.MarkLabel(hit);
+        il.Emit(OpCodes.Ldloc, lin);
+        il.Emit(OpCodes.Conv_I4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
+        il.Emit(OpCodes.Bgt, slow);
+        il.Emit(OpCodes.Ldloc, _stkHost!);
+        il.Emit(OpCodes.Ldloc, lin);
+        il.Emit(OpCodes.Conv_I4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Add);
+        if (value is null)
+        {
+            switch (size)
+            {
+                case 2: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Ldind_U2); break;
+                case 4: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Ldind_U4); break;
+                default: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Ldind_I8); break;
+            }
+
+            if (size < 8)
+            {
+                il.Emit(OpCodes.Conv_U8);
+            }
+
+            il.Emit(OpCodes.Stloc, result!);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldloc, value);
+            switch (size)
+            {
+                case 2: il.Emit(OpCodes.Conv_U2); il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I2); break;
+                case 4: il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I4); break;
+                default: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I8); break;
+            }
+
+            il.Emit(OpCodes.Ldloc, _stkHolds!);
+            il.Emit(OpCodes.Ldind_U1);
+            il.Emit(OpCodes.Brfalse, done);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldloc, _stkPhys!);
+            il.Emit(OpCodes.Call, s_noteWrite);
+            EmitNoteEndBlock();
+        }
+
+        il.Emit(OpCodes.Br, done);
+
+        // Fill: the write-TLB entry of the page (tag, RAM, privilege as EmitTlbHit checks them).
+        il.MarkLabel(fill);
+        EmitTlbHit(_tlbWrite, lin, 1, slow);
+        il.Emit(OpCodes.Pop);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_tag);
+        il.Emit(OpCodes.Stloc, _stkTag);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_host);
+        il.Emit(OpCodes.Stloc, _stkHost!);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_physPage);
+        il.Emit(OpCodes.Stloc, _stkPhys!);
+        Label untracked = il.DefineLabel(), filled = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _stkPhys!);
+        il.Emit(OpCodes.Ldloc, _holds);
+        il.Emit(OpCodes.Ldlen);
+        il.Emit(OpCodes.Conv_U8);
+        il.Emit(OpCodes.Bge_Un, untracked);
+        il.Emit(OpCodes.Ldloc, _holds);
+        il.Emit(OpCodes.Ldloc, _stkPhys!);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Ldelema, typeof(byte));
+        il.Emit(OpCodes.Stloc, _stkHolds!);
+        il.Emit(OpCodes.Br, filled);
+        il.MarkLabel(untracked);
+        il.Emit(OpCodes.Ldsfld, s_untrackedField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ldelema, typeof(byte));
+        il.Emit(OpCodes.Stloc, _stkHolds!);
+        il.MarkLabel(filled);
+        il.Emit(OpCodes.Br, hit);
+
+        il.MarkLabel(slow);
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Ldc_I4, ss);
+        il.Emit(OpCodes.Ldloc, offset);
+        il.Emit(OpCodes.Ldc_I4, size);
+        if (value is null)
+        {
+            il.Emit(OpCodes.Ldloca, _slowValue);
+            il.Emit(OpCodes.Call, s_readSlow);
+            il.Emit(OpCodes.Brfalse, FaultStub());
+            il.Emit(OpCodes.Ldloc, _slowValue);
+            il.Emit(OpCodes.Stloc, result!);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldloc, value);
+            il.Emit(OpCodes.Call, s_writeSlow);
+            il.Emit(OpCodes.Brfalse, FaultStub());
+            EmitNoteEndBlock();
+        }
+
+        EmitDropStackPage();
+        il.MarkLabel(done);
+        if (lin != offset)
+        {
+            Free(lin);
+        }
+
+        return result;
+    }
+
+    /// <summary>Forgets the cached stack page (after an interpreter call, which may have changed the TLB).</summary>
+    private void EmitDropStackPage()
+    {
+        if (_stkTag is not null)
+        {
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Stloc, _stkTag);
+        }
     }
 
     /// <summary>Copies the interpreter's end-of-block request (set by writes to the current code page) into a local the instruction's end tests.</summary>
@@ -1956,7 +2156,7 @@ internal sealed class JitTranslator
                 LocalBuilder v = ReadOperand(ref ins, 0, sz, ea);
                 LocalBuilder rsp = Temp(), offset = Temp();
                 EmitStackStep(-sz, rsp, offset);
-                EmitWrite(State.Seg.SS, offset, sz, v);
+                EmitStackAccess(offset, sz, v);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 Free(offset);
@@ -1972,7 +2172,7 @@ internal sealed class JitTranslator
             {
                 int sz = ins.StackPointerIncrement;
                 LocalBuilder top = StackOffset();
-                LocalBuilder v = EmitRead(State.Seg.SS, top, sz);
+                LocalBuilder v = EmitStackAccess(top, sz, null)!;
                 if (top != _gpr[4])
                 {
                     Free(top);
@@ -1997,7 +2197,7 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Ldc_I8, (long)(ins.NextIP & _ripMask));
                 il.Emit(OpCodes.Stloc, ret);
                 EmitStackStep(-sz, rsp, offset);
-                EmitWrite(State.Seg.SS, offset, sz, ret);
+                EmitStackAccess(offset, sz, ret);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 _dirty[4] = true;
@@ -2018,7 +2218,7 @@ internal sealed class JitTranslator
             {
                 int sz = ins.Code switch { Code.Retnw or Code.Retnw_imm16 => 2, Code.Retnd or Code.Retnd_imm16 => 4, _ => 8 };
                 LocalBuilder top = StackOffset();
-                LocalBuilder target = EmitRead(State.Seg.SS, top, sz);
+                LocalBuilder target = EmitStackAccess(top, sz, null)!;
                 // BranchNear: a non-canonical return address (64-bit) or one beyond the CS limit is #GP(0) with RSP unchanged.
                 Label ok = il.DefineLabel();
                 if (sz == 8)
