@@ -54,7 +54,6 @@ internal sealed class JitTranslator
 
     /// <summary>PhysicalMemory's per-page "holds code" bytes, read inline so that writes to data pages make no call (null: always call).</summary>
     private static readonly FieldInfo? s_holdsCode = typeof(PhysicalMemory).GetField("_holdsCode", Any) is { FieldType: var ft } f && ft == typeof(byte[]) ? f : null;
-    private static readonly MethodInfo s_gp0 = Method(typeof(TcgCpu), nameof(TcgCpu.JitFaultGp0));
     private static readonly MethodInfo s_csLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitCsLimit));
     private static readonly MethodInfo s_segBase = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentBase));
     private static readonly MethodInfo s_segLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentLimit));
@@ -656,6 +655,49 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Br, _faultExit);
         }
 
+        // Stack accesses the inline path does not serve: the interpreter runs the instruction, then the region ends
+        // (so it always makes progress, even when that instruction is the region's first). Registers and flags are
+        // written back before the call and nothing of the region is used after it. One shared tail keeps the IL small.
+        if (_stackExits.Count > 0)
+        {
+            Label stepExit = il.DefineLabel();
+            foreach ((int index, (Label label, int done)) in _stackExits)
+            {
+                il.MarkLabel(label);
+                il.Emit(OpCodes.Ldc_I4, index);
+                il.Emit(OpCodes.Stloc, _exitIdx);
+                il.Emit(OpCodes.Ldc_I4, done);
+                il.Emit(OpCodes.Stloc, _exitDone);
+                il.Emit(OpCodes.Br, stepExit);
+            }
+
+            il.MarkLabel(stepExit);
+            EmitSettleState();
+            il.Emit(OpCodes.Ldloc, _state);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_rips);
+            il.Emit(OpCodes.Ldloc, _exitIdx);
+            il.Emit(OpCodes.Ldelem_I8);
+            il.Emit(OpCodes.Stfld, s_rip);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, _exitIdx);
+            il.Emit(OpCodes.Ldc_I4, TcgCpu.JitStepEnds);
+            il.Emit(OpCodes.Call, s_step);
+            // 1: done, the region ends after it; 2: it faulted (the dispatcher raises the fault; it does not count).
+            il.Emit(OpCodes.Ldc_I4_2);
+            il.Emit(OpCodes.Ceq);
+            il.Emit(OpCodes.Ldc_I4_1);
+            il.Emit(OpCodes.Xor);
+            il.Emit(OpCodes.Conv_I8);
+            il.Emit(OpCodes.Ldloc, _exec);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldloc, _exitDone);
+            il.Emit(OpCodes.Conv_I8);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ret);
+        }
+
         EmitCommonExit();
         il.MarkLabel(_faultExit);
         EmitSettleState();
@@ -759,6 +801,9 @@ internal sealed class JitTranslator
     private void EmitSettleState()
     {
         ILGenerator il = _il;
+        // Registers first: no guest register is then live across the call (RyuJIT keeps values live across calls in
+        // the few callee-saved registers or in the frame).
+        StoreRegisters();
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Ldloc, _lop);
         il.Emit(OpCodes.Ldloc, _la);
@@ -766,7 +811,6 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldloc, _lc);
         il.Emit(OpCodes.Call, s_materialize);
         il.Emit(OpCodes.Stloc, _fl);
-        StoreRegisters();
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Stfld, s_rflags);
@@ -1407,11 +1451,13 @@ internal sealed class JitTranslator
 
     /// <summary>
     /// A stack access (PUSH/POP/CALL/RET) at SS offset <paramref name="offset"/>: the segment checks of
-    /// <see cref="InlineLinear"/>, then, when the linear page is the cached stack page, the host access right away (and
-    /// for a write the code-page byte of the page, so a write to a page holding code still bumps its generation). The
+    /// <see cref="InlineLinear"/>, then, when the linear page is the cached stack page, the host access right away. The
     /// cache is filled from a write-TLB hit (a writable page is readable with the same privilege) and dropped after
-    /// every interpreter call (which may flush or refill the TLB). Anything else takes the generic path. Returns the
-    /// value read (a new temporary) or null for a write.
+    /// every interpreter call (which may flush or refill the TLB). Everything else (a TLB miss, an access that crosses
+    /// the page or the segment limit, a write to a page holding code) goes to a stub that has the interpreter run the
+    /// instruction and ends the region: no call on a path that comes back, so RyuJIT can keep the guest registers in
+    /// caller-saved host registers (with a slow-path call that returned into the region they lived in the frame). Returns the value
+    /// read (a new temporary) or null for a write.
     /// </summary>
     private LocalBuilder? EmitStackAccess(LocalBuilder offset, int size, LocalBuilder? value)
     {
@@ -1429,7 +1475,7 @@ internal sealed class JitTranslator
 
         ILGenerator il = _il;
         LocalBuilder? result = value is null ? Temp() : null;
-        Label slow = il.DefineLabel(), done = il.DefineLabel(), fill = il.DefineLabel(), hit = il.DefineLabel();
+        Label slow = StackExit(), fill = il.DefineLabel(), hit = il.DefineLabel(), done = il.DefineLabel();
         LocalBuilder lin = InlineLinear(ss, offset, size, slow)!;
         il.Emit(OpCodes.Ldloc, lin);
         il.Emit(OpCodes.Ldc_I4, 12);
@@ -1445,6 +1491,14 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.And);
         il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
         il.Emit(OpCodes.Bgt, slow);
+        if (value is not null)
+        {
+            // A page holding code: the interpreter's write bumps its generation (and ends the block on its own page).
+            il.Emit(OpCodes.Ldloc, _stkHolds!);
+            il.Emit(OpCodes.Ldind_U1);
+            il.Emit(OpCodes.Brtrue, slow);
+        }
+
         il.Emit(OpCodes.Ldloc, _stkHost!);
         il.Emit(OpCodes.Ldloc, lin);
         il.Emit(OpCodes.Conv_I4);
@@ -1477,14 +1531,6 @@ internal sealed class JitTranslator
                 case 4: il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I4); break;
                 default: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I8); break;
             }
-
-            il.Emit(OpCodes.Ldloc, _stkHolds!);
-            il.Emit(OpCodes.Ldind_U1);
-            il.Emit(OpCodes.Brfalse, done);
-            il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Ldloc, _stkPhys!);
-            il.Emit(OpCodes.Call, s_noteWrite);
-            EmitNoteEndBlock();
         }
 
         il.Emit(OpCodes.Br, done);
@@ -1522,28 +1568,6 @@ internal sealed class JitTranslator
         il.MarkLabel(filled);
         il.Emit(OpCodes.Br, hit);
 
-        il.MarkLabel(slow);
-        il.Emit(OpCodes.Ldarg_1);
-        il.Emit(OpCodes.Ldc_I4, ss);
-        il.Emit(OpCodes.Ldloc, offset);
-        il.Emit(OpCodes.Ldc_I4, size);
-        if (value is null)
-        {
-            il.Emit(OpCodes.Ldloca, _slowValue);
-            il.Emit(OpCodes.Call, s_readSlow);
-            il.Emit(OpCodes.Brfalse, FaultStub());
-            il.Emit(OpCodes.Ldloc, _slowValue);
-            il.Emit(OpCodes.Stloc, result!);
-        }
-        else
-        {
-            il.Emit(OpCodes.Ldloc, value);
-            il.Emit(OpCodes.Call, s_writeSlow);
-            il.Emit(OpCodes.Brfalse, FaultStub());
-            EmitNoteEndBlock();
-        }
-
-        EmitDropStackPage();
         il.MarkLabel(done);
         if (lin != offset)
         {
@@ -1552,6 +1576,23 @@ internal sealed class JitTranslator
 
         return result;
     }
+
+    /// <summary>
+    /// The label of the current instruction's interpreter stub, for a stack access the inline path does not serve:
+    /// taken before the instruction changed anything.
+    /// </summary>
+    private Label StackExit()
+    {
+        if (!_stackExits.TryGetValue(_current, out (Label Label, int Done) stub))
+        {
+            stub = (_il.DefineLabel(), _local);
+            _stackExits[_current] = stub;
+        }
+
+        return stub.Label;
+    }
+
+    private readonly Dictionary<int, (Label Label, int Done)> _stackExits = [];
 
     /// <summary>Forgets the cached stack page (after an interpreter call, which may have changed the TLB).</summary>
     private void EmitDropStackPage()
@@ -2238,9 +2279,8 @@ internal sealed class JitTranslator
                     il.Emit(OpCodes.Ble_Un, ok);
                 }
 
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Call, s_gp0);
-                il.Emit(OpCodes.Br, FaultStub());
+                // Faulting: the interpreter runs the RET and raises it (no call on a path back into the region, see EmitStackAccess).
+                il.Emit(OpCodes.Br, StackExit());
                 il.MarkLabel(ok);
                 LocalBuilder rsp = Temp();
                 EmitStackStep(sz + (ins.OpCount == 1 ? ins.Immediate16 : 0), rsp, null);
