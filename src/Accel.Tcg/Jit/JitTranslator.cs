@@ -54,7 +54,6 @@ internal sealed class JitTranslator
 
     /// <summary>PhysicalMemory's per-page "holds code" bytes, read inline so that writes to data pages make no call (null: always call).</summary>
     private static readonly FieldInfo? s_holdsCode = typeof(PhysicalMemory).GetField("_holdsCode", Any) is { FieldType: var ft } f && ft == typeof(byte[]) ? f : null;
-    private static readonly MethodInfo s_gp0 = Method(typeof(TcgCpu), nameof(TcgCpu.JitFaultGp0));
     private static readonly MethodInfo s_csLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitCsLimit));
     private static readonly MethodInfo s_segBase = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentBase));
     private static readonly MethodInfo s_segLimit = Method(typeof(TcgCpu), nameof(TcgCpu.JitSegmentLimit));
@@ -114,6 +113,17 @@ internal sealed class JitTranslator
 
     /// <summary>Supervisor code whose accesses SMAP does not restrict now (CR4.SMAP clear or EFLAGS.AC set; STAC/CLAC end the region).</summary>
     private LocalBuilder _supAll = null!;
+
+    /// <summary>
+    /// The stack page cache (<see cref="EmitStackAccess"/>): linear page number + 1 of the page PUSH/POP/CALL/RET last
+    /// reached through the write TLB (0: none), its host address, its physical page and a reference to its code-page
+    /// byte (a shared zero for an untracked page). Null when the region has no native stack instruction.
+    /// </summary>
+    private LocalBuilder? _stkTag, _stkHost, _stkPhys, _stkHolds;
+
+    /// <summary>The code-page byte of pages <see cref="PhysicalMemory"/> does not track (never set).</summary>
+    private static readonly byte[] s_untracked = new byte[1];
+    private static readonly FieldInfo s_untrackedField = typeof(JitTranslator).GetField(nameof(s_untracked), Any)!;
     private Label _faultExit, _commonExit;
     private LocalBuilder _exitRip = null!;
     private int _pending = JitFlags.None;
@@ -563,6 +573,20 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Stloc, _holds);
         }
         DeclareSegments();
+        if (_usesStack && s_holdsCode is not null && (InlineMemory(State.Seg.SS) || _segLimit[State.Seg.SS] is not null))
+        {
+            _stkTag = il.DeclareLocal(typeof(ulong));
+            _stkHost = il.DeclareLocal(typeof(nint));
+            _stkPhys = il.DeclareLocal(typeof(ulong));
+            _stkHolds = il.DeclareLocal(typeof(byte).MakeByRefType());
+            il.Emit(OpCodes.Ldc_I8, 0L);
+            il.Emit(OpCodes.Stloc, _stkTag);
+            il.Emit(OpCodes.Ldsfld, s_untrackedField);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Ldelema, typeof(byte));
+            il.Emit(OpCodes.Stloc, _stkHolds);
+        }
+
         if (_bitness != 64 && Enumerable.Range(0, _count).Any(i => _native[i] && _ins[i].Mnemonic == Mnemonic.Ret))
         {
             // Read once per region entry: CS cannot change inside a region (far transfers end it).
@@ -573,23 +597,37 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Stloc, _csLimit);
         }
 
-        // The region entry reaches block 0 with no pending operation (lop = 0).
-        NoteIncoming(0, JitFlags.None, 0, 0);
+        // The region entry reaches block 0 with no pending operation (lop = 0). When internal branches reach block 0
+        // too (a loop head, a return site), the entry runs a copy of it emitted for that state, and block 0 itself
+        // gets the state its internal branches bring (statically known when they agree, as for any other block):
+        // otherwise the entry's "no pending operation" would make every pass of the loop dispatch on the run-time kind.
+        bool entryCopy = _blockTargeted[0] && EntryReadsFlags();
+        if (!entryCopy)
+        {
+            NoteIncoming(0, JitFlags.None, 0, 0);
+        }
 
         // Blocks: the entry first; a block that internal branches reach starts with the lazy flags known only at run
         // time, unless every way in brings the same static state (Build).
-        for (int b = 0; b < _blockStart.Length; b++)
+        for (int pass = entryCopy ? -1 : 0; pass < _blockStart.Length; pass++)
         {
+            int b = Math.Max(pass, 0);
             _block = b;
-            il.MarkLabel(_blockLabels[b]);
-            _pending = b == 0 && !_blockTargeted[0] ? JitFlags.None : Dynamic;
-            if (_entryStates?[b] is { } known)
+            if (pass >= 0)
+            {
+                il.MarkLabel(_blockLabels[b]);
+            }
+
+            _pending = pass < 0 || (b == 0 && !_blockTargeted[0]) ? JitFlags.None : Dynamic;
+            if (pass >= 0 && _entryStates?[b] is { } known)
             {
                 _pending = known.Kind;
                 _pendingBits = known.Bits;
                 _pendingCount = known.Count;
             }
-            Array.Fill(_dirty, b != 0 || _blockTargeted[0]); // reached by branches: any register may be ahead of CpuState
+
+            // Reached by branches: any register may be ahead of CpuState.
+            Array.Fill(_dirty, pass > 0 || (pass == 0 && _blockTargeted[0]));
             bool reachable = true;
             for (int j = 0; j < _blockCount[b]; j++)
             {
@@ -617,6 +655,49 @@ internal sealed class JitTranslator
             il.Emit(OpCodes.Br, _faultExit);
         }
 
+        // Stack accesses the inline path does not serve: the interpreter runs the instruction, then the region ends
+        // (so it always makes progress, even when that instruction is the region's first). Registers and flags are
+        // written back before the call and nothing of the region is used after it. One shared tail keeps the IL small.
+        if (_stackExits.Count > 0)
+        {
+            Label stepExit = il.DefineLabel();
+            foreach ((int index, (Label label, int done)) in _stackExits)
+            {
+                il.MarkLabel(label);
+                il.Emit(OpCodes.Ldc_I4, index);
+                il.Emit(OpCodes.Stloc, _exitIdx);
+                il.Emit(OpCodes.Ldc_I4, done);
+                il.Emit(OpCodes.Stloc, _exitDone);
+                il.Emit(OpCodes.Br, stepExit);
+            }
+
+            il.MarkLabel(stepExit);
+            EmitSettleState();
+            il.Emit(OpCodes.Ldloc, _state);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_rips);
+            il.Emit(OpCodes.Ldloc, _exitIdx);
+            il.Emit(OpCodes.Ldelem_I8);
+            il.Emit(OpCodes.Stfld, s_rip);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, _exitIdx);
+            il.Emit(OpCodes.Ldc_I4, TcgCpu.JitStepEnds);
+            il.Emit(OpCodes.Call, s_step);
+            // 1: done, the region ends after it; 2: it faulted (the dispatcher raises the fault; it does not count).
+            il.Emit(OpCodes.Ldc_I4_2);
+            il.Emit(OpCodes.Ceq);
+            il.Emit(OpCodes.Ldc_I4_1);
+            il.Emit(OpCodes.Xor);
+            il.Emit(OpCodes.Conv_I8);
+            il.Emit(OpCodes.Ldloc, _exec);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldloc, _exitDone);
+            il.Emit(OpCodes.Conv_I8);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ret);
+        }
+
         EmitCommonExit();
         il.MarkLabel(_faultExit);
         EmitSettleState();
@@ -629,6 +710,33 @@ internal sealed class JitTranslator
         EmitReturnRetired();
         region.IsLoop = _blockTargeted.Any(t => t);
         region.NativeCount = _native.Count(n => n);
+    }
+
+    /// <summary>
+    /// Whether the entry block reads a status flag before writing it, so that a copy of it for the region entry (see
+    /// <see cref="Emit"/>) pays: when it writes them all first, the copy only makes the method larger (sort-16 ran
+    /// about a fifth slower with it).
+    /// </summary>
+    private bool EntryReadsFlags()
+    {
+        const RflagsBits status = RflagsBits.OF | RflagsBits.SF | RflagsBits.ZF | RflagsBits.AF | RflagsBits.CF | RflagsBits.PF;
+        RflagsBits written = RflagsBits.None;
+        for (int j = 0; j < _blockCount[0]; j++)
+        {
+            ref Instruction ins = ref _ins[_blockStart[0] + j];
+            if ((ins.RflagsRead & status & ~written) != 0)
+            {
+                return true;
+            }
+
+            written |= ins.RflagsModified & status;
+            if (written == status)
+            {
+                return false;
+            }
+        }
+
+        return false;
     }
 
     private void MarkUsed(ref Instruction ins)
@@ -720,6 +828,9 @@ internal sealed class JitTranslator
     private void EmitSettleState()
     {
         ILGenerator il = _il;
+        // Registers first: no guest register is then live across the call (RyuJIT keeps values live across calls in
+        // the few callee-saved registers or in the frame).
+        StoreRegisters();
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Ldloc, _lop);
         il.Emit(OpCodes.Ldloc, _la);
@@ -727,7 +838,6 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Ldloc, _lc);
         il.Emit(OpCodes.Call, s_materialize);
         il.Emit(OpCodes.Stloc, _fl);
-        StoreRegisters();
         il.Emit(OpCodes.Ldloc, _state);
         il.Emit(OpCodes.Ldloc, _fl);
         il.Emit(OpCodes.Stfld, s_rflags);
@@ -904,6 +1014,7 @@ internal sealed class JitTranslator
             : _ins[i].Mnemonic is Mnemonic.In or Mnemonic.Out ? TcgCpu.JitStepPortIo
             : TcgCpu.JitStepEnds);
         il.Emit(OpCodes.Call, s_step);
+        EmitDropStackPage();
         int done0 = _local;
         LocalBuilder st = TempInt();
         il.Emit(OpCodes.Stloc, st);
@@ -1300,6 +1411,7 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Brfalse, FaultStub());
         il.Emit(OpCodes.Ldloc, _slowValue);
         il.Emit(OpCodes.Stloc, value);
+        EmitDropStackPage();
         il.MarkLabel(done);
         return value;
     }
@@ -1360,7 +1472,163 @@ internal sealed class JitTranslator
         il.Emit(OpCodes.Call, s_writeSlow);
         il.Emit(OpCodes.Brfalse, FaultStub());
         EmitNoteEndBlock();
+        EmitDropStackPage();
         il.MarkLabel(done);
+    }
+
+    /// <summary>
+    /// A stack access (PUSH/POP/CALL/RET) at SS offset <paramref name="offset"/>: the segment checks of
+    /// <see cref="InlineLinear"/>, then, when the linear page is the cached stack page, the host access right away. The
+    /// cache is filled from a write-TLB hit (a writable page is readable with the same privilege) and dropped after
+    /// every interpreter call (which may flush or refill the TLB). Everything else (a TLB miss, an access that crosses
+    /// the page or the segment limit, a write to a page holding code) goes to a stub that has the interpreter run the
+    /// instruction and ends the region: no call on a path that comes back, so RyuJIT can keep the guest registers in
+    /// caller-saved host registers (with a slow-path call that returned into the region they lived in the frame). Returns the value
+    /// read (a new temporary) or null for a write.
+    /// </summary>
+    private LocalBuilder? EmitStackAccess(LocalBuilder offset, int size, LocalBuilder? value)
+    {
+        const int ss = State.Seg.SS;
+        if (_stkTag is null)
+        {
+            if (value is null)
+            {
+                return EmitRead(ss, offset, size);
+            }
+
+            EmitWrite(ss, offset, size, value);
+            return null;
+        }
+
+        ILGenerator il = _il;
+        LocalBuilder? result = value is null ? Temp() : null;
+        Label slow = StackExit(), fill = il.DefineLabel(), hit = il.DefineLabel(), done = il.DefineLabel();
+        LocalBuilder lin = InlineLinear(ss, offset, size, slow)!;
+        il.Emit(OpCodes.Ldloc, lin);
+        il.Emit(OpCodes.Ldc_I4, 12);
+        il.Emit(OpCodes.Shr_Un);
+        il.Emit(OpCodes.Ldc_I8, 1L);
+        il.Emit(OpCodes.Add);
+        il.Emit(OpCodes.Ldloc, _stkTag);
+        il.Emit(OpCodes.Bne_Un, fill);
+        il.MarkLabel(hit);
+        il.Emit(OpCodes.Ldloc, lin);
+        il.Emit(OpCodes.Conv_I4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
+        il.Emit(OpCodes.Bgt, slow);
+        if (value is not null)
+        {
+            // A page holding code: the interpreter's write bumps its generation (and ends the block on its own page).
+            il.Emit(OpCodes.Ldloc, _stkHolds!);
+            il.Emit(OpCodes.Ldind_U1);
+            il.Emit(OpCodes.Brtrue, slow);
+        }
+
+        il.Emit(OpCodes.Ldloc, _stkHost!);
+        il.Emit(OpCodes.Ldloc, lin);
+        il.Emit(OpCodes.Conv_I4);
+        il.Emit(OpCodes.Ldc_I4, 0xFFF);
+        il.Emit(OpCodes.And);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Add);
+        if (value is null)
+        {
+            switch (size)
+            {
+                case 2: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Ldind_U2); break;
+                case 4: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Ldind_U4); break;
+                default: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Ldind_I8); break;
+            }
+
+            if (size < 8)
+            {
+                il.Emit(OpCodes.Conv_U8);
+            }
+
+            il.Emit(OpCodes.Stloc, result!);
+        }
+        else
+        {
+            il.Emit(OpCodes.Ldloc, value);
+            switch (size)
+            {
+                case 2: il.Emit(OpCodes.Conv_U2); il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I2); break;
+                case 4: il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I4); break;
+                default: il.Emit(OpCodes.Unaligned, (byte)1); il.Emit(OpCodes.Stind_I8); break;
+            }
+        }
+
+        il.Emit(OpCodes.Br, done);
+
+        // Fill: the write-TLB entry of the page (tag, RAM, privilege as EmitTlbHit checks them).
+        il.MarkLabel(fill);
+        EmitTlbHit(_tlbWrite, lin, 1, slow);
+        il.Emit(OpCodes.Pop);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_tag);
+        il.Emit(OpCodes.Stloc, _stkTag);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_host);
+        il.Emit(OpCodes.Stloc, _stkHost!);
+        il.Emit(OpCodes.Ldloc, _entry);
+        il.Emit(OpCodes.Ldfld, s_physPage);
+        il.Emit(OpCodes.Stloc, _stkPhys!);
+        Label untracked = il.DefineLabel(), filled = il.DefineLabel();
+        il.Emit(OpCodes.Ldloc, _stkPhys!);
+        il.Emit(OpCodes.Ldloc, _holds);
+        il.Emit(OpCodes.Ldlen);
+        il.Emit(OpCodes.Conv_U8);
+        il.Emit(OpCodes.Bge_Un, untracked);
+        il.Emit(OpCodes.Ldloc, _holds);
+        il.Emit(OpCodes.Ldloc, _stkPhys!);
+        il.Emit(OpCodes.Conv_I);
+        il.Emit(OpCodes.Ldelema, typeof(byte));
+        il.Emit(OpCodes.Stloc, _stkHolds!);
+        il.Emit(OpCodes.Br, filled);
+        il.MarkLabel(untracked);
+        il.Emit(OpCodes.Ldsfld, s_untrackedField);
+        il.Emit(OpCodes.Ldc_I4_0);
+        il.Emit(OpCodes.Ldelema, typeof(byte));
+        il.Emit(OpCodes.Stloc, _stkHolds!);
+        il.MarkLabel(filled);
+        il.Emit(OpCodes.Br, hit);
+
+        il.MarkLabel(done);
+        if (lin != offset)
+        {
+            Free(lin);
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The label of the current instruction's interpreter stub, for a stack access the inline path does not serve:
+    /// taken before the instruction changed anything.
+    /// </summary>
+    private Label StackExit()
+    {
+        if (!_stackExits.TryGetValue(_current, out (Label Label, int Done) stub))
+        {
+            stub = (_il.DefineLabel(), _local);
+            _stackExits[_current] = stub;
+        }
+
+        return stub.Label;
+    }
+
+    private readonly Dictionary<int, (Label Label, int Done)> _stackExits = [];
+
+    /// <summary>Forgets the cached stack page (after an interpreter call, which may have changed the TLB).</summary>
+    private void EmitDropStackPage()
+    {
+        if (_stkTag is not null)
+        {
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Stloc, _stkTag);
+        }
     }
 
     /// <summary>Copies the interpreter's end-of-block request (set by writes to the current code page) into a local the instruction's end tests.</summary>
@@ -1956,7 +2224,7 @@ internal sealed class JitTranslator
                 LocalBuilder v = ReadOperand(ref ins, 0, sz, ea);
                 LocalBuilder rsp = Temp(), offset = Temp();
                 EmitStackStep(-sz, rsp, offset);
-                EmitWrite(State.Seg.SS, offset, sz, v);
+                EmitStackAccess(offset, sz, v);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 Free(offset);
@@ -1972,7 +2240,7 @@ internal sealed class JitTranslator
             {
                 int sz = ins.StackPointerIncrement;
                 LocalBuilder top = StackOffset();
-                LocalBuilder v = EmitRead(State.Seg.SS, top, sz);
+                LocalBuilder v = EmitStackAccess(top, sz, null)!;
                 if (top != _gpr[4])
                 {
                     Free(top);
@@ -1997,7 +2265,7 @@ internal sealed class JitTranslator
                 il.Emit(OpCodes.Ldc_I8, (long)(ins.NextIP & _ripMask));
                 il.Emit(OpCodes.Stloc, ret);
                 EmitStackStep(-sz, rsp, offset);
-                EmitWrite(State.Seg.SS, offset, sz, ret);
+                EmitStackAccess(offset, sz, ret);
                 il.Emit(OpCodes.Ldloc, rsp);
                 il.Emit(OpCodes.Stloc, _gpr[4]);
                 _dirty[4] = true;
@@ -2018,7 +2286,7 @@ internal sealed class JitTranslator
             {
                 int sz = ins.Code switch { Code.Retnw or Code.Retnw_imm16 => 2, Code.Retnd or Code.Retnd_imm16 => 4, _ => 8 };
                 LocalBuilder top = StackOffset();
-                LocalBuilder target = EmitRead(State.Seg.SS, top, sz);
+                LocalBuilder target = EmitStackAccess(top, sz, null)!;
                 // BranchNear: a non-canonical return address (64-bit) or one beyond the CS limit is #GP(0) with RSP unchanged.
                 Label ok = il.DefineLabel();
                 if (sz == 8)
@@ -2038,9 +2306,8 @@ internal sealed class JitTranslator
                     il.Emit(OpCodes.Ble_Un, ok);
                 }
 
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Call, s_gp0);
-                il.Emit(OpCodes.Br, FaultStub());
+                // Faulting: the interpreter runs the RET and raises it (no call on a path back into the region, see EmitStackAccess).
+                il.Emit(OpCodes.Br, StackExit());
                 il.MarkLabel(ok);
                 LocalBuilder rsp = Temp();
                 EmitStackStep(sz + (ins.OpCount == 1 ? ins.Immediate16 : 0), rsp, null);
