@@ -645,15 +645,7 @@ internal sealed class JitTranslator
         }
 
         // Shared fault exit: the lazy flags are materialised from the dynamic locals (faults are rare).
-        foreach ((int index, (Label label, int done)) in _faultStubs)
-        {
-            il.MarkLabel(label);
-            il.Emit(OpCodes.Ldc_I4, index);
-            il.Emit(OpCodes.Stloc, _exitIdx);
-            il.Emit(OpCodes.Ldc_I4, done);
-            il.Emit(OpCodes.Stloc, _exitDone);
-            il.Emit(OpCodes.Br, _faultExit);
-        }
+        EmitExitStubs(_faultStubs, _faultExit);
 
         // Stack accesses the inline path does not serve: the interpreter runs the instruction, then the region ends
         // (so it always makes progress, even when that instruction is the region's first). Registers and flags are
@@ -661,15 +653,7 @@ internal sealed class JitTranslator
         if (_stackExits.Count > 0)
         {
             Label stepExit = il.DefineLabel();
-            foreach ((int index, (Label label, int done)) in _stackExits)
-            {
-                il.MarkLabel(label);
-                il.Emit(OpCodes.Ldc_I4, index);
-                il.Emit(OpCodes.Stloc, _exitIdx);
-                il.Emit(OpCodes.Ldc_I4, done);
-                il.Emit(OpCodes.Stloc, _exitDone);
-                il.Emit(OpCodes.Br, stepExit);
-            }
+            EmitExitStubs(_stackExits, stepExit);
 
             il.MarkLabel(stepExit);
             EmitSettleState();
@@ -1620,6 +1604,20 @@ internal sealed class JitTranslator
     }
 
     private readonly Dictionary<int, (Label Label, int Done)> _stackExits = [];
+
+    /// <summary>Per stub: mark its label, store the instruction index and the retired count, branch to <paramref name="tail"/>.</summary>
+    private void EmitExitStubs(Dictionary<int, (Label Label, int Done)> stubs, Label tail)
+    {
+        foreach ((int index, (Label label, int done)) in stubs)
+        {
+            _il.MarkLabel(label);
+            _il.Emit(OpCodes.Ldc_I4, index);
+            _il.Emit(OpCodes.Stloc, _exitIdx);
+            _il.Emit(OpCodes.Ldc_I4, done);
+            _il.Emit(OpCodes.Stloc, _exitDone);
+            _il.Emit(OpCodes.Br, tail);
+        }
+    }
 
     /// <summary>Forgets the cached stack page (after an interpreter call, which may have changed the TLB).</summary>
     private void EmitDropStackPage()
