@@ -65,6 +65,15 @@ internal sealed class WhpxVm : IAcceleratorVm
                 $"whpx partitions are created for {_partition.ProcessorCount} virtual processors (the host's processor count); vCPU {index} is out of range.");
         }
 
+        if (index > 0)
+        {
+            // Application processors must wait for INIT and a start-up IPI from our local APIC, as the tcg and kvm
+            // adapters do; this adapter has no such wait (nor NMI from the local APIC), so a second vCPU would run the
+            // firmware from the reset vector beside the first. Refuse rather than run that.
+            throw new AcceleratorException(
+                "whpx runs one vCPU for now: its adapter does not yet hold application processors until INIT/SIPI; use one vCPU, or tcg or kvm for SMP.");
+        }
+
         var vcpu = new WhpxVcpu(_partition, (uint)index, _context, _cpuid);
         _vcpus.Add(vcpu);
         return vcpu;
