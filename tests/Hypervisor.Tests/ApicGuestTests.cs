@@ -77,17 +77,6 @@ public class ApicGuestTests
         Assert.That(result.ExitStatus, Is.EqualTo(qemuExit));
     }
 
-    private static (string Serial, MachineRunResult Result) Run(byte[] image, bool apic = true, TimeSpan? timeout = null, int vcpus = 1)
-    {
-        using var serial = new MemoryStream();
-        using var builder = new VirtualMachineBuilder();
-        builder.AddPcDevices(new PcOptions { Firmware = image, SerialOutput = serial, Apic = apic, VcpuCount = vcpus });
-        var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
-        using ServiceProvider provider = services.BuildServiceProvider();
-        var selector = provider.GetRequiredService<Core.Accelerators.AcceleratorSelector>();
-        using VirtualMachine vm = builder.Build(selector, Core.Accelerators.AcceleratorSpec.Parse("tcg", ["tcg"]));
-        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: timeout ?? Timeout));
-        return (Encoding.Latin1.GetString(serial.ToArray()), result);
-    }
+    private static (string Serial, MachineRunResult Result) Run(byte[] image, bool apic = true, TimeSpan? timeout = null, int vcpus = 1) =>
+        FirmwareRun.RunPc(new PcOptions { Firmware = image, Apic = apic, VcpuCount = vcpus }, timeout ?? Timeout);
 }

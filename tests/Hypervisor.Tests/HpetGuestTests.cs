@@ -46,17 +46,6 @@ public class HpetGuestTests
         Assert.That(serial, Does.Not.StartWith("HPET vendor 128 134"));
     }
 
-    private static (string Serial, MachineRunResult Result) Run(byte[] image, bool hpet = true, TimeSpan? timeout = null)
-    {
-        using var serial = new MemoryStream();
-        using var builder = new VirtualMachineBuilder();
-        builder.AddPcDevices(new PcOptions { Firmware = image, SerialOutput = serial, Hpet = hpet });
-        var services = new ServiceCollection();
-        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
-        using ServiceProvider provider = services.BuildServiceProvider();
-        var selector = provider.GetRequiredService<Core.Accelerators.AcceleratorSelector>();
-        using VirtualMachine vm = builder.Build(selector, Core.Accelerators.AcceleratorSpec.Parse("tcg", ["tcg"]));
-        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: timeout ?? Timeout));
-        return (Encoding.Latin1.GetString(serial.ToArray()), result);
-    }
+    private static (string Serial, MachineRunResult Result) Run(byte[] image, bool hpet = true, TimeSpan? timeout = null) =>
+        FirmwareRun.RunPc(new PcOptions { Firmware = image, Hpet = hpet }, timeout ?? Timeout);
 }

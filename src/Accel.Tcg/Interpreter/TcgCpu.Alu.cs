@@ -314,8 +314,7 @@ internal sealed partial class TcgCpu
         ulong ea = EffectiveAddress(ref ins);
         if (ins.Op1Kind == OpKind.Register)
         {
-            // A register bit offset addresses a bit string: it may reach outside the operand (SDM Vol. 2, BT).
-            ea = MaskAddress(ref ins, ea + (ulong)BitStringByteOffset(offset, bits));
+            ea = BitStringAddress(ref ins, ea, offset, bits);
         }
 
         ulong value = ReadLockable(seg, ea, sz);
@@ -339,6 +338,13 @@ internal sealed partial class TcgCpu
         Bt(v, off, bits, ref f);
         return v;
     }
+
+    /// <summary>
+    /// The address of the operand-sized piece of a bit string that holds bit <paramref name="offset"/> (a register bit
+    /// offset may reach outside the operand at <paramref name="ea"/>: SDM Vol. 2, BT).
+    /// </summary>
+    private ulong BitStringAddress(ref Instruction ins, ulong ea, ulong offset, int bits) =>
+        MaskAddress(ref ins, ea + (ulong)BitStringByteOffset(offset, bits));
 
     /// <summary>Wraps an address computed from a memory operand to the operand's address size.</summary>
     private ulong MaskAddress(ref Instruction ins, ulong ea)

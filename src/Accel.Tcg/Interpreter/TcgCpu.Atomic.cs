@@ -1,6 +1,5 @@
 using Hypervisor.Accel.Tcg.State;
 using Iced.Intel;
-using static Hypervisor.Accel.Tcg.Alu.Alu;
 
 namespace Hypervisor.Accel.Tcg.Interpreter;
 
@@ -123,8 +122,7 @@ internal sealed partial class TcgCpu
         ulong ea = EffectiveAddress(ref ins);
         if (ins.Mnemonic is Mnemonic.Bts or Mnemonic.Btr or Mnemonic.Btc && ins.Op1Kind == OpKind.Register)
         {
-            ulong offset = GetReg(ins.Op1Register) & SizeMask(size);
-            ea = MaskAddress(ref ins, ea + (ulong)BitStringByteOffset(offset, size * 8));
+            ea = BitStringAddress(ref ins, ea, GetReg(ins.Op1Register) & SizeMask(size), size * 8);
         }
 
         return ea;

@@ -19,18 +19,16 @@ public sealed class JitGuestTests
 {
     private const ulong CodeBase = 0x1_0000;
 
-    private static AcceleratorOptions Options(string engine) => engine == "jit" ? JitCoverage.Eager : JitCoverage.Off;
-
     /// <summary>
     /// Code that patches the immediate of the very next instruction in its own block, and the immediate of a hot
     /// subroutine it calls, in loops. The SDM (Vol. 3A, 11.6) makes a write to code visible to the next fetch, so the
     /// sums are those of the patched values.
     /// </summary>
-    [TestCase("interpreter")]
-    [TestCase("jit")]
+    [TestCase(JitCoverage.Interpreter)]
+    [TestCase(JitCoverage.Jit)]
     public void SelfModifyingCodeRunsThePatchedInstructions(string engine)
     {
-        using var m = new TestMachine(options: Options(engine));
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(CodeBase);
         m.Load(64, CodeBase, a =>
         {
@@ -68,7 +66,7 @@ public sealed class JitGuestTests
             Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Halted), exit.ToString());
             Assert.That(g.R9, Is.EqualTo((ulong)((5 * 0x100) + 5 + 4 + 3 + 2 + 1)), "same-block patch");
             Assert.That(g.R8, Is.EqualTo((ulong)Enumerable.Range(100, 10).Sum()), "patched subroutine");
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.Invalidations, Is.GreaterThan(0), "translations invalidated by the writes");
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(0), "translated code ran");
@@ -85,7 +83,7 @@ public sealed class JitGuestTests
     {
         (GeneralRegisters Regs, ulong[] Frame, ulong Cr2, long Count) Run(string engine)
         {
-            using var m = new TestMachine(options: Options(engine));
+            using var m = new TestMachine(options: JitCoverage.For(engine));
             m.StartLong64(CodeBase);
             m.WriteQword(TestMachine.Pt + (0x15 * 8), 0); // unmap 0x15000
             m.SetGate64(14, 0x1_8000);
@@ -114,7 +112,7 @@ public sealed class JitGuestTests
                 frame[i] = m.ReadQword(g.Rsp + ((ulong)i * 8));
             }
 
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(1000), "the loop ran translated");
             }
@@ -122,8 +120,8 @@ public sealed class JitGuestTests
             return (g, frame, m.Vcpu.GetSystemRegisters().Cr2, m.Vcpu.Statistics.Instructions);
         }
 
-        var reference = Run("interpreter");
-        var jit = Run("jit");
+        var reference = Run(JitCoverage.Interpreter);
+        var jit = Run(JitCoverage.Jit);
         ulong faultingMov = CodeBase + 12; // mov ebx,imm32 (5) + xor (2) + xor (2) + add rax,rcx (3)
         ulong expectedRax = (ulong)(Enumerable.Range(0, 513).Sum(c => (long)c) - (3 * 512));
         Assert.Multiple(() =>
@@ -151,12 +149,12 @@ public sealed class JitGuestTests
     /// A translated infinite loop (an IL loop in the JIT) must take an interrupt requested from another thread
     /// promptly, at an instruction boundary, with the retired-instruction count consistent with the loop counter.
     /// </summary>
-    [TestCase("interpreter")]
-    [TestCase("jit")]
+    [TestCase(JitCoverage.Interpreter)]
+    [TestCase(JitCoverage.Jit)]
     public void InterruptReachesATranslatedLoopPromptlyAtAnInstructionBoundary(string engine)
     {
         var source = new LatchedInterrupt();
-        using var m = new TestMachine(interrupts: source, options: Options(engine));
+        using var m = new TestMachine(interrupts: source, options: JitCoverage.For(engine));
         m.StartLong64(CodeBase);
         m.SetGate64(0x20, 0x1_8000);
         m.Load(64, 0x1_8000, a => a.hlt());
@@ -203,7 +201,7 @@ public sealed class JitGuestTests
             long jumps = pushedRip == loop ? counter : counter - 1;
             Assert.That(count, Is.EqualTo(1 + counter + jumps + 1), "retired instructions match the loop counter");
             Assert.That(counter, Is.GreaterThan(1000), "the loop ran");
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(counter), "the loop ran translated");
             }
@@ -217,13 +215,13 @@ public sealed class JitGuestTests
     /// is reached by a forward branch (no interrupt check). Two OUTs per iteration put the raising one before such a
     /// branch.
     /// </summary>
-    [TestCase("interpreter")]
-    [TestCase("jit")]
+    [TestCase(JitCoverage.Interpreter)]
+    [TestCase(JitCoverage.Jit)]
     public void InterruptRaisedByAnOutIsTakenRightAfterIt(string engine)
     {
         const int RaisingWrite = 500; // an even write: the OUT after INC RCX
         var source = new LatchedInterrupt();
-        using var m = new TestMachine(interrupts: source, options: Options(engine));
+        using var m = new TestMachine(interrupts: source, options: JitCoverage.For(engine));
         var device = new InterruptOnWrite(source, RaisingWrite, () => m.Vcpu);
         m.Ports.Register(0x80, 1, device, "raises an interrupt");
         m.StartLong64(CodeBase);
@@ -258,7 +256,7 @@ public sealed class JitGuestTests
             Assert.That(m.ReadQword(g.Rsp), Is.EqualTo(jmp), "delivered right after the raising OUT");
             // Two XORs, four instructions per iteration, a JMP between iterations, the handler's HLT.
             Assert.That(m.Vcpu.Statistics.Instructions, Is.EqualTo(2 + (4 * iterations) + (iterations - 1) + 1), "instructions retired");
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(RaisingWrite), "the loop ran translated");
                 Assert.That(m.Cpu.Jit!.Statistics.RegionRuns, Is.LessThan(RaisingWrite / 4), "the region went on after OUTs");

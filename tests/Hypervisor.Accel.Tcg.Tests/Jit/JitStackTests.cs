@@ -19,11 +19,9 @@ public sealed class JitStackTests
 {
     private const ulong CodeBase = 0x1_0000;
 
-    private static AcceleratorOptions Options(string engine) => engine == "jit" ? JitCoverage.Eager : JitCoverage.Off;
-
     private static (GeneralRegisters Regs, byte[] Stack, long Count, long JitInstructions) RunRecursion(string engine, int bitness, ulong rsp, int depth)
     {
-        using var m = new TestMachine(options: Options(engine));
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         if (bitness == 64)
         {
             m.StartLong64(CodeBase, rsp);
@@ -83,7 +81,7 @@ public sealed class JitStackTests
         Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Halted), $"{engine}: {exit}");
         var stack = new byte[0x4_0000];
         m.Memory.Read(new GuestAddress(0x4_0000), stack); // physical 0x40000-0x7FFFF: both stack page mappings
-        long jitInstructions = engine == "jit" ? m.Cpu.Jit!.Statistics.JitInstructions : 0;
+        long jitInstructions = engine == JitCoverage.Jit ? m.Cpu.Jit!.Statistics.JitInstructions : 0;
         return (m.Vcpu.GetGeneralRegisters(), stack, m.Vcpu.Statistics.Instructions, jitInstructions);
     }
 
@@ -98,8 +96,8 @@ public sealed class JitStackTests
     {
         const int depth = 300;
         const ulong rsp = 0x7_F006;
-        var reference = RunRecursion("interpreter", bitness, rsp, depth);
-        var jit = RunRecursion("jit", bitness, rsp, depth);
+        var reference = RunRecursion(JitCoverage.Interpreter, bitness, rsp, depth);
+        var jit = RunRecursion(JitCoverage.Jit, bitness, rsp, depth);
         Assert.Multiple(() =>
         {
             Assert.That(jit.Regs.Rdi, Is.EqualTo((ulong)(20 * depth * (depth + 1) / 2)), "sum");
@@ -120,11 +118,11 @@ public sealed class JitStackTests
     /// Real mode: SP starts at 4, so the second CALL of every pass wraps SP to 0xFFFE (SDM Vol. 1, 6.2: the stack
     /// pointer wraps within the 16-bit segment) and the return address lands at SS:0xFFFE.
     /// </summary>
-    [TestCase("interpreter")]
-    [TestCase("jit")]
+    [TestCase(JitCoverage.Interpreter)]
+    [TestCase(JitCoverage.Jit)]
     public void RealModeStackWrapsWithinTheSegment(string engine)
     {
-        using var m = new TestMachine(options: Options(engine));
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartReal(0x1000);
         GeneralRegisters g0 = m.Vcpu.GetGeneralRegisters();
         g0.Rsp = 4;
@@ -167,7 +165,7 @@ public sealed class JitStackTests
             Assert.That(g.Rdi & 0xFFFF, Is.EqualTo(expected & 0xFFFF), "sum of return addresses read at SS:0xFFFE");
             Assert.That(g.Rsp & 0xFFFF, Is.EqualTo(4UL), "balanced stack");
             Assert.That(m.ReadQword(0) & 0xFFFF, Is.EqualTo(1UL), "the last pushed SI at SS:0");
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(0), "translated code ran");
             }
@@ -179,11 +177,11 @@ public sealed class JitStackTests
     /// SDM (Vol. 3A, 11.6) makes the write visible to the next fetch, so R8 sums the pushed values, and the pushes
     /// must have invalidated the translations of the page.
     /// </summary>
-    [TestCase("interpreter")]
-    [TestCase("jit")]
+    [TestCase(JitCoverage.Interpreter)]
+    [TestCase(JitCoverage.Jit)]
     public void PushOntoACodePageIsSeenByTheNextFetch(string engine)
     {
-        using var m = new TestMachine(options: Options(engine));
+        using var m = new TestMachine(options: JitCoverage.For(engine));
         m.StartLong64(CodeBase);
         m.Load(64, CodeBase, a =>
         {
@@ -219,7 +217,7 @@ public sealed class JitStackTests
         {
             Assert.That(exit.Reason, Is.EqualTo(VcpuExitReason.Halted), exit.ToString());
             Assert.That(g.R8, Is.EqualTo(expected), "sum of the values the pushes patched in");
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.Invalidations, Is.GreaterThan(0), "the pushes invalidated translations");
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(0), "translated code ran");
@@ -237,7 +235,7 @@ public sealed class JitStackTests
     {
         (GeneralRegisters Regs, ulong[] Frame, ulong Cr2, long Count, ulong PushRip) Run(string engine)
         {
-            using var m = new TestMachine(options: Options(engine));
+            using var m = new TestMachine(options: JitCoverage.For(engine));
             m.StartLong64(CodeBase, 0x1_7010);
             m.WriteQword(TestMachine.Pt + (0x15 * 8), 0); // unmap 0x15000
             m.WriteQword(TestMachine.TssBase + 0x24, 0x7_0000); // IST1
@@ -266,7 +264,7 @@ public sealed class JitStackTests
                 frame[i] = m.ReadQword(g.Rsp + ((ulong)i * 8));
             }
 
-            if (engine == "jit")
+            if (engine == JitCoverage.Jit)
             {
                 Assert.That(m.Cpu.Jit!.Statistics.JitInstructions, Is.GreaterThan(1000), "the loop ran translated");
             }
@@ -274,8 +272,8 @@ public sealed class JitStackTests
             return (g, frame, m.Vcpu.GetSystemRegisters().Cr2, m.Vcpu.Statistics.Instructions, pushRip);
         }
 
-        var reference = Run("interpreter");
-        var jit = Run("jit");
+        var reference = Run(JitCoverage.Interpreter);
+        var jit = Run(JitCoverage.Jit);
         Assert.Multiple(() =>
         {
             Assert.That(jit.Frame[1], Is.EqualTo(jit.PushRip), "pushed RIP is the faulting PUSH");

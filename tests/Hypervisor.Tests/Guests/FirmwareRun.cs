@@ -1,5 +1,7 @@
 using System.Text;
+using Hypervisor.Core.Accelerators;
 using Hypervisor.Core.Machine;
+using Hypervisor.Devices;
 using Hypervisor.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -27,6 +29,24 @@ internal static class FirmwareRun
             Firmware = image,
             SerialOutput = serial,
         });
+        MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: timeout));
+        return (Encoding.Latin1.GetString(serial.ToArray()), result);
+    }
+
+    /// <summary>
+    /// Runs a PC built with <paramref name="options"/> (its <see cref="PcOptions.Firmware"/>; COM1 is captured) on tcg
+    /// through the builder, for tests that switch PC devices on or off.
+    /// </summary>
+    public static (string Serial, MachineRunResult Result) RunPc(PcOptions options, TimeSpan timeout)
+    {
+        using var serial = new MemoryStream();
+        using var builder = new VirtualMachineBuilder();
+        builder.AddPcDevices(options with { SerialOutput = serial });
+        var services = new ServiceCollection();
+        services.AddHypervisor(o => o.Accelerator = "tcg").AddAllAccelerators();
+        using ServiceProvider provider = services.BuildServiceProvider();
+        var selector = provider.GetRequiredService<AcceleratorSelector>();
+        using VirtualMachine vm = builder.Build(selector, AcceleratorSpec.Parse("tcg", ["tcg"]));
         MachineRunResult result = vm.Run(new MachineRunOptions(Timeout: timeout));
         return (Encoding.Latin1.GetString(serial.ToArray()), result);
     }
